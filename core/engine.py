@@ -88,7 +88,7 @@ class Engine:
 
         self._explain, self._forward, self._input_gradient = explain, forward, input_gradient
         self._cache: OrderedDict = OrderedDict()
-        self.cache_size = 32
+        self.cache_size = 8  # (photo, class) results; ~8 MB each for Lite0
 
     # --- inputs -----------------------------------------------------------------------------
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
@@ -132,8 +132,9 @@ class Engine:
         res = PassResult(
             probs=probs.numpy()[0].astype(np.float64), logits=logits.numpy()[0].astype(np.float64),
             class_index=int(cls.numpy()[0]),
-            acts={n: a.numpy()[0] for n, a in zip(self.layers, acts)},
-            grads={n: g.numpy()[0] for n, g in zip(self.layers, grads)},
+            # copies, not views: a cached view would pin TensorFlow's buffers and slow every later pass
+            acts={n: np.array(a.numpy()[0]) for n, a in zip(self.layers, acts)},
+            grads={n: np.array(g.numpy()[0]) for n, g in zip(self.layers, grads)},
             seconds=time.perf_counter() - t,
         )
         return res

@@ -1,0 +1,101 @@
+"""``python -m core bench``: speed and memory figures measured in one run (medians)."""
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+def _median_ms(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return round(statistics.median(times) * 1000, 2)
+
+
+def keras_example_gradcam(model, img_array, layer_name, pred_index=None):
+    """The eager Grad-CAM of the Keras code example, as the seed apps copied it: ``model.predict``
+    for the top-k, then a grad model built on each call, one layer per call, in eager mode."""
+    import keras
+    import tensorflow as tf
+
+    model.predict(img_array, verbose=0)  # the example's prediction step (top-k for the page)
+    grad_model = keras.models.Model(model.inputs, [model.get_layer(layer_name).output, model.output])
+    with tf.GradientTape() as tape:
+        last_conv_layer_output, preds = grad_model(img_array)
+        if pred_index is None:
+            pred_index = tf.argmax(preds[0])
+        class_channel = preds[:, pred_index]
+    grads = tape.gradient(class_channel, last_conv_layer_output)
+    pooled_grads = tf.reduce_mean(grads, axis=(0, 1, 2))
+    heatmap = last_conv_layer_output[0] @ pooled_grads[..., tf.newaxis]
+    heatmap = tf.squeeze(heatmap)
+    heatmap = tf.maximum(heatmap, 0) / (tf.math.reduce_max(heatmap) + 1e-12)
+    return heatmap.numpy()
+
+
+def run_bench(model_name: str = "efficientnet_lite0", repeats: int = 15) -> dict:
+    """Measure forward, floor, explain, rerender, Keras-example times and peak RSS on one model."""
+    from . import images, methods, models, render
+    from .engine import Engine
+
+    spec = models.get_spec(model_name)
+    model = models.load_model(model_name)
+    engine = Engine(spec, model)
+    img = images.load_path(ASSETS / "cat_and_dog.jpg")
+    rng = np.random.default_rng(0)
+    x = engine.prepare(img.rgb)
+    # warm-up: trace every compiled function once
+    engine.predict(x), engine.input_gradient(x), engine.run_input(x)
+
+    forward_ms = _median_ms(lambda: engine.predict(x), repeats)
+    floor_ms = _median_ms(lambda: engine.input_gradient(x), repeats)
+
+    # distinct photos made before timing, so every timed call is a cache miss on new pixels
+    pool = iter([np.clip(img.rgb.astype(np.int16) + rng.integers(-2, 3, img.rgb.shape), 0, 255).astype(np.uint8)
+                 for _ in range(repeats)])
+
+    def new_image():
+        res = engine.run(next(pool))
+        for layer in engine.layers:
+            methods.gradcam(res.acts[layer], res.grads[layer])
+    explain_ms = _median_ms(new_image, repeats)
+
+    res = engine.run(img.rgb)
+    base = render.display_base(img.rgb)
+    cmaps = list(render.COLORMAPS)
+    state = {"i": 0}
+
+    def rerender():
+        i = state["i"] = state["i"] + 1
+        layer = engine.layers[i % len(engine.layers)]
+        cam = engine.run(img.rgb)  # cache hit
+        render.overlay(base, methods.gradcam(cam.acts[layer], cam.grads[layer]), 0.3 + 0.05 * (i % 10),
+                       cmaps[i % len(cmaps)])
+    rerender_ms = _median_ms(rerender, max(repeats, 20))
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras warns about input structure in the example's grad model
+        keras_example_gradcam(model, x, spec.default_layer)
+        keras_example_ms = _median_ms(lambda: keras_example_gradcam(model, x, spec.default_layer),
+                                      max(3, repeats // 3))
+
+    peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return {
+        "model": model_name, "image": "assets/cat_and_dog.jpg", "repeats": repeats, "statistic": "median",
+        "forward_ms": forward_ms, "floor_ms": floor_ms, "explain_ms": explain_ms, "rerender_ms": rerender_ms,
+        "keras_example_ms": keras_example_ms, "peak_rss_mb": peak_rss_mb,
+        "explain_over_floor": round(explain_ms / floor_ms, 3),
+        "keras_example_over_explain": round(keras_example_ms / explain_ms, 2),
+        "targets": {"explain_over_floor": "<= 1.3", "keras_example_over_explain": ">= 10",
+                    "rerender_ms": "< 50", "peak_rss_mb": "<= 1200"},
+    }

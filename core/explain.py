@@ -1,0 +1,44 @@
+"""The explain use case shared by the CLI and the pages: photo + model + class → maps and top-k."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import labels, methods
+from .engine import Engine, PassResult
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One explained photo: the pass, the map at one layer, and what it took."""
+
+    result: PassResult
+    layer: str
+    method: str
+    cam: np.ndarray
+    seconds: float
+
+    @property
+    def class_index(self) -> int:
+        return self.result.class_index
+
+    @property
+    def class_prob(self) -> float:
+        return float(self.result.probs[self.result.class_index])
+
+    def top_k_records(self, k: int) -> list[dict]:
+        return [{"index": i, "label": labels.label(i), "prob": p} for i, p in self.result.top_k(k)]
+
+
+def explain(engine: Engine, rgb: np.ndarray, class_index: int | None = None, layer: str | None = None,
+            method: str = "gradcam") -> Explanation:
+    """Run (or reuse) the engine pass and compute ``method`` at ``layer`` (default: the last)."""
+    layer = layer or engine.spec.default_layer
+    if layer not in engine.layers:
+        raise ValueError(f"unknown layer {layer!r} for {engine.spec.name}; choose one of {', '.join(engine.layers)}")
+    t = time.perf_counter()
+    res = engine.run(rgb, class_index)
+    cam = methods.compute(method, res, layer)
+    return Explanation(result=res, layer=layer, method=method, cam=cam, seconds=time.perf_counter() - t)
