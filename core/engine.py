@@ -7,6 +7,7 @@ the layer, the method's display, alpha or colormap never re-runs the network.
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -88,6 +89,7 @@ class Engine:
 
         self._explain, self._forward, self._input_gradient = explain, forward, input_gradient
         self._cache: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()  # one engine serves every Streamlit session
         self.cache_size = 8  # (photo, class) results; ~8 MB each for Lite0
 
     # --- inputs -----------------------------------------------------------------------------
@@ -112,15 +114,22 @@ class Engine:
             if not 0 <= class_index < 1000:
                 raise ValueError(f"class index {class_index} is outside 0..999")
         key = (key_img, class_index)
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
         res = self.run_input(self.prepare(rgb), class_index)
-        self._store(key, res)
-        if class_index is None:
-            self._store((key_img, res.class_index), res)
+        with self._lock:
+            self._store(key, res)
+            if class_index is None:
+                self._store((key_img, res.class_index), res)
         return res
+
+    def cached(self, rgb: np.ndarray, class_index: int | None = None) -> bool:
+        """Whether :meth:`run` would answer from the cache (no network pass)."""
+        with self._lock:
+            return (pixel_hash(rgb), None if class_index is None else int(class_index)) in self._cache
 
     def run_input(self, x: np.ndarray, class_index: int | None = None) -> PassResult:
         """The compiled pass on an already preprocessed (1, S, S, 3) input (no cache)."""

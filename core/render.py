@@ -100,3 +100,8 @@ def to_png(rgb: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.asarray(rgb, np.uint8)).save(buf, "PNG")
     return buf.getvalue()
+
+
+def upsample_nearest(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Blocky (nearest) enlargement of a small RGB map, to show its true resolution."""
+    return np.asarray(Image.fromarray(np.asarray(rgb, np.uint8)).resize((width, height), Image.NEAREST), np.uint8)

@@ -1,0 +1,39 @@
+# Grad-CAM Studio — the two commands: `make run` (start the app) and `make test` (run every test).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8501
+
+.PHONY: run test install install-dev browser bench clean
+
+# (re)create the virtual environment whenever a requirements file changes
+$(VENV)/.runtime: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+run: install
+	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT)
+
+# Debian's Chromium for the real-browser tests (Playwright drives it; no browser download)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Chromium is missing: sudo apt-get install chromium"; exit 1; fi; }
+
+test: install-dev browser
+	$(PY) -m pytest
+
+bench: install
+	$(PY) -m core bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache artifacts
