@@ -131,6 +131,28 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from . import models
+    from .engine import Engine
+    from .metrics import evaluate
+
+    folder = Path(args.folder)
+    csv_path = Path(args.boxes) if args.boxes else folder.parent / "annotations.csv"
+    if not folder.is_dir() or not csv_path.is_file():
+        return _fail(f"need a folder of images and a boxes CSV (file,class_index,x0,y0,x1,y1); got {folder}, {csv_path}")
+    try:
+        spec = models.get_spec(args.model)
+        engine = Engine(spec, models.load_model(spec.name))
+    except (ValueError, models.WeightsUnavailable) as exc:
+        return _fail(str(exc))
+    result = evaluate(engine, folder, csv_path, args.layer, args.threshold, args.limit)
+    result["model"] = spec.name
+    print(json.dumps(result) if args.json else
+          f"{spec.name}: top-1 {result['top1']:.1%}, top-1 localisation error {result['top1_loc_error']:.1%} "
+          f"on {result['images']} images (Grad-CAM at {result['layer']}, threshold {result['threshold']})")
+    return 0
+
+
 def cmd_prefetch(args) -> int:
     from . import models
 
@@ -180,6 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", default=DEFAULT_MODEL)
     b.add_argument("--repeats", type=int, default=15)
     b.add_argument("--json", action="store_true")
+    v = sub.add_parser("evaluate", help="top-1 accuracy and Grad-CAM localisation error on images with boxes")
+    v.add_argument("folder", help="folder of images")
+    v.add_argument("--boxes", default=None, help="CSV file,class_index,x0,y0,x1,y1 (default: ../annotations.csv)")
+    v.add_argument("--model", default=DEFAULT_MODEL)
+    v.add_argument("--layer", default=None)
+    v.add_argument("--threshold", type=float, default=0.2)
+    v.add_argument("--limit", type=int, default=None)
+    v.add_argument("--json", action="store_true")
     f = sub.add_parser("prefetch", help="download Keras weights ahead of an offline workshop")
     f.add_argument("--model", action="append", default=None)
     return p
@@ -206,7 +236,8 @@ def main(argv=None) -> int:
         _quiet_tensorflow_import()
     except ImportError as exc:
         return _fail(f"TensorFlow is not installed ({exc}); run `make install`")
-    handler = {"models": cmd_models, "explain": cmd_explain, "bench": cmd_bench, "prefetch": cmd_prefetch}[args.cmd]
+    handler = {"models": cmd_models, "explain": cmd_explain, "bench": cmd_bench, "prefetch": cmd_prefetch,
+               "evaluate": cmd_evaluate}[args.cmd]
     try:
         return handler(args)
     except KeyboardInterrupt:

@@ -1,0 +1,77 @@
+"""AppTest smoke tests of the pages: no exception, controls present and effective."""
+import dataclasses
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import models
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+
+
+@pytest.fixture
+def app():
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def headline(at):
+    return next(m.value for m in at.markdown if m.value.startswith("Explaining"))
+
+
+def test_explain_page_renders_with_its_controls(app):
+    assert app.title[0].value == "Explain a prediction"
+    assert "German Shepherd" not in headline(app) and "class 285" in headline(app)  # Chelsea is top-1
+    labels = {w.label for w in [*app.selectbox, *app.slider, *app.select_slider, *app.radio, *app.button]}
+    for needed in ("Model", "Sample photo", "Layer (early → late)", "Top-k predictions", "Class to explain",
+                   "Heatmap opacity (alpha)", "Colormap", "Reset"):
+        assert needed in labels
+    assert not app.error
+
+
+def test_layer_class_and_sample_controls_are_effective(app):
+    app.select_slider(key="layer_efficientnet_lite0").set_value("block5c_add").run()
+    assert "`block5c_add`" in headline(app)
+    radio = app.radio[0]
+    assert any("German Shepherd" in o for o in radio.options)  # the dog is in the photo's top-5
+    radio.set_value(235).run()
+    assert "class 235" in headline(app) and app.session_state["class_index"] == 235
+    app.select_slider(key="layer_efficientnet_lite0").set_value("top_activation").run()
+    assert "class 235" in headline(app)  # the class is kept by index while the layer changes
+    app.selectbox(key="sample").set_value("Espresso cup").run()
+    assert "class 967" in headline(app)  # a new photo explains its own top-1 again
+    assert not app.exception
+
+
+def test_any_class_by_search_and_topk_alpha_colormap(app):
+    app.selectbox(key="class_any_285").set_value(1).run()  # goldfish, not in the top-k
+    assert "class 1," in headline(app)
+    app.slider(key="top_k").set_value(3).run()
+    app.slider(key="alpha").set_value(0.8).run()
+    app.selectbox(key="colormap").set_value("viridis").run()
+    assert not app.exception and "class 1," in headline(app)
+
+
+def test_reset_restores_defaults(app):
+    app.selectbox(key="sample").set_value("Rocket launch").run()
+    app.slider(key="alpha").set_value(0.9).run()
+    next(b for b in app.button if b.label == "Reset").click().run()
+    assert app.session_state["alpha"] == 0.45 and app.session_state["sample"] == "Cat and dog"
+    assert "class 285" in headline(app)
+
+
+def test_keras_model_without_weights_offers_the_default(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    spec = dataclasses.replace(models.REGISTRY["resnet50"], weights_url="http://127.0.0.1:9/unreachable.h5")
+    monkeypatch.setitem(models.REGISTRY, "resnet50", spec)
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.selectbox(key="model").set_value("resnet50").run()
+    assert not at.exception
+    assert len(at.error) == 1 and "cannot be reached" in at.error[0].value and "\n" not in at.error[0].value
+    next(b for b in at.button if "offline default" in b.label).click().run()
+    assert at.session_state["model"] == models.DEFAULT_MODEL and not at.error
+    assert "Explaining" in headline(at)

@@ -1,0 +1,102 @@
+"""The CLI contract: python -m core models | explain | bench | prefetch | evaluate."""
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import models
+from core.__main__ import main
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "assets"
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_explain_batch_json_lines_with_bad_inputs_goes_on(tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    p = run_cli("explain", str(ASSETS / "cat.jpg"), str(bad), str(tmp_path / "missing.jpg"), str(ASSETS / "dog.jpg"),
+                "--json", "--top-k", "3")
+    assert p.returncode == 1
+    assert "Traceback" not in p.stderr + p.stdout
+    lines = [json.loads(line) for line in p.stdout.splitlines()]
+    assert [Path(r["image"]).name for r in lines] == ["cat.jpg", "notes.png", "missing.jpg", "dog.jpg"]
+    good = lines[0]
+    assert set(good) >= {"image", "model", "layer", "method", "class_index", "top_k", "cam", "seconds", "class_prob"}
+    assert good["model"] == "efficientnet_lite0" and good["layer"] == "top_activation" and good["method"] == "gradcam"
+    assert np.array(good["cam"]).shape == (7, 7) and np.isfinite(good["cam"]).all()
+    assert len(good["top_k"]) == 3 and good["top_k"][0]["index"] == good["class_index"]
+    assert good["class_prob"] == pytest.approx(good["top_k"][0]["prob"])
+    for r in lines[1:3]:
+        assert set(r) == {"image", "error"} and "\n" not in r["error"]
+    assert lines[3]["class_index"] == 235
+
+
+def test_explain_targets_layer_and_overlays(tmp_path, capsys):
+    csv = tmp_path / "t.csv"
+    csv.write_text("file,class_index\ncat_and_dog.jpg,235\ncat.jpg,281\n")
+    rc = main(["explain", str(ASSETS / "cat_and_dog.jpg"), str(ASSETS / "cat.jpg"), "--targets", str(csv),
+               "--layer", "block5c_add", "--json", "--out", str(tmp_path / "out")])
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rc == 0
+    assert [r["class_index"] for r in out] == [235, 281]
+    assert all(np.array(r["cam"]).shape == (14, 14) for r in out)
+    assert all(Path(r["overlay"]).stat().st_size > 1000 for r in out)
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--class", "1000"], "outside 0..999"),
+    (["--layer", "nope"], "unknown layer"),
+    (["--model", "alexnet"], "unknown model"),
+    (["--method", "magic"], "unknown method"),
+    (["--top-k", "0"], "--top-k"),
+])
+def test_explain_bad_options_one_line(args, msg, capsys):
+    rc = main(["explain", str(ASSETS / "cat.jpg"), *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_targets_file(tmp_path, capsys):
+    csv = tmp_path / "t.csv"
+    csv.write_text("name,label\nx,1\n")
+    assert main(["explain", str(ASSETS / "cat.jpg"), "--targets", str(csv)]) == 2
+    assert "file,class_index" in capsys.readouterr().err
+
+
+def test_models_json(capsys):
+    assert main(["models", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert set(d) == set(models.REGISTRY)
+    lite = d["efficientnet_lite0"]
+    assert lite["input_size"] == 224 and lite["weights"] == "cached"
+    assert lite["layers"][-1] == {"name": "top_activation", "shape": [7, 7, 1280]}
+    assert d["xception"]["input_size"] == 299
+    assert len(d["efficientnet_b0"]["layers"]) == 18
+
+
+def test_prefetch_without_network_is_one_sentence(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    spec = dataclasses.replace(models.REGISTRY["mobilenet_v2"], weights_url="http://127.0.0.1:9/none.h5")
+    monkeypatch.setitem(models.REGISTRY, "mobilenet_v2", spec)
+    assert main(["prefetch", "--model", "mobilenet_v2", "--model", "efficientnet_lite0"]) == 1
+    cap = capsys.readouterr()
+    assert "cannot be reached" in cap.err and "Traceback" not in cap.err
+    assert "efficientnet_lite0: ready" in cap.out
+    assert not list((tmp_path / "models").glob("*"))  # nothing half-downloaded left behind
+
+
+def test_bench_json_has_every_figure(capsys):
+    assert main(["bench", "--json", "--repeats", "3"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    for k in ("forward_ms", "floor_ms", "explain_ms", "rerender_ms", "keras_example_ms", "peak_rss_mb",
+              "explain_over_floor", "keras_example_over_explain"):
+        assert isinstance(d[k], float) and d[k] > 0, k
+    assert d["explain_over_floor"] == pytest.approx(d["explain_ms"] / d["floor_ms"], rel=0.01)
