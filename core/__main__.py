@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--colormap", default="jet", choices=COLORMAPS)
     b = sub.add_parser("bench", help="speed and memory figures in one run")
     b.add_argument("--model", default=DEFAULT_MODEL)
-    b.add_argument("--repeats", type=int, default=15)
+    b.add_argument("--repeats", type=int, default=25)
     b.add_argument("--json", action="store_true")
     v = sub.add_parser("evaluate", help="top-1 accuracy and Grad-CAM localisation error on images with boxes")
     v.add_argument("folder", help="folder of images")

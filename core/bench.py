@@ -41,7 +41,7 @@ def keras_example_gradcam(model, img_array, layer_name, pred_index=None):
     return heatmap.numpy()
 
 
-def run_bench(model_name: str = "efficientnet_lite0", repeats: int = 15) -> dict:
+def run_bench(model_name: str = "efficientnet_lite0", repeats: int = 25) -> dict:
     """Measure forward, floor, explain, rerender, Keras-example times and peak RSS on one model."""
     from . import images, methods, models, render
     from .engine import Engine

@@ -141,12 +141,12 @@ def load_path(path) -> LoadedImage:
 
 
 def pixel_hash(rgb: np.ndarray) -> str:
-    """An exact hash of the pixels (shape included), for caches."""
+    """An exact hash of the pixels (shape and dtype included), for caches (SHA-1: fast, not for security)."""
     import hashlib
 
-    h = hashlib.blake2b(digest_size=16)
-    h.update(str(rgb.shape).encode())
-    h.update(np.ascontiguousarray(rgb).tobytes())
+    a = np.ascontiguousarray(rgb)
+    h = hashlib.sha1(f"{a.shape}{a.dtype}".encode(), usedforsecurity=False)
+    h.update(memoryview(a).cast("B"))
     return h.hexdigest()
 
 

@@ -13,12 +13,15 @@ from .engine import PassResult
 
 def channel_weights(G: np.ndarray) -> np.ndarray:
     """Grad-CAM's α_k: the spatial mean of ∂y^c/∂A^k (Selvaraju et al., eq. 1)."""
-    return np.asarray(G, np.float64).mean(axis=(0, 1))
+    G = np.asarray(G)
+    return G.reshape(-1, G.shape[-1]).mean(axis=0, dtype=np.float64)
 
 
 def weighted_sum(A: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Σ_k w_k A^k, before any ReLU."""
-    return np.tensordot(np.asarray(A, np.float64), np.asarray(w, np.float64), axes=([2], [0]))
+    """Σ_k w_k A^k, before any ReLU (accumulated in the activations' precision, returned as float64)."""
+    A = np.asarray(A)
+    flat = A.reshape(-1, A.shape[-1]) @ np.asarray(w, A.dtype if A.dtype.kind == "f" else np.float64)
+    return flat.reshape(A.shape[:-1]).astype(np.float64)
 
 
 def gradcam(A: np.ndarray, G: np.ndarray) -> np.ndarray:
