@@ -1,9 +1,10 @@
 """Grad-CAM Studio: entry point. Wires navigation; each page draws the shared sidebar."""
 import streamlit as st
 
-st.set_page_config(page_title="Grad-CAM Studio", page_icon="🔥", layout="wide")
+st.set_page_config(page_title="Grad-CAM Studio", page_icon=":material/local_fire_department:", layout="wide")
 
 pages = [
-    st.Page("pages/explain.py", title="Explain", icon="🔎", default=True),
+    st.Page("app_pages/explain.py", title="Explain", icon=":material/search:", default=True),
+    st.Page("app_pages/occlude.py", title="Occlude", icon=":material/format_paint:", url_path="occlude"),
 ]
 st.navigation(pages).run()

@@ -55,9 +55,9 @@ def _read_targets(path: str) -> dict[str, int]:
 
 
 def cmd_explain(args) -> int:
-    from . import images, labels, models, render
+    from . import images, labels, models, occlusion, render
     from .engine import Engine
-    from .explain import explain
+    from .explain import explain, method_names
 
     if args.class_index is not None and not 0 <= args.class_index < 1000:
         return _fail(f"--class {args.class_index} is outside 0..999")
@@ -68,10 +68,16 @@ def cmd_explain(args) -> int:
         spec = models.get_spec(args.model)
         if args.layer and args.layer not in spec.layers:
             return _fail(f"unknown layer {args.layer!r} for {spec.name}; choose one of {', '.join(spec.layers)}")
-        from .methods import METHODS
-
-        if args.method not in METHODS:
-            return _fail(f"unknown method {args.method!r}; choose one of {', '.join(METHODS)}")
+        if args.method not in method_names():
+            return _fail(f"unknown method {args.method!r}; choose one of {', '.join(method_names())}")
+        if args.patch < 1 or args.stride < 1:
+            return _fail("--patch and --stride must be at least 1")
+        mask_bytes = None
+        if args.mask:
+            try:
+                mask_bytes = Path(args.mask).read_bytes()
+            except OSError as exc:
+                return _fail(f"cannot read mask {args.mask}: {exc.strerror}")
         engine = Engine(spec, models.load_model(spec.name))
     except (ValueError, models.WeightsUnavailable) as exc:
         return _fail(str(exc))
@@ -83,23 +89,31 @@ def cmd_explain(args) -> int:
         try:
             img = images.load_path(path)
             cls = targets.get(Path(path).name, args.class_index)
-            ex = explain(engine, img.rgb, cls, args.layer, args.method)
+            rgb, extra = img.rgb, {}
+            if mask_bytes is not None:
+                if cls is None:
+                    cls = engine.run(rgb).class_index  # explain the original photo's top-1 on the occluded one
+                mask = occlusion.load_mask(mask_bytes, *img.size, name=Path(args.mask).name)
+                extra = {"mask": args.mask, "fill": args.fill, "mask_fraction": round(float(mask.mean()), 6),
+                         "original_class_prob": float(engine.run(rgb, cls).probs[cls])}
+                rgb = occlusion.apply_fill(rgb, mask, args.fill)
+            ex = explain(engine, rgb, cls, args.layer, args.method, args.patch, args.stride)
             if not all(math.isfinite(v) for v in ex.cam.ravel()):
                 raise ValueError("the map is not finite")
             rec = {
                 "image": path, "model": spec.name, "layer": ex.layer, "method": ex.method,
                 "class_index": ex.class_index, "class_label": labels.label(ex.class_index),
                 "class_prob": ex.class_prob, "top_k": ex.top_k_records(args.top_k),
-                "cam": ex.cam.tolist(), "seconds": round(ex.seconds, 4),
+                "cam": ex.cam.tolist(), "seconds": round(ex.seconds, 4), **extra,
             }
             if out_dir:
-                base = render.display_base(img.rgb, 1024)
+                base = render.display_base(rgb, 1024)
                 dest = out_dir / f"{Path(path).stem}_{ex.method}_{ex.layer}.png"
                 dest.write_bytes(render.to_png(render.overlay(base, ex.cam, args.alpha, args.colormap)))
                 rec["overlay"] = str(dest)
-        except (images.ImageError, ValueError, OSError) as exc:
+        except (images.ImageError, occlusion.MaskError, ValueError, OSError) as exc:
             failed += 1
-            msg = str(exc) if isinstance(exc, images.ImageError) else f"{Path(path).name}: {exc}"
+            msg = str(exc) if isinstance(exc, (images.ImageError, occlusion.MaskError)) else f"{Path(path).name}: {exc}"
             if args.json:
                 print(json.dumps({"image": path, "error": msg}), flush=True)
             else:
@@ -196,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--top-k", type=int, default=5)
     e.add_argument("--json", action="store_true", help="one JSON object per image per line")
     e.add_argument("--out", default=None, metavar="DIR", help="also write overlay PNGs there")
+    e.add_argument("--mask", default=None, metavar="MASK.png", help="occlude where the mask is non-zero (any size)")
+    e.add_argument("--fill", default="gray", choices=("gray", "black", "blur", "noise", "mean"))
+    e.add_argument("--patch", type=int, default=32, help="occlusion patch size at the model input (px)")
+    e.add_argument("--stride", type=int, default=16, help="occlusion stride at the model input (px)")
     e.add_argument("--alpha", type=float, default=0.5)
     e.add_argument("--colormap", default="jet", choices=COLORMAPS)
     b = sub.add_parser("bench", help="speed and memory figures in one run")

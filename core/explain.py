@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import labels, methods
+from . import labels, methods, occlusion
 from .engine import Engine, PassResult
+
+OCCLUSION_LAYER = "input"  # the occlusion-sensitivity map lives at the model input's resolution
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,24 @@ class Explanation:
         return [{"index": i, "label": labels.label(i), "prob": p} for i, p in self.result.top_k(k)]
 
 
+def method_names() -> list[str]:
+    """Every method ``explain`` accepts (gradient/activation methods plus 'occlusion')."""
+    return [*methods.METHODS, "occlusion"]
+
+
 def explain(engine: Engine, rgb: np.ndarray, class_index: int | None = None, layer: str | None = None,
-            method: str = "gradcam") -> Explanation:
-    """Run (or reuse) the engine pass and compute ``method`` at ``layer`` (default: the last)."""
+            method: str = "gradcam", patch: int = 32, stride: int = 16) -> Explanation:
+    """Run (or reuse) the engine pass and compute ``method`` at ``layer`` (default: the last).
+
+    ``method="occlusion"`` slides a gray ``patch`` with ``stride`` over the model input instead
+    (batched forward passes; the map is at the input resolution).
+    """
+    if method == "occlusion":
+        t = time.perf_counter()
+        res = engine.run(rgb, class_index)
+        cam, _passes = occlusion.sensitivity(engine, rgb, res.class_index, patch, stride)
+        return Explanation(result=res, layer=OCCLUSION_LAYER, method=method, cam=cam,
+                           seconds=time.perf_counter() - t)
     layer = layer or engine.spec.default_layer
     if layer not in engine.layers:
         raise ValueError(f"unknown layer {layer!r} for {engine.spec.name}; choose one of {', '.join(engine.layers)}")

@@ -75,3 +75,29 @@ def test_keras_model_without_weights_offers_the_default(monkeypatch, tmp_path):
     next(b for b in at.button if "offline default" in b.label).click().run()
     assert at.session_state["model"] == models.DEFAULT_MODEL and not at.error
     assert "Explaining" in headline(at)
+
+
+def test_occlude_page_without_a_drawing_and_its_actions():
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("app_pages/occlude.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Occlusion studio"
+    summary = next(m.value for m in at.markdown if "of the photo occluded" in m.value)
+    assert "0.0% of the photo occluded" in summary and "+0.0 points" in summary
+    assert {"Tool", "Brush size"} <= {w.label for w in [*at.radio, *at.slider]}
+    assert at.selectbox(key="occ_fill").options == ["gray", "black", "blur", "noise", "mean"]
+    at.button(key="occ_top").click().run()
+    removed = at.metric[0]
+    assert removed.label.startswith("p(") and removed.delta.startswith("-")
+    at.button(key="occ_keep").click().run()
+    assert not at.exception
+    at.slider(key="occ_patch").set_value(112).run()
+    at.slider(key="occ_stride").set_value(56).run()
+    at.button(key="occ_run").click().run()
+    assert not at.exception
+    key, smap, passes, _secs = at.session_state["occ_sens"]
+    assert key[3:5] == (112, 56) and passes == 1 and smap.shape == (224, 224)  # 3×3 positions, one batch
+    at.selectbox(key="occ_fill").set_value("blur").run()
+    at.select_slider(key="layer_efficientnet_lite0").set_value("block5c_add").run()
+    assert not at.exception

@@ -97,6 +97,30 @@ def test_bench_json_has_every_figure(capsys):
     assert main(["bench", "--json", "--repeats", "3"]) == 0
     d = json.loads(capsys.readouterr().out)
     for k in ("forward_ms", "floor_ms", "explain_ms", "rerender_ms", "keras_example_ms", "peak_rss_mb",
-              "explain_over_floor", "keras_example_over_explain"):
+              "explain_over_floor", "keras_example_over_explain", "mask_ms", "occlusion_map_ms"):
         assert isinstance(d[k], float) and d[k] > 0, k
     assert d["explain_over_floor"] == pytest.approx(d["explain_ms"] / d["floor_ms"], rel=0.01)
+    assert d["occlusion_forward_passes"] == 11  # 13×13 positions of a 32-px patch, stride 16, in batches of 16
+
+
+def test_explain_with_a_mask_and_occlusion_method(tmp_path, capsys):
+    from PIL import Image
+
+    mask = Image.new("L", (94, 40), 0)
+    mask.paste(255, (61, 0, 94, 40))  # the dog's side of the cat-and-dog photo, at a tenth of its size
+    mask.save(tmp_path / "dog.png")
+    photo = str(ASSETS / "cat_and_dog.jpg")
+    rc = main(["explain", photo, "--class", "235", "--mask", str(tmp_path / "dog.png"), "--fill", "blur", "--json"])
+    r = json.loads(capsys.readouterr().out)
+    assert rc == 0 and r["fill"] == "blur" and 0.3 < r["mask_fraction"] < 0.4
+    assert r["class_prob"] < 0.1 * r["original_class_prob"]
+    assert np.array(r["cam"]).shape == (7, 7)
+    rc = main(["explain", photo, "--method", "occlusion", "--patch", "56", "--stride", "28", "--json"])
+    r = json.loads(capsys.readouterr().out)
+    assert rc == 0 and r["method"] == "occlusion" and r["layer"] == "input"
+    assert np.array(r["cam"]).shape == (224, 224)
+    rc = main(["explain", photo, "--mask", str(tmp_path / "missing.png")])
+    assert rc == 2 and "cannot read mask" in capsys.readouterr().err
+    (tmp_path / "bad.png").write_text("nope")
+    rc = main(["explain", photo, "--mask", str(tmp_path / "bad.png"), "--json"])
+    assert rc == 1 and "error" in json.loads(capsys.readouterr().out)

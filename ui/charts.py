@@ -26,3 +26,49 @@ def top_k_chart(top: list[tuple[int, float]], highlight: int) -> alt.Chart:
         )
         .properties(height=34 * len(top) + 30)
     )
+
+
+def change_table(before, after, k: int) -> pd.DataFrame:
+    """Rows for the union of both top-k lists: probability before/after, change, entered/left."""
+    top_b = [i for i, _ in before.top_k(k)]
+    top_a = [i for i, _ in after.top_k(k)]
+    rows = []
+    for i in list(dict.fromkeys(top_b + top_a)):
+        status = "" if i in top_b and i in top_a else ("entered top-k" if i in top_a else "left top-k")
+        mark = {"": "", "entered top-k": "  ▲ new in top-k", "left top-k": "  ▼ left top-k"}[status]
+        rows.append({"class": f"{labels.label(i)} [{i}]{mark}", "index": i, "before": float(before.probs[i]),
+                     "after": float(after.probs[i]), "change": float(after.probs[i] - before.probs[i]),
+                     "status": status})
+    return pd.DataFrame(rows)
+
+
+def change_chart(table: pd.DataFrame, highlight: int) -> alt.Chart:
+    """Before/after bars per class, the change in red (drop) or green (rise); ▲/▼ mark classes entering/leaving."""
+    long = table.melt(id_vars=["class", "index", "status", "change"], value_vars=["before", "after"],
+                      var_name="photo", value_name="probability")
+    long["photo"] = long["photo"].map({"before": "original", "after": "occluded"})
+    order = list(table["class"])
+    bars = (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            y=alt.Y("class:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
+            yOffset=alt.YOffset("photo:N", sort=["original", "occluded"]),
+            x=alt.X("probability:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("photo:N", scale=alt.Scale(domain=["original", "occluded"], range=["#9ecae1", "#08519c"]),
+                            legend=alt.Legend(orient="bottom", title=None)),
+            tooltip=["class", "photo", alt.Tooltip("probability:Q", format=".2%"),
+                     alt.Tooltip("change:Q", format="+.2%"), "status"],
+        )
+    )
+    labels_ = (
+        alt.Chart(table)
+        .mark_text(align="left", dx=4, fontWeight="bold")
+        .encode(
+            y=alt.Y("class:N", sort=order),
+            x=alt.value(0),
+            text=alt.Text("change:Q", format="+.1%"),
+            color=alt.condition("datum.change < 0", alt.value("#d62728"), alt.value("#2ca02c")),
+        )
+    )
+    return alt.layer(bars, labels_).properties(height=48 * len(table) + 40)

@@ -1,0 +1,115 @@
+"""Real-browser test: Playwright drives Debian's Chromium (headless) against `streamlit run`.
+
+Draws a rectangle over the dog on the Occlude page with the mouse and checks that the page then shows
+a lower probability for the dog class. Screenshots go to artifacts/e2e/.
+"""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts" / "e2e"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CAT_DOG_SEAM = 601 / 940  # assets/cat_and_dog.jpg: the dog is right of this fraction of the width
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    log = open(ROOT / "artifacts" / "e2e-streamlit.log", "w") if ARTIFACTS.parent.mkdir(exist_ok=True) is None else None
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is needed (make test installs it)"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        pg = browser.new_page(viewport={"width": 1400, "height": 1100})
+        yield pg
+        browser.close()
+
+
+def dog_row_probs(pg):
+    """(before, after) probability of the German shepherd, read from the page's before/after table."""
+    row = pg.locator("table tr", has_text="German Shepherd Dog [235]").first
+    cells = [c.strip() for c in row.locator("th, td").all_inner_texts()]
+    pcts = [float(m) for c in cells for m in re.findall(r"^([\d.]+)%$", c)]
+    return pcts[0], pcts[1]
+
+
+def test_drawing_a_rectangle_over_the_dog_lowers_its_probability(server, page):
+    page.goto(server + "/occlude", timeout=120_000)
+    page.get_by_text("Occlusion studio").wait_for(timeout=180_000)
+    # choose the cat-and-dog sample explicitly
+    page.get_by_label("Sample photo").first.click()
+    page.get_by_role("option", name="Cat and dog").click()
+    page.locator("table tr", has_text="German Shepherd Dog [235]").first.wait_for(timeout=120_000)
+    before, after = dog_row_probs(page)
+    assert before == pytest.approx(after)  # nothing painted yet
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for(timeout=60_000)
+    canvas.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "occlude-before.png"), full_page=True)
+    box = canvas.bounding_box()
+    x0 = box["x"] + box["width"] * (CAT_DOG_SEAM + 0.02)
+    x1 = box["x"] + box["width"] * 0.995
+    y0, y1 = box["y"] + box["height"] * 0.01, box["y"] + box["height"] * 0.99
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for f in (0.25, 0.5, 0.75, 1.0):
+        page.mouse.move(x0 + (x1 - x0) * f, y0 + (y1 - y0) * f, steps=5)
+    page.mouse.up()
+    # the component sends the drawing, the page re-runs and shows the occluded photo's probabilities
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('p, div')].some(e => /of the photo occluded/.test(e.textContent)
+              && !/ 0\\.0% of the photo occluded/.test(e.textContent))""", timeout=120_000)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        b, a = dog_row_probs(page)
+        if a < b:
+            break
+        time.sleep(1)
+    page.screenshot(path=str(ARTIFACTS / "occlude-after.png"), full_page=True)
+    assert a < b, f"dog probability did not drop: {b}% → {a}%"
+    assert a < 0.5 * b
