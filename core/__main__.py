@@ -97,7 +97,7 @@ def cmd_explain(args) -> int:
                 extra = {"mask": args.mask, "fill": args.fill, "mask_fraction": round(float(mask.mean()), 6),
                          "original_class_prob": float(engine.run(rgb, cls).probs[cls])}
                 rgb = occlusion.apply_fill(rgb, mask, args.fill)
-            ex = explain(engine, rgb, cls, args.layer, args.method, args.patch, args.stride)
+            ex = explain(engine, rgb, cls, args.layer, args.method, args.patch, args.stride, args.top_n)
             if not all(math.isfinite(v) for v in ex.cam.ravel()):
                 raise ValueError("the map is not finite")
             rec = {
@@ -111,7 +111,7 @@ def cmd_explain(args) -> int:
                 dest = out_dir / f"{Path(path).stem}_{ex.method}_{ex.layer}.png"
                 dest.write_bytes(render.to_png(render.overlay(base, ex.cam, args.alpha, args.colormap)))
                 rec["overlay"] = str(dest)
-        except (images.ImageError, occlusion.MaskError, ValueError, OSError) as exc:
+        except (images.ImageError, occlusion.MaskError, ValueError, OSError) as exc:  # NotApplicable is a ValueError
             failed += 1
             msg = str(exc) if isinstance(exc, (images.ImageError, occlusion.MaskError)) else f"{Path(path).name}: {exc}"
             if args.json:
@@ -214,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--fill", default="gray", choices=("gray", "black", "blur", "noise", "mean"))
     e.add_argument("--patch", type=int, default=32, help="occlusion patch size at the model input (px)")
     e.add_argument("--stride", type=int, default=16, help="occlusion stride at the model input (px)")
+    e.add_argument("--top-n", type=int, default=None, help="Score-CAM: only the N most active channels")
     e.add_argument("--alpha", type=float, default=0.5)
     e.add_argument("--colormap", default="jet", choices=COLORMAPS)
     b = sub.add_parser("bench", help="speed and memory figures in one run")

@@ -35,12 +35,12 @@ class Explanation:
 
 
 def method_names() -> list[str]:
-    """Every method ``explain`` accepts (gradient/activation methods plus 'occlusion')."""
-    return [*methods.METHODS, "occlusion"]
+    """Every method ``explain`` accepts (the CAM family plus 'occlusion')."""
+    return [*methods.names(), "occlusion"]
 
 
 def explain(engine: Engine, rgb: np.ndarray, class_index: int | None = None, layer: str | None = None,
-            method: str = "gradcam", patch: int = 32, stride: int = 16) -> Explanation:
+            method: str = "gradcam", patch: int = 32, stride: int = 16, top_n: int | None = None) -> Explanation:
     """Run (or reuse) the engine pass and compute ``method`` at ``layer`` (default: the last).
 
     ``method="occlusion"`` slides a gray ``patch`` with ``stride`` over the model input instead
@@ -57,5 +57,5 @@ def explain(engine: Engine, rgb: np.ndarray, class_index: int | None = None, lay
         raise ValueError(f"unknown layer {layer!r} for {engine.spec.name}; choose one of {', '.join(engine.layers)}")
     t = time.perf_counter()
     res = engine.run(rgb, class_index)
-    cam = methods.compute(method, res, layer)
+    cam = methods.compute(method, res, layer, engine=engine, rgb=rgb, top_n=top_n)
     return Explanation(result=res, layer=layer, method=method, cam=cam, seconds=time.perf_counter() - t)

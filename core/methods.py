@@ -1,14 +1,21 @@
 """Class-activation methods: small functions of one layer's activations and gradients.
 
-Every function takes ``A`` (h, w, c) activations and ``G`` (h, w, c) gradients of the class
-logit at the same layer, and returns the raw map (h, w), float64, after the method's own ReLU —
-no normalisation (that is for display, in :mod:`core.render`).
+Every gradient method takes ``A`` (h, w, c) activations and ``G`` (h, w, c) gradients of the
+class logit at the same layer — both from the one cached engine pass — and returns the raw map
+(h, w), float64, after the method's own ReLU: no normalisation (that is for display, in
+:mod:`core.render`). Eigen-CAM needs no gradient; Score-CAM runs batched forward passes; CAM
+reads the classifier's weights and applies only where the layer feeds GAP → Dense.
 """
 from __future__ import annotations
+
+import math
+from typing import Callable
 
 import numpy as np
 
 from .engine import PassResult
+
+EPS = 1e-7
 
 
 def channel_weights(G: np.ndarray) -> np.ndarray:
@@ -35,15 +42,166 @@ def counterfactual(A: np.ndarray, G: np.ndarray) -> np.ndarray:
     return np.maximum(weighted_sum(A, -channel_weights(G)), 0.0)
 
 
-METHODS = {"gradcam": gradcam, "counterfactual": counterfactual}
+GRADCAMPP_EPS = 1e-6
 
 
-def compute(method: str, res: PassResult, layer: str) -> np.ndarray:
-    """The raw map of ``method`` at ``layer`` from a cached engine pass."""
-    try:
-        fn = METHODS[method]
-    except KeyError:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}") from None
+def gradcampp(A: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """Grad-CAM++ (Chattopadhyay et al. 2018) with the closed-form weights of an exponential score:
+    α_ij^k = g² / (2g² + Σ_ab A^k_ab · g³ + ε), w_k = Σ_ij α_ij^k · ReLU(g_ij^k).
+
+    ε = 1e-6 as in pytorch-grad-cam: at intermediate layers the gradients are so small (g² ≲ 1e-6)
+    that this stabiliser shapes the weights, so we use the same one to agree with the reference.
+    """
+    A = np.asarray(A, np.float64)
+    G = np.asarray(G, np.float64)
+    g2, g3 = G ** 2, G ** 3
+    denom = 2 * g2 + A.sum(axis=(0, 1), keepdims=True) * g3 + GRADCAMPP_EPS
+    alpha = np.where(G != 0, g2 / np.where(denom != 0, denom, EPS), 0.0)
+    w = (alpha * np.maximum(G, 0)).sum(axis=(0, 1))
+    return np.maximum(weighted_sum(A, w), 0.0)
+
+
+def hirescam(A: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """HiResCAM (Draelos & Carin 2020): ReLU(Σ_k G^k ⊙ A^k) — gradients kept per position, not averaged."""
+    return np.maximum((np.asarray(G, np.float64) * np.asarray(A, np.float64)).sum(axis=2), 0.0)
+
+
+def xgradcam(A: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """XGrad-CAM (Fu et al. 2020): w_k = Σ_ij A^k_ij G^k_ij / Σ_ij A^k_ij."""
+    A = np.asarray(A, np.float64)
+    w = (np.asarray(G, np.float64) * A).sum(axis=(0, 1)) / (A.sum(axis=(0, 1)) + EPS)
+    return np.maximum(weighted_sum(A, w), 0.0)
+
+
+def layercam(A: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """LayerCAM (Jiang et al. 2021): ReLU(Σ_k ReLU(G^k) ⊙ A^k) — positive gradients as per-position weights."""
+    return np.maximum((np.maximum(np.asarray(G, np.float64), 0) * np.asarray(A, np.float64)).sum(axis=2), 0.0)
+
+
+def principal_projection(A: np.ndarray) -> np.ndarray:
+    """The centred activations projected on their first principal component, (h, w), signed.
+
+    An SVD's sign is arbitrary; it is fixed here so that the projection agrees with the mean
+    activation over channels (pytorch-grad-cam leaves it to LAPACK, so on some images its
+    Eigen-CAM shows the complementary region)."""
+    A = np.asarray(A, np.float64)
+    h, w, c = A.shape
+    X = A.reshape(h * w, c)
+    X = X - X.mean(axis=0)
+    _u, _s, vt = np.linalg.svd(X, full_matrices=False)
+    proj = X @ vt[0]
+    if np.dot(proj, A.reshape(h * w, c).mean(axis=1)) < 0:
+        proj = -proj
+    return proj.reshape(h, w)
+
+
+def eigencam(A: np.ndarray, G: np.ndarray | None = None) -> np.ndarray:
+    """Eigen-CAM (Muhammad & Yeasin 2020): ReLU of the first-principal-component projection
+    (gradient-free, so the same for every class)."""
+    return np.maximum(principal_projection(A), 0.0)
+
+
+METHODS = {"gradcam": gradcam, "counterfactual": counterfactual, "gradcampp": gradcampp, "hirescam": hirescam,
+           "xgradcam": xgradcam, "layercam": layercam, "eigencam": eigencam}
+MODEL_METHODS = ("scorecam", "cam")  # need the model: forward passes, or the classifier's weights
+
+
+class NotApplicable(ValueError):
+    """A method that is not defined for this model/layer; ``str(err)`` says why in one sentence."""
+
+
+def scorecam(engine, rgb: np.ndarray, res: PassResult, layer: str, top_n: int | None = None, batch: int = 16,
+             progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, int]:
+    """Score-CAM (Wang et al. 2020): each channel, upsampled to the input (bilinear, aligned corners)
+    and min–max scaled, masks the (preprocessed) input; the class logits of the masked inputs,
+    softmaxed over channels, weight the channels.
+
+    Args:
+        top_n: use only the N channels with the highest mean activation (the others get weight 0).
+        batch: masked inputs per forward pass.
+
+    Returns:
+        (map, forward passes).
+    """
+    A = np.asarray(res.acts[layer], np.float32)
+    h, w, c = A.shape
+    channels = np.arange(c)
+    if top_n is not None and 0 < top_n < c:
+        channels = np.argsort(-A.mean(axis=(0, 1)), kind="stable")[:top_n]
+    x = engine.prepare(rgb)  # (1, S, S, 3) preprocessed
+    size = x.shape[1]
+    up_y, up_x = _bilinear_matrix(h, size), _bilinear_matrix(w, size)
+    scores = np.full(c, -np.inf)
+    passes = 0
+    for start in range(0, len(channels), batch):
+        idx = channels[start:start + batch]
+        maps = np.einsum("yh,hwc,xw->cyx", up_y, A[:, :, idx], up_x)[..., None]  # (n, S, S, 1)
+        lo = maps.min(axis=(1, 2, 3), keepdims=True)
+        hi = maps.max(axis=(1, 2, 3), keepdims=True)
+        masks = np.where(hi > lo, (maps - lo) / np.where(hi > lo, hi - lo, 1), 0.0).astype(np.float32)
+        scores[idx] = engine.logits(x * masks)[:, res.class_index]
+        passes += 1
+        if progress:
+            progress(min(1.0, (start + len(idx)) / len(channels)))
+    finite = np.isfinite(scores)
+    weights = np.zeros(c)
+    e = np.exp(scores[finite] - scores[finite].max())
+    weights[finite] = e / e.sum()
+    return np.maximum(weighted_sum(A, weights), 0.0), passes
+
+
+def _bilinear_matrix(n: int, size: int) -> np.ndarray:
+    """(size, n) linear interpolation with aligned corners (as Score-CAM's reference upsampling)."""
+    pos = np.linspace(0, n - 1, size) if size > 1 else np.zeros(1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = (pos - lo).astype(np.float32)
+    m = np.zeros((size, n), np.float32)
+    m[np.arange(size), lo] += 1 - frac
+    m[np.arange(size), hi] += frac
+    return m
+
+
+def dense_head(engine, layer: str) -> np.ndarray:
+    """The (channels, classes) weights of the Dense classifier that ``layer`` feeds through GAP.
+
+    Raises:
+        NotApplicable: the layer does not feed global average pooling → Dense directly.
+    """
+    spec = engine.spec
+    if not spec.gap_dense:
+        raise NotApplicable(f"CAM needs a global-average-pooling → Dense head; {spec.title} has fully "
+                            "connected layers after its last convolution.")
+    if layer != spec.default_layer:
+        raise NotApplicable(f"CAM applies only at the layer that feeds the classifier ({spec.default_layer}); "
+                            f"{layer} is further from it.")
+    dense = [l for l in engine.model.layers if l.__class__.__name__ == "Dense"]
+    if len(dense) != 1:
+        raise NotApplicable("CAM needs exactly one Dense layer after global average pooling.")
+    return np.asarray(dense[0].get_weights()[0], np.float64)
+
+
+def cam(engine, res: PassResult, layer: str) -> np.ndarray:
+    """CAM (Zhou et al. 2016): ReLU(Σ_k W_kc A^k) with W the Dense classifier's weights."""
+    W = dense_head(engine, layer)
+    return np.maximum(weighted_sum(res.acts[layer], W[:, res.class_index]), 0.0)
+
+
+def names() -> list[str]:
+    """Every method name (the CLI's --method), occlusion excluded."""
+    return [*METHODS, *MODEL_METHODS]
+
+
+def compute(method: str, res: PassResult, layer: str, engine=None, rgb: np.ndarray | None = None,
+            top_n: int | None = None, progress: Callable[[float], None] | None = None) -> np.ndarray:
+    """The raw map of ``method`` at ``layer`` from a cached engine pass (Score-CAM and CAM also need the engine,
+    Score-CAM the photo)."""
     if layer not in res.acts:
         raise ValueError(f"unknown layer {layer!r}")
-    return fn(res.acts[layer], res.grads[layer])
+    if method in METHODS:
+        return METHODS[method](res.acts[layer], res.grads[layer])
+    if method == "cam":
+        return cam(engine, res, layer)
+    if method == "scorecam":
+        return scorecam(engine, rgb, res, layer, top_n, progress=progress)[0]
+    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(names())}")

@@ -1,0 +1,117 @@
+"""The CAM family: properties that must hold, on real and toy models."""
+import numpy as np
+import pytest
+
+from core import methods, render
+from core.engine import Engine
+from tests.test_gradcam_properties import CAT_DOG_SEAM, _mass_left
+from tests.toys import gap_dense_model, toy_spec
+
+GRADIENT_METHODS = list(methods.METHODS)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    model = gap_dense_model(size=32, classes=4, seed=3)
+    return Engine(toy_spec(["conv1", "last"], 32), model)
+
+
+def test_every_method_at_every_layer_for_any_class(lite_engine, photos):
+    rgb = photos["coffee.jpg"].rgb
+    for cls in (None, 1, 999):
+        res = lite_engine.run(rgb, cls)
+        for layer in lite_engine.layers[::4] + (lite_engine.layers[-1],):
+            for m in GRADIENT_METHODS:
+                cam = methods.compute(m, res, layer)
+                assert cam.shape == lite_engine.layer_shape(layer)[:2]
+                assert np.isfinite(cam).all() and cam.min() >= 0, (m, layer)
+
+
+def test_hirescam_equals_gradcam_when_the_gradient_is_spatially_constant():
+    rng = np.random.default_rng(0)
+    A = rng.random((6, 5, 8))
+    G = np.broadcast_to(rng.uniform(0.1, 1.0, size=8), (6, 5, 8))
+    g = methods.gradcam(A, G)
+    assert g.max() > 0 and (g > 0).sum() > 5  # a real map, not two zeros
+    np.testing.assert_allclose(methods.hirescam(A, G), g, rtol=1e-10)
+    G2 = G.copy()
+    G2[0, 0] += 5.0  # once the gradient varies over positions, they differ
+    assert not np.allclose(methods.hirescam(A, G2), methods.gradcam(A, G2))
+
+
+def test_hirescam_xgradcam_gradcam_coincide_at_a_gap_head(lite_engine, photos):
+    res = lite_engine.run(photos["dog.jpg"].rgb)
+    A, G = res.acts["top_activation"], res.grads["top_activation"]
+    assert np.allclose(G, G[:1, :1], rtol=1e-4, atol=1e-9)  # spatially constant
+    g = methods.gradcam(A, G)
+    assert g.max() > 0
+    np.testing.assert_allclose(methods.hirescam(A, G), g, rtol=1e-3, atol=1e-6 * g.max())
+    np.testing.assert_allclose(methods.xgradcam(A, G), g, rtol=1e-3, atol=1e-6 * g.max())
+
+
+def test_gradcam_equals_cam_through_the_methods_api(toy):
+    rgb = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    for c in range(4):
+        res = toy.run(rgb, c)
+        cam = methods.compute("cam", res, "last", engine=toy)
+        g = methods.compute("gradcam", res, "last")
+        np.testing.assert_allclose(g, cam / 256, rtol=1e-4, atol=1e-7)  # 16×16 positions
+
+
+def test_cam_says_why_it_does_not_apply(toy, lite_engine, photos):
+    res = toy.run(np.zeros((32, 32, 3), np.uint8), 0)
+    with pytest.raises(methods.NotApplicable, match="feeds the classifier"):
+        methods.compute("cam", res, "conv1", engine=toy)
+    no_gap = Engine(toy_spec(["conv1", "last"], 32, gap_dense=False), toy.model)
+    with pytest.raises(methods.NotApplicable, match="global-average-pooling"):
+        methods.compute("cam", no_gap.run(np.zeros((32, 32, 3), np.uint8), 0), "last", engine=no_gap)
+    lite = lite_engine.run(photos["dog.jpg"].rgb)
+    np.testing.assert_allclose(methods.compute("cam", lite, "top_activation", engine=lite_engine),
+                               methods.compute("gradcam", lite, "top_activation") * 49, rtol=1e-3, atol=1e-6)
+
+
+def test_scorecam_batched_equals_unbatched(lite_engine, photos):
+    rgb = photos["cat_and_dog.jpg"].rgb
+    res = lite_engine.run(rgb)
+    seen = []
+    a, pa = methods.scorecam(lite_engine, rgb, res, "block5c_add", batch=112, progress=seen.append)
+    b, pb = methods.scorecam(lite_engine, rgb, res, "block5c_add", batch=7)
+    assert (pa, pb) == (1, 16) and seen == [1.0]
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * a.max())
+
+
+def test_scorecam_top_n_uses_only_n_channels(lite_engine, photos):
+    rgb = photos["dog.jpg"].rgb
+    res = lite_engine.run(rgb)
+    full, p_full = methods.scorecam(lite_engine, rgb, res, "block5c_add")
+    top, p_top = methods.scorecam(lite_engine, rgb, res, "block5c_add", top_n=32)
+    assert p_full == 7 and p_top == 2  # 112 channels vs 32, in batches of 16
+    assert top.max() > 0 and np.isfinite(top).all()
+    same, _ = methods.scorecam(lite_engine, rgb, res, "block5c_add", top_n=112)
+    np.testing.assert_allclose(same, full, rtol=1e-5, atol=1e-8)
+
+
+def test_counterfactual_on_cat_and_dog_points_at_the_other_animal(lite_engine, photos):
+    img = photos["cat_and_dog.jpg"]
+    w, h = img.size
+    for cls, other_side_left in ((285, False), (235, True)):  # cat → the dog's side; dog → the cat's side
+        res = lite_engine.run(img.rgb, cls)
+        cf = methods.compute("counterfactual", res, "top_activation")
+        left = _mass_left(cf, w, h, CAT_DOG_SEAM)
+        assert (left > 0.6) if other_side_left else (left < 0.4), (cls, left)
+
+
+def test_eigencam_is_class_independent_and_positive_on_the_object(lite_engine, photos):
+    rgb = photos["dog.jpg"].rgb
+    a = methods.compute("eigencam", lite_engine.run(rgb, 235), "top_activation")
+    b = methods.compute("eigencam", lite_engine.run(rgb, 1), "top_activation")
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert a.max() > 0
+
+
+def test_all_zero_inputs_give_zero_maps_not_nan():
+    A = np.zeros((4, 4, 3))
+    G = np.zeros((4, 4, 3))
+    for m in GRADIENT_METHODS:
+        out = methods.METHODS[m](A, G)
+        assert np.isfinite(out).all() and (out == 0).all() and render.is_empty(out), m
