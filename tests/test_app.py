@@ -101,3 +101,42 @@ def test_occlude_page_without_a_drawing_and_its_actions():
     at.selectbox(key="occ_fill").set_value("blur").run()
     at.select_slider(key="layer_efficientnet_lite0").set_value("block5c_add").run()
     assert not at.exception
+
+
+def test_compare_page_grid_and_controls():
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Compare methods"
+    assert at.multiselect(key="cmp_methods").value == ["gradcam", "gradcampp", "hirescam", "layercam", "eigencam"]
+    assert len(at.multiselect(key="cmp_layers_efficientnet_lite0").value) == 3
+    at.multiselect(key="cmp_methods").set_value(["gradcam", "cam", "scorecam"]).run()
+    at.number_input(key="cmp_topn").set_value(16).run()
+    assert not at.exception
+    # CAM says why it does not apply at the two earlier layers, and is drawn at the last one
+    infos = [i.value for i in at.info]
+    assert sum("feeds the classifier" in t for t in infos) == 2
+    at.multiselect(key="cmp_layers_efficientnet_lite0").set_value(["stem_activation", "block5c_add"]).run()
+    assert not at.exception and sum("feeds the classifier" in i.value for i in at.info) == 2
+    at.radio(key="cmp_across").set_value("models").run()
+    assert not at.exception and at.multiselect(key="cmp_models").value == ["efficientnet_lite0"]
+    at.multiselect(key="cmp_methods").set_value([]).run()
+    assert any("at least one method" in i.value for i in at.info)
+
+
+def test_learn_page_uses_the_current_photo_and_layer():
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.switch_page("app_pages/learn.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    headers = [h.value for h in at.header]
+    assert len(headers) == 7 and headers[-1] == "7 · References"
+    text = " ".join(m.value for m in at.markdown)
+    assert "Egyptian Mau" in text and "1280 activation maps" in text and "7×7" in text
+    assert len(at.latex) >= 2
+    assert "arxiv.org/abs/1610.02391" in text and "arxiv.org/abs/2008.00299" in text
+    at.select_slider(key="layer_efficientnet_lite0").set_value("block5c_add").run()
+    text = " ".join(m.value for m in at.markdown)
+    assert not at.exception and "112 activation maps" in text and "14×14" in text
+    assert len(at.expander) == len(models.REGISTRY)  # a card per model

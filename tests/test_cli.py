@@ -101,6 +101,10 @@ def test_bench_json_has_every_figure(capsys):
         assert isinstance(d[k], float) and d[k] > 0, k
     assert d["explain_over_floor"] == pytest.approx(d["explain_ms"] / d["floor_ms"], rel=0.01)
     assert d["occlusion_forward_passes"] == 11  # 13×13 positions of a 32-px patch, stride 16, in batches of 16
+    from core import methods
+
+    assert set(d["methods_ms"]) == set(methods.names())
+    assert all(v > 0 for v in d["methods_ms"].values())
 
 
 def test_explain_with_a_mask_and_occlusion_method(tmp_path, capsys):
@@ -124,3 +128,19 @@ def test_explain_with_a_mask_and_occlusion_method(tmp_path, capsys):
     (tmp_path / "bad.png").write_text("nope")
     rc = main(["explain", photo, "--mask", str(tmp_path / "bad.png"), "--json"])
     assert rc == 1 and "error" in json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("layer,shape", [("top_activation", (7, 7)), ("block5c_add", (14, 14))])
+def test_every_method_through_the_cli(layer, shape, capsys):
+    from core import methods
+
+    for name in methods.names():
+        args = ["explain", str(ASSETS / "cat_and_dog.jpg"), "--method", name, "--layer", layer, "--json", "--top-n", "16"]
+        rc = main(args)
+        r = json.loads(capsys.readouterr().out)
+        if name == "cam" and layer != "top_activation":
+            assert rc == 1 and "feeds the classifier" in r["error"]
+            continue
+        assert rc == 0 and r["method"] == name and r["layer"] == layer, name
+        cam = np.array(r["cam"])
+        assert cam.shape == shape and np.isfinite(cam).all() and cam.min() >= 0 and cam.max() > 0, name

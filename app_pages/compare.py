@@ -1,0 +1,77 @@
+"""Compare: one photo and class, a grid of methods × layers (or × models), each cell with its map and time."""
+import time
+
+import streamlit as st
+
+from core import labels, methods, models, render
+from ui.resources import get_engine
+from ui.sidebar import sidebar
+
+ALL = methods.names()
+TITLES = {"gradcam": "Grad-CAM", "counterfactual": "Counterfactual", "gradcampp": "Grad-CAM++",
+          "hirescam": "HiResCAM", "xgradcam": "XGrad-CAM", "layercam": "LayerCAM", "eigencam": "Eigen-CAM",
+          "scorecam": "Score-CAM", "cam": "CAM"}
+
+ctx = sidebar()
+st.title("Compare methods")
+if ctx is None:
+    st.stop()
+engine, rgb, cls = ctx.engine, ctx.image.rgb, ctx.class_index
+st.markdown(f"Explaining **{labels.label(cls)}** (class {cls}) on the same photo. Every gradient method reuses the "
+            "one cached pass; Score-CAM runs its own batched forward passes. Each map is scaled to its own "
+            f"maximum and drawn with the sidebar's colormap ({ctx.colormap}) and alpha ({ctx.alpha:.2f}).")
+
+c1, c2, c3 = st.columns([3, 2, 1])
+chosen = c1.multiselect("Methods", ALL, default=["gradcam", "gradcampp", "hirescam", "layercam", "eigencam"],
+                        format_func=TITLES.get, key="cmp_methods")
+across = c2.radio("Rows", ["layers", "models"], horizontal=True, key="cmp_across")
+top_n = c3.number_input("Score-CAM channels (top-N)", 8, 4096, 256, 8, key="cmp_topn",
+                        help="Score-CAM masks the input with each channel: one forward pass per channel. "
+                             "Using only the N most active channels keeps it fast.")
+if across == "layers":
+    default_rows = [engine.layers[i] for i in sorted({len(engine.layers) // 3, 2 * len(engine.layers) // 3,
+                                                      len(engine.layers) - 1})]
+    rows = st.multiselect("Layers", list(engine.layers), default=default_rows, key=f"cmp_layers_{engine.spec.name}")
+    cells = [(engine, layer) for layer in rows]
+else:
+    ready = [n for n, s in models.REGISTRY.items() if s.weights_cached()]
+    picked = st.multiselect("Models (at their last layer; only those whose weights are available offline)", ready,
+                            default=[engine.spec.name], key="cmp_models")
+    cells = [(get_engine(n), None) for n in picked]
+
+if not chosen or not cells:
+    st.info("Choose at least one method and one row.")
+    st.stop()
+
+base = render.display_base(rgb, 360)
+header = st.columns(len(chosen) + 1)
+header[0].markdown("**row**")
+for col, m in zip(header[1:], chosen):
+    col.markdown(f"**{TITLES[m]}**")
+for eng, layer in cells:
+    layer = layer or eng.spec.default_layer
+    res = eng.run(rgb, cls)
+    shape = eng.layer_shape(layer)
+    cols = st.columns(len(chosen) + 1)
+    cols[0].markdown(f"`{layer}`  \n{shape[0]}×{shape[1]}×{shape[2]}" +
+                     ("" if across == "layers" else f"  \n{eng.spec.title}"))
+    for col, m in zip(cols[1:], chosen):
+        t = time.perf_counter()
+        try:
+            if m == "scorecam":
+                bar = col.progress(0.0, text="Score-CAM…")
+                cam, passes = methods.scorecam(eng, rgb, res, layer, top_n=int(top_n),
+                                               progress=lambda f, b=bar: b.progress(f, text=f"Score-CAM… {f:.0%}"))
+                bar.empty()
+                extra = f" · {passes} passes"
+            else:
+                cam = methods.compute(m, res, layer, engine=eng, rgb=rgb)
+                extra = ""
+        except methods.NotApplicable as exc:
+            col.info(str(exc))
+            continue
+        ms = (time.perf_counter() - t) * 1000
+        note = " · no positive evidence" if render.is_empty(cam) else ""
+        col.image(render.overlay(base, cam, ctx.alpha, ctx.colormap), width="stretch",
+                  caption=f"{ms:.0f} ms{extra}{note}")
+st.caption("The times are those of the map itself (the shared network pass is computed once per photo and class).")

@@ -1,0 +1,163 @@
+"""Learn: what Grad-CAM is for and how it works, opened up step by step on the current photo with its real numbers."""
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core import labels, methods, models, render
+from ui.sidebar import sidebar
+
+ctx = sidebar()
+st.title("Learn how Grad-CAM works")
+if ctx is None:
+    st.stop()
+engine, rgb, cls, layer = ctx.engine, ctx.image.rgb, ctx.class_index, ctx.layer
+res = engine.run(rgb, cls)
+A, G = res.acts[layer], res.grads[layer]
+h, w, k = A.shape
+name = labels.label(cls)
+base = render.display_base(rgb, 300)
+
+
+def small(cam, cmap=None, vmax=None):
+    """A map shown blocky at its true resolution, at the photo's aspect ratio."""
+    pic = render.colorize(render.normalise(cam, vmax), cmap or ctx.colormap)
+    return render.upsample_nearest(pic, base.shape[1], base.shape[0])
+
+
+st.header("1 · What an explanation is for")
+st.markdown(
+    f"The model says **{name}** with probability **{res.probs[cls]:.1%}** for this photo. A probability tells you "
+    "*what* the model decided, not *why*. A class-activation map answers a narrower question: **which regions of "
+    "this photo raised the score of this class?** That lets you check that the model looks at the object and not "
+    "at the background, the watermark or the grass under the cow, compare classes, and find where it goes wrong.")
+
+st.header(f"2 · Grad-CAM step by step, on your photo, at `{layer}`")
+st.markdown(f"The layer `{layer}` produces **{k} activation maps** (channels) of **{h}×{w}** cells. The class "
+            f"score y^c is the logit of *{name}* before the softmax: **{res.logits[cls]:.3f}**.")
+
+st.subheader("Step 1 — gradients and channel weights")
+st.latex(r"\alpha_k^c \;=\; \frac{1}{Z}\sum_{i}\sum_{j} \frac{\partial y^c}{\partial A^k_{ij}}")
+st.markdown("Back-propagation gives, for every cell of every channel, how much the class score would change if "
+            "that activation grew. Averaging these gradients over the cells (Z = h·w) gives one weight per channel: "
+            "how much the channel, as a whole, pushes the class score up (α > 0) or down (α < 0).")
+alpha = methods.channel_weights(G)
+contrib = alpha * A.reshape(-1, k).mean(axis=0)  # each channel's share of the averaged weighted sum
+order = np.argsort(-np.abs(alpha))[:24]
+df = pd.DataFrame({"channel": [f"#{i}" for i in order], "alpha": alpha[order],
+                   "sign": np.where(alpha[order] >= 0, "raises the score", "lowers the score")})
+chart = alt.Chart(df).mark_bar().encode(
+    x=alt.X("channel:N", sort=None, title=f"the 24 channels with the largest |α| (of {k})"),
+    y=alt.Y("alpha:Q", title="α (mean gradient)"),
+    color=alt.Color("sign:N", scale=alt.Scale(domain=["raises the score", "lowers the score"],
+                                              range=["#2ca02c", "#d62728"]), legend=alt.Legend(orient="bottom")),
+    tooltip=["channel", alt.Tooltip("alpha:Q", format=".3e")],
+).properties(height=240)
+st.altair_chart(chart, width="stretch")
+n_pos = int((alpha > 0).sum())
+st.caption(f"{n_pos} of {k} channels have a positive weight; α ranges from {alpha.min():.2e} to {alpha.max():.2e}.")
+
+st.subheader("Step 2 — the channels that matter most")
+top = np.argsort(-contrib)[:4]
+st.markdown("The four channels that contribute most to this class here (largest α × mean activation): their "
+            "activations A^k (where the channel fires) and their gradients (where firing more would raise the score).")
+cols = st.columns(4)
+for col, ch in zip(cols, top):
+    col.image(small(A[..., ch]), caption=f"A^{ch} · max {A[..., ch].max():.2f}", width="stretch")
+    col.image(small(np.maximum(G[..., ch], 0)), caption=f"∂y/∂A^{ch} (positive part) · α = {alpha[ch]:.2e}",
+              width="stretch")
+
+st.subheader("Step 3 — the weighted sum and the ReLU")
+st.latex(r"L^c_{\text{Grad-CAM}} \;=\; \mathrm{ReLU}\Big(\sum_k \alpha_k^c\, A^k\Big)")
+lin = methods.weighted_sum(A, alpha)
+pos, neg = np.maximum(lin, 0), np.maximum(-lin, 0)
+vmax = float(max(pos.max(), neg.max())) or None
+c1, c2, c3 = st.columns(3)
+c1.image(small(pos, vmax=vmax), caption=f"positive part (kept) · max {pos.max():.3g}", width="stretch")
+c2.image(small(neg, "viridis", vmax=vmax), caption=f"negative part (removed by the ReLU) · max {neg.max():.3g}",
+         width="stretch")
+cf = methods.counterfactual(A, G)
+c3.image(small(cf, "viridis", vmax=vmax), caption="counterfactual map (weights −α)", width="stretch")
+st.markdown(
+    f"The sum Σ α_k A^k ranges from **{lin.min():.3g}** to **{lin.max():.3g}**. The ReLU keeps only the cells that "
+    f"argue *for* {name}; the negative cells argue *against* it. Flipping the weights (−α) gives the "
+    "**counterfactual** map of the Grad-CAM paper — exactly what the ReLU removed: the regions whose removal would "
+    f"raise the confidence in {name}." + (" (Identical to the middle picture: "
+    f"max difference {np.abs(cf - neg).max():.1e}.)" if cf.size else ""))
+if render.is_empty(pos):
+    st.info(render.NO_EVIDENCE)
+
+st.subheader("Step 4 — upsampling and overlay")
+st.markdown(f"The {h}×{w} map is upsampled bilinearly to the photo ({ctx.image.size[0]}×{ctx.image.size[1]}, "
+            "its aspect ratio kept), scaled to 0…1 by its maximum for display only, coloured, and blended with "
+            f"the photo (alpha {ctx.alpha:.2f}).")
+d1, d2, d3 = st.columns(3)
+d1.image(small(pos), caption=f"{h}×{w} map", width="stretch")
+d2.image(render.heatmap(pos, base.shape[1], base.shape[0], ctx.colormap), caption="upsampled", width="stretch")
+d3.image(render.overlay(base, pos, ctx.alpha, ctx.colormap), caption="overlay", width="stretch")
+
+st.header("3 · The relatives: one idea each")
+st.markdown("""
+| method | idea | cost |
+|---|---|---|
+| **CAM** (Zhou et al. 2016) | weights = the classifier's own weights; only where the layer feeds global average pooling → dense | free, one layer |
+| **Grad-CAM** (Selvaraju et al. 2017) | weights = spatially averaged gradients; any layer, any CNN | one forward + backward |
+| **Counterfactual** (same paper) | negated weights: what argues *against* the class | free given Grad-CAM |
+| **Grad-CAM++** (Chattopadhyay et al. 2018) | weights from positive gradients with per-cell coefficients (closed form for an exponential score): better for several instances | free given the pass |
+| **HiResCAM** (Draelos & Carin 2020) | multiply gradients and activations cell by cell, no averaging: provably reflects the score's locations | free given the pass |
+| **XGrad-CAM** (Fu et al. 2020) | weights = activation-weighted average of the gradients (axiom-based) | free given the pass |
+| **LayerCAM** (Jiang et al. 2021) | positive gradients as per-cell weights: works at early, fine layers | free given the pass |
+| **Eigen-CAM** (Muhammad & Yeasin 2020) | first principal component of the activations: no gradient, no class | an SVD |
+| **Score-CAM** (Wang et al. 2020) | mask the input with each channel, weight by the class score it keeps: no gradient | one forward pass per channel |
+""")
+st.caption("At a layer that feeds global average pooling the gradient is the same in every cell, so HiResCAM and "
+           "XGrad-CAM equal Grad-CAM there, and CAM equals Grad-CAM times h·w. They differ at earlier layers.")
+
+st.header("4 · What the layer choice does")
+st.markdown("Early layers see small patches and respond to edges and textures: fine maps, little meaning. Late "
+            "layers see most of the photo and respond to object parts: coarse maps, semantic. Here is Grad-CAM of "
+            f"*{name}* at every explainable layer of {engine.spec.title}, from the one cached pass:")
+strip = list(engine.layers)
+per_row = 6
+for start in range(0, len(strip), per_row):
+    cols = st.columns(per_row)
+    for col, lname in zip(cols, strip[start:start + per_row]):
+        cam = methods.gradcam(res.acts[lname], res.grads[lname])
+        s = engine.layer_shape(lname)
+        col.image(render.overlay(render.display_base(rgb, 200), cam, ctx.alpha, ctx.colormap), width="stretch",
+                  caption=f"{lname} · {s[0]}×{s[1]}" + (" · empty" if render.is_empty(cam) else ""))
+
+st.header("5 · Strengths and limits")
+st.markdown("""
+- **Strengths:** works on any CNN without retraining; class-specific; one backward pass; easy to read.
+- **Coarse:** at the last layer a 224-pixel photo becomes 7×7 cells — a map cannot be sharper than its layer.
+- **Saturation:** when a class is nearly certain, its gradient can be tiny and the map faint or empty (the logit,
+  not the probability, is used here to soften this).
+- **Not a proof of causality:** a heatmap shows what raised the score, not what the model *needs*. Check it by
+  intervention — the Occlude page removes what the map points at and watches the score.
+- **Method and layer matter:** different methods and layers can disagree; compare them on the Compare page.
+""")
+
+st.header("6 · The models")
+for spec in models.REGISTRY.values():
+    with st.expander(f"{spec.title} — {spec.params_m:.1f} M parameters, input {spec.input_size}×{spec.input_size}"):
+        st.markdown(
+            f"- **Parameters:** {spec.params_m:.2f} M · **depth:** {spec.depth} layers with weights\n"
+            f"- **Input:** {spec.input_size}×{spec.input_size}, preprocessing `{spec.preprocess_mode}`\n"
+            f"- **Reported ImageNet top-1:** {spec.top1:.1f} %"
+            + (" (measured here on 400 validation images: 83.8 %)" if spec.family == "lite" else "") + "\n"
+            f"- **Weights:** {spec.weights_source} — licence {spec.licence}\n"
+            f"- **Classifier head:** {'global average pooling → dense (CAM applies)' if spec.gap_dense else 'fully connected layers (CAM does not apply)'}\n"
+            f"- **Explainable layers ({len(spec.layers)}, early → late):** " + ", ".join(f"`{n}`" for n in spec.layers))
+
+st.header("7 · References")
+st.markdown("""
+- Selvaraju et al., *Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization*, ICCV 2017 — [arXiv:1610.02391](https://arxiv.org/abs/1610.02391)
+- Zhou et al., *Learning Deep Features for Discriminative Localization* (CAM), CVPR 2016 — [arXiv:1512.04150](https://arxiv.org/abs/1512.04150)
+- Chattopadhyay et al., *Grad-CAM++*, WACV 2018 — [arXiv:1710.11063](https://arxiv.org/abs/1710.11063)
+- Wang et al., *Score-CAM*, CVPR Workshops 2020 — [arXiv:1910.01279](https://arxiv.org/abs/1910.01279)
+- Jiang et al., *LayerCAM*, IEEE TIP 2021 — [doi:10.1109/TIP.2021.3089943](https://doi.org/10.1109/TIP.2021.3089943)
+- Draelos & Carin, *Use HiResCAM instead of Grad-CAM*, 2020 — [arXiv:2011.08891](https://arxiv.org/abs/2011.08891)
+- Fu et al., *Axiom-based Grad-CAM* (XGrad-CAM), BMVC 2020 — [arXiv:2008.02312](https://arxiv.org/abs/2008.02312)
+- Muhammad & Yeasin, *Eigen-CAM*, IJCNN 2020 — [arXiv:2008.00299](https://arxiv.org/abs/2008.00299)
+""")
