@@ -4,7 +4,7 @@ import time
 import streamlit as st
 
 from core import labels, methods, models, render
-from ui.resources import get_engine
+from ui.resources import MAX_MODELS, get_engine
 from ui.sidebar import sidebar
 
 ALL = methods.names()
@@ -36,7 +36,8 @@ if across == "layers":
 else:
     ready = [n for n, s in models.REGISTRY.items() if s.weights_cached()]
     picked = st.multiselect("Models (at their last layer; only those whose weights are available offline)", ready,
-                            default=[engine.spec.name], key="cmp_models")
+                            default=[engine.spec.name], key="cmp_models", max_selections=MAX_MODELS,
+                            help=f"At most {MAX_MODELS} at once: that many models are kept in memory.")
     cells = [(get_engine(n), None) for n in picked]
 
 if not chosen or not cells:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -254,10 +253,7 @@ def load_model(name: str, weights: str | None = "imagenet", progress: Callable[[
     spec = get_spec(name)
     if weights == "imagenet" and spec.family == "keras":
         weights = str(fetch_weights(spec, progress))
-    t = time.perf_counter()
-    model = spec.builder(weights)
-    model._gradcam_load_seconds = time.perf_counter() - t  # noqa: SLF001 - informational
-    return model
+    return spec.builder(weights)
 
 
 def layer_shapes(spec: ModelSpec, model) -> list[dict]:
