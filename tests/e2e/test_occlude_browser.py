@@ -113,3 +113,37 @@ def test_drawing_a_rectangle_over_the_dog_lowers_its_probability(server, page):
     page.screenshot(path=str(ARTIFACTS / "occlude-after.png"), full_page=True)
     assert a < b, f"dog probability did not drop: {b}% → {a}%"
     assert a < 0.5 * b
+    occluded = occluded_fraction(page)
+    assert 25 < occluded < 40  # the dog's side of the photo
+
+    # the mask survives a layer change (no new canvas, no lost drawing)
+    page.get_by_role("slider").first.focus()
+    page.keyboard.press("ArrowLeft")
+    page.get_by_text("block7a_project_bn · 7×7").first.wait_for(timeout=60_000)
+    wait_for_fraction(page, lambda f: f == occluded)
+    assert dog_row_probs(page)[1] < dog_row_probs(page)[0]
+    page.screenshot(path=str(ARTIFACTS / "occlude-layer-changed.png"), full_page=True)
+
+    # a new photo gets a fresh canvas
+    page.get_by_label("Sample photo").first.click()
+    page.get_by_role("option", name="Espresso cup").click()
+    wait_for_fraction(page, lambda f: f == 0.0)
+
+
+def occluded_fraction(pg) -> float:
+    text = pg.get_by_text(re.compile(r"of the photo occluded")).first.inner_text()
+    return float(re.search(r"([\d.]+)% of the photo occluded", text).group(1))
+
+
+def wait_for_fraction(pg, ok, timeout=60):
+    deadline = time.time() + timeout
+    seen = None
+    while time.time() < deadline:
+        try:
+            seen = occluded_fraction(pg)
+            if ok(seen):
+                return seen
+        except Exception:  # noqa: BLE001 - the page is re-running; read again
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"occluded fraction stayed {seen}")
