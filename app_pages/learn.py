@@ -82,8 +82,8 @@ st.markdown(
     f"The sum Σ α_k A^k ranges from **{lin.min():.3g}** to **{lin.max():.3g}**. The ReLU keeps only the cells that "
     f"argue *for* {name}; the negative cells argue *against* it. Flipping the weights (−α) gives the "
     "**counterfactual** map of the Grad-CAM paper — exactly what the ReLU removed: the regions whose removal would "
-    f"raise the confidence in {name}." + (" (Identical to the middle picture: "
-    f"max difference {np.abs(cf - neg).max():.1e}.)" if cf.size else ""))
+    f"raise the confidence in {name}. (Identical to the middle picture: "
+    f"max difference {np.abs(cf - neg).max():.1e}.)")
 if render.is_empty(pos):
     st.info(render.NO_EVIDENCE)
 

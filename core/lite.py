@@ -42,13 +42,12 @@ def block_names() -> list[str]:
 def explainable_layers() -> list[str]:
     """Stem activation, every block's output, and the head activation: 18 stops, early → late."""
     names = ["stem_activation"]
-    i = 0
-    for s, (repeats, _k, stride, _e, fin, fout) in enumerate(STAGES):
-        for r in range(repeats):
-            name = block_names()[i]
-            has_skip = r > 0 or (stride == 1 and fin == fout)
-            names.append(f"{name}_add" if has_skip else f"{name}_project_bn")
-            i += 1
+    previous = None
+    for name, stage in zip(block_names(), _expanded_stages()):
+        _r, _k, stride, _e, fin, fout = stage
+        has_skip = stage is previous or (stride == 1 and fin == fout)  # repeats within a stage keep the shape
+        names.append(f"{name}_add" if has_skip else f"{name}_project_bn")
+        previous = stage
     names.append("top_activation")
     return names
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -266,11 +267,7 @@ def static_layer_shapes(spec: ModelSpec) -> list[dict]:
     return _static_shapes(spec.name)
 
 
-_shape_cache: dict[str, list[dict]] = {}
-
-
+@lru_cache(maxsize=None)
 def _static_shapes(name: str) -> list[dict]:
-    if name not in _shape_cache:
-        spec = get_spec(name)
-        _shape_cache[name] = layer_shapes(spec, spec.builder(None))
-    return _shape_cache[name]
+    spec = get_spec(name)
+    return layer_shapes(spec, spec.builder(None))

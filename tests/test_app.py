@@ -18,6 +18,15 @@ def app():
     return at
 
 
+def open_page(page):
+    """Run the app, switch to ``page`` and check it ran without an exception."""
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def headline(at):
     return next(m.value for m in at.markdown if m.value.startswith("Explaining"))
 
@@ -78,10 +87,7 @@ def test_keras_model_without_weights_offers_the_default(monkeypatch, tmp_path):
 
 
 def test_occlude_page_without_a_drawing_and_its_actions():
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    at.switch_page("app_pages/occlude.py").run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = open_page("app_pages/occlude.py")
     assert at.title[0].value == "Occlusion studio"
     summary = next(m.value for m in at.markdown if "of the photo occluded" in m.value)
     assert "0.0% of the photo occluded" in summary and "+0.0 points" in summary
@@ -104,10 +110,7 @@ def test_occlude_page_without_a_drawing_and_its_actions():
 
 
 def test_compare_page_grid_and_controls():
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.run()
-    at.switch_page("app_pages/compare.py").run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = open_page("app_pages/compare.py")
     assert at.title[0].value == "Compare methods"
     assert at.multiselect(key="cmp_methods").value == ["gradcam", "gradcampp", "hirescam", "layercam", "eigencam"]
     assert len(at.multiselect(key="cmp_layers_efficientnet_lite0").value) == 3
@@ -126,10 +129,7 @@ def test_compare_page_grid_and_controls():
 
 
 def test_learn_page_uses_the_current_photo_and_layer():
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.run()
-    at.switch_page("app_pages/learn.py").run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = open_page("app_pages/learn.py")
     headers = [h.value for h in at.header]
     assert len(headers) == 7 and headers[-1] == "7 · References"
     text = " ".join(m.value for m in at.markdown)

@@ -30,7 +30,8 @@ def free_port() -> int:
 def server():
     port = free_port()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    log = open(ROOT / "artifacts" / "e2e-streamlit.log", "w") if ARTIFACTS.parent.mkdir(exist_ok=True) is None else None
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = open(ARTIFACTS.parent / "e2e-streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
