@@ -38,6 +38,11 @@ class PassResult:
     grads: dict
     seconds: float
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the activations and gradients."""
+        return sum(a.nbytes for a in self.acts.values()) + sum(g.nbytes for g in self.grads.values())
+
     def top_k(self, k: int = 5) -> list[tuple[int, float]]:
         """The k most probable classes as (index, probability), best first."""
         k = int(max(1, min(k, self.probs.shape[0])))
@@ -46,14 +51,21 @@ class PassResult:
 
 
 class Engine:
-    """Compiled passes over one model (never mutated; a multi-output view is built once)."""
+    """Compiled passes over one model (never mutated; a multi-output view is built once).
+
+    The passes run on a copy of the model with every BatchNorm folded into its convolution
+    (:mod:`core.fold`): the same function and the same layer names in fewer ops. ``self.model`` is
+    that copy; the model handed in is left as it was and is not kept.
+    """
 
     def __init__(self, spec: ModelSpec, model):
         import keras
         import tensorflow as tf
 
+        from .fold import fold_batchnorm
+
         self.spec = spec
-        self.model = model
+        self.model = model = fold_batchnorm(model)
         self.layers = tuple(spec.layers)
         self._multi = keras.Model(model.inputs, [model.get_layer(n).output for n in self.layers] + [model.output])
         n_layers = len(self.layers)
@@ -63,7 +75,9 @@ class Engine:
 
         @tf.function(input_signature=[sig_x, sig_c], reduce_retracing=True)
         def explain(x, cls):
-            with tf.GradientTape() as tape:
+            # the tape follows the input, not the weights: no filter gradients are ever built
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(x)
                 outs = self._multi(x, training=False)
                 acts, logits = outs[:n_layers], outs[n_layers]
                 top = tf.argmax(logits, axis=-1, output_type=tf.int32)
@@ -79,7 +93,7 @@ class Engine:
 
         @tf.function(input_signature=[sig_x, sig_c], reduce_retracing=True)
         def input_gradient(x, cls):
-            with tf.GradientTape() as tape:
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(x)
                 logits = self.model(x, training=False)
                 top = tf.argmax(logits, axis=-1, output_type=tf.int32)
@@ -90,7 +104,12 @@ class Engine:
         self._explain, self._forward, self._input_gradient = explain, forward, input_gradient
         self._cache: OrderedDict = OrderedDict()
         self._lock = threading.Lock()  # one engine serves every Streamlit session
-        self.cache_size = 8  # (photo, class) results; ~8 MB each for Lite0
+        # (photo, class) results, least recently used dropped first: at most cache_size of them and
+        # cache_bytes in all, but always the last two (a photo and its occluded copy). A Lite0
+        # result is ~8 MB, a VGG16 one ~49 MB (its first block is 224×224×64).
+        self.cache_size = 8
+        self.cache_bytes = 64 * 2**20
+        self.weight_bytes = int(sum(np.prod(v.shape) * np.dtype(v.dtype).itemsize for v in model.weights))
 
     # --- inputs -----------------------------------------------------------------------------
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
@@ -151,7 +170,11 @@ class Engine:
     def _store(self, key, res):
         self._cache[key] = res
         self._cache.move_to_end(key)
-        while len(self._cache) > self.cache_size:
+        while True:
+            distinct = {id(r): r for r in self._cache.values()}  # a top-1 result sits under two keys
+            n, size = len(distinct), sum(r.nbytes for r in distinct.values())
+            if n <= 2 or (n <= self.cache_size and size <= self.cache_bytes):
+                break
             self._cache.popitem(last=False)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
