@@ -4,7 +4,8 @@ import time
 import streamlit as st
 
 from core import labels, methods, models, render
-from ui.resources import MAX_MODELS, get_engine
+from core.pool import BUDGET_MB, resident_mb
+from ui.resources import engine_pool, get_engine
 from ui.sidebar import sidebar
 
 ALL = methods.names()
@@ -36,8 +37,12 @@ if across == "layers":
 else:
     ready = [n for n, s in models.REGISTRY.items() if s.weights_cached()]
     picked = st.multiselect("Models (at their last layer; only those whose weights are available offline)", ready,
-                            default=[engine.spec.name], key="cmp_models", max_selections=MAX_MODELS,
-                            help=f"At most {MAX_MODELS} at once: that many models are kept in memory.")
+                            default=[engine.spec.name], key="cmp_models",
+                            help=f"Models are kept in memory up to {BUDGET_MB} MB of weights in all.")
+    if not engine_pool().fits(picked):
+        st.warning(f"These models need {sum(resident_mb(n) for n in picked):.0f} MB of weights together, more than the "
+                   f"{BUDGET_MB} MB kept in memory; compare fewer or smaller ones (VGG16 alone needs 300 MB).")
+        st.stop()
     cells = [(get_engine(n), None) for n in picked]
 
 if not chosen or not cells:

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import lite
+from . import lite, vgg16
 
 DEFAULT_MODEL = "efficientnet_lite0"
 _KERAS = "https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -53,6 +53,7 @@ class ModelSpec:
         depth: layers with weights (convolutions, depthwise/separable convolutions, dense), counted on the Keras model.
         top1: ImageNet top-1 accuracy reported by the weights' authors / Keras documentation (%).
         gap_dense: the last layer feeds global average pooling → Dense (CAM applies there).
+        weights_resident_mb: memory of the loaded weights where it is not 4 bytes per parameter (MiB).
         family: 'lite' or 'keras'.
     """
 
@@ -68,6 +69,7 @@ class ModelSpec:
     weights_mb: float = 0.0
     params_m: float = 0.0
     depth: int = 0
+    weights_resident_mb: float = 0.0
     top1: float = 0.0
     gap_dense: bool = True
     family: str = "keras"
@@ -87,6 +89,11 @@ class ModelSpec:
         if self.preprocess_mode == "caffe":
             return x[..., ::-1] - np.array([103.939, 116.779, 123.68], np.float32)
         return x  # 'raw': the model rescales inside (Keras EfficientNet)
+
+    @property
+    def resident_mb(self) -> float:
+        """Memory the weights take once loaded (MiB): float32, unless the model says otherwise."""
+        return self.weights_resident_mb or self.params_m * 1e6 * 4 / 2**20
 
     def weights_path(self) -> Path | None:
         """The cached Keras weights file, or None for Lite0."""
@@ -159,7 +166,8 @@ REGISTRY: dict[str, ModelSpec] = {
             weights_source="Keras applications (ImageNet)", licence="CC BY 4.0 (VGG release) / Apache-2.0",
             preprocess_mode="caffe", weights_file="vgg16_weights_tf_dim_ordering_tf_kernels.h5",
             weights_url=_KERAS + "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5",
-            weights_mb=553.5, params_m=138.36, depth=16, top1=71.3, gap_dense=False, builder=_keras_builder("VGG16", 224),
+            weights_mb=553.5, params_m=138.36, depth=16, top1=71.3, gap_dense=False,
+            weights_resident_mb=300.0, builder=lambda weights: vgg16.load(weights),  # fc1/fc2 in float16
         ),
         ModelSpec(
             name="mobilenet_v2", title="MobileNetV2 (Keras)", input_size=224,
@@ -254,7 +262,10 @@ def load_model(name: str, weights: str | None = "imagenet", progress: Callable[[
     spec = get_spec(name)
     if weights == "imagenet" and spec.family == "keras":
         weights = str(fetch_weights(spec, progress))
-    return spec.builder(weights)
+    try:
+        return spec.builder(weights)
+    except vgg16.WeightsFileError as exc:
+        raise WeightsUnavailable(str(exc)) from None
 
 
 def layer_shapes(spec: ModelSpec, model) -> list[dict]:

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import images, models
+from core import images
 from core.engine import Engine
+from core.pool import BUDGET_MB, EnginePool
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLES = {
@@ -17,14 +18,25 @@ SAMPLES = {
     "Rocket launch": "rocket.jpg",
     "Cow in a meadow": "cow.jpg",
 }
-MAX_MODELS = 2  # engines kept in memory: bounded so switching through all models stays within ~1.2 GB
 
 
-@st.cache_resource(max_entries=MAX_MODELS, show_spinner="Loading the model…")
+@st.cache_resource(show_spinner=False)
+def engine_pool() -> EnginePool:
+    """The one pool of engines shared by every session, bounded by weight memory (BUDGET_MB)."""
+    return EnginePool(BUDGET_MB)
+
+
 def get_engine(name: str) -> Engine:
-    """The engine for ``name`` with ImageNet weights (weights must already be cached for Keras models)."""
-    spec = models.get_spec(name)
-    return Engine(spec, models.load_model(name))
+    """The engine for ``name`` with ImageNet weights (weights must already be cached for Keras models).
+
+    Raises:
+        models.WeightsUnavailable: the weights file cannot be read (one sentence).
+    """
+    pool = engine_pool()
+    if name in pool.names():
+        return pool.get(name)
+    with st.spinner("Loading the model…"):
+        return pool.get(name)
 
 
 @st.cache_resource(max_entries=len(SAMPLES) + 2, show_spinner=False)

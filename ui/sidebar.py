@@ -67,7 +67,13 @@ def _choose_model() -> Engine | None:
                 model=models.DEFAULT_MODEL), type="primary")
             return None
         bar.empty()
-    return get_engine(name)
+    try:
+        return get_engine(name)
+    except models.WeightsUnavailable as exc:  # a damaged weights file
+        st.error(str(exc))
+        st.button("Use the offline default model", on_click=lambda: st.session_state.update(
+            model=models.DEFAULT_MODEL), type="primary")
+        return None
 
 
 def _choose_image() -> images.LoadedImage:

@@ -1,0 +1,175 @@
+"""BatchNorm folding, VGG16 with float16 dense layers, the engine pool and the result cache's bounds."""
+import numpy as np
+import pytest
+
+from core import fold, models, vgg16
+from core.engine import Engine, PassResult
+from core.pool import EnginePool
+
+
+def _outputs(model, names, x):
+    import keras
+
+    multi = keras.Model(model.inputs, [model.get_layer(n).output for n in names] + [model.output])
+    return [np.asarray(o) for o in multi(x, training=False)]
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0", "resnet50", "mobilenet_v2", "xception"])
+def test_folding_keeps_every_explainable_layer_and_the_logits(name):
+    spec = models.get_spec(name)
+    model = models.load_model(name, weights=None)
+    rng = np.random.default_rng(1)
+    n_bn = 0
+    for layer in model.layers:  # BatchNorm statistics far from the identity, so folding has work to do
+        if type(layer).__name__ == "BatchNormalization":
+            n_bn += 1
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) if i in (0, 3)
+                               else rng.normal(0, 0.3, w.shape).astype(np.float32)
+                               for i, w in enumerate(layer.get_weights())])
+    before = [w.copy() for w in model.get_weights()]
+    folded = fold.fold_batchnorm(model)
+    assert n_bn > 30
+    assert not [la for la in folded.layers if type(la).__name__ == "BatchNormalization"]
+    x = rng.normal(0, 1, (2, spec.input_size, spec.input_size, 3)).astype(np.float32)
+    for a, b in zip(_outputs(model, spec.layers, x), _outputs(folded, spec.layers, x)):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(b, a, atol=2e-5 * float(np.abs(a).max()) + 1e-6)
+    for w0, w1 in zip(before, model.get_weights()):  # the model handed in is left as it was
+        np.testing.assert_array_equal(w0, w1)
+
+
+def test_folding_leaves_a_batchnorm_whose_convolution_output_is_used_elsewhere():
+    import keras
+    from keras import layers
+
+    inp = keras.Input((8, 8, 3))
+    c = layers.Conv2D(4, 3, padding="same", name="conv")(inp)
+    b = layers.BatchNormalization(name="bn")(c)
+    out = layers.Add(name="add")([b, c])  # the raw convolution is needed too: folding would change it
+    model = keras.Model(inp, out)
+    assert fold.foldable_pairs(model) == {}
+    assert fold.fold_batchnorm(model) is model
+
+
+def test_lite0_engine_runs_on_the_folded_network(lite_engine):
+    assert not [la for la in lite_engine.model.layers if type(la).__name__ == "BatchNormalization"]
+    assert lite_engine.model.get_layer("block2a_project_bn") is not None  # the names survive
+
+
+@pytest.fixture(scope="module")
+def vgg_file(tmp_path_factory):
+    """A VGG16 weights file in Keras's legacy layout (random values: the real file is 528 MB online)."""
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format
+
+    reference = keras.applications.VGG16(weights=None, classifier_activation=None)
+    path = tmp_path_factory.mktemp("vgg") / "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, reference)
+    return reference, path
+
+
+def test_vgg16_matches_keras_applications_with_float16_dense_layers(vgg_file):
+    reference, path = vgg_file
+    ours = vgg16.load(str(path))
+    assert [la.name for la in ours.layers[1:]] == [la.name for la in reference.layers[1:]]  # after the input
+    assert ours.count_params() == reference.count_params() == 138_357_544
+    assert [w.dtype for w in ours.get_layer("fc1").weights][:-1] == ["float16"] * 13  # 13 blocks of rows
+    x = np.random.default_rng(2).uniform(-120, 130, (2, 224, 224, 3)).astype(np.float32)
+    names = models.get_spec("vgg16").layers
+    ref_out, our_out = _outputs(reference, names, x), _outputs(ours, names, x)
+    for a, b in zip(ref_out[:-1], our_out[:-1]):  # the convolutions are float32 and read unchanged
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-4)
+    a, b = ref_out[-1], our_out[-1]
+    assert np.abs(a - b).max() <= 1e-3 * (a.max() - a.min())  # float16 dense kernels move the logits a little
+    for i in range(2):
+        assert list(np.argsort(-a[i])[:5]) == list(np.argsort(-b[i])[:5])
+
+
+def test_vgg16_gradients_flow_through_the_float16_layers(vgg_file):
+    import tensorflow as tf
+
+    reference, path = vgg_file
+    ours = vgg16.load(str(path))
+    x = np.random.default_rng(3).uniform(-120, 130, (1, 224, 224, 3)).astype(np.float32)
+
+    def grad(model):
+        import keras
+
+        multi = keras.Model(model.inputs, [model.get_layer("block5_conv3").output, model.output])
+        with tf.GradientTape() as tape:
+            a, logits = multi(x, training=False)
+            score = logits[:, 281]
+        return tape.gradient(score, a).numpy()
+
+    g_ref, g_ours = grad(reference), grad(ours)
+    assert np.abs(g_ref).max() > 0
+    assert np.abs(g_ref - g_ours).max() <= 2e-3 * np.abs(g_ref).max()
+
+
+def test_damaged_vgg16_file_is_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    spec = models.get_spec("vgg16")
+    spec.weights_path().parent.mkdir(parents=True)
+    spec.weights_path().write_bytes(b"not an HDF5 file at all")
+    with pytest.raises(models.WeightsUnavailable) as err:
+        models.load_model("vgg16")
+    assert "\n" not in str(err.value) and "VGG16" in str(err.value)
+
+
+def test_pool_keeps_models_within_its_budget_and_a_big_one_alone():
+    loads = []
+
+    def load(name):
+        loads.append(name)
+        return f"engine:{name}"
+
+    pool = EnginePool(220, load=load)
+    for name in ("efficientnet_lite0", "resnet50", "xception"):  # 18 + 98 + 87 MB fit
+        assert pool.get(name) == f"engine:{name}"
+    assert pool.names() == ["efficientnet_lite0", "resnet50", "xception"]
+    pool.get("efficientnet_lite0")  # a hit: no load, now most recent
+    assert loads.count("efficientnet_lite0") == 1
+    pool.get("efficientnet_b0")  # 20 MB more than the budget: the least recently used goes first
+    assert pool.names() == ["xception", "efficientnet_lite0", "efficientnet_b0"]
+    pool.get("vgg16")  # 300 MB: alone
+    assert pool.names() == ["vgg16"]
+    pool.get("mobilenet_v2")
+    assert pool.names() == ["mobilenet_v2"]
+    assert pool.fits(["resnet50", "xception"]) and not pool.fits(["vgg16", "mobilenet_v2"])
+    assert pool.fits(["vgg16"])
+
+
+def test_pool_reports_a_failed_load_and_stays_usable():
+    def load(name):
+        if name == "resnet50":
+            raise models.WeightsUnavailable("no weights.")
+        return name
+
+    pool = EnginePool(220, load=load)
+    pool.get("efficientnet_lite0")
+    with pytest.raises(models.WeightsUnavailable):
+        pool.get("resnet50")
+    assert pool.names() == ["efficientnet_lite0"] and pool.get("efficientnet_lite0") == "efficientnet_lite0"
+
+
+def test_result_cache_is_bounded_by_bytes_but_keeps_two(lite_engine):
+    eng = Engine.__new__(Engine)  # only the cache's bookkeeping, no model
+    from collections import OrderedDict
+
+    eng._cache, eng.cache_size, eng.cache_bytes = OrderedDict(), 8, 100
+
+    def result(nbytes):
+        a = np.zeros(nbytes // 8, np.float32)
+        return PassResult(np.zeros(1), np.zeros(1), 0, {"l": a}, {"l": a.copy()}, 0.0)
+
+    for i in range(5):
+        eng._store(("img", i), result(80))  # 80 bytes each: only the last two are kept
+    assert list(eng._cache) == [("img", 3), ("img", 4)]
+    eng.cache_bytes = 10**6
+    for i in range(5, 20):
+        eng._store(("img", i), result(80))
+    assert len(eng._cache) == 8
+    res = lite_engine.run(np.random.default_rng(4).integers(0, 256, (60, 80, 3), dtype=np.uint8))
+    assert lite_engine.cache_bytes // res.nbytes >= 7  # Lite0 still keeps about eight photos
