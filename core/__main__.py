@@ -131,10 +131,10 @@ def cmd_explain(args) -> int:
 
 def cmd_bench(args) -> int:
     from . import models
-    from .bench import run_bench
+    from .bench import run_bench, run_switch
 
     try:
-        result = run_bench(args.model, repeats=args.repeats)
+        result = run_switch() if args.switch else run_bench(args.model, repeats=args.repeats)
     except (ValueError, models.WeightsUnavailable) as exc:
         return _fail(str(exc))
     if args.json:
@@ -220,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="speed and memory figures in one run")
     b.add_argument("--model", default=DEFAULT_MODEL)
     b.add_argument("--repeats", type=int, default=25)
+    b.add_argument("--switch", action="store_true",
+                   help="instead: peak memory while switching through every model whose weights are available, "
+                        "twice, through the app's bounded model cache")
     b.add_argument("--json", action="store_true")
     v = sub.add_parser("evaluate", help="top-1 accuracy and Grad-CAM localisation error on images with boxes")
     v.add_argument("folder", help="folder of images")

@@ -107,6 +107,15 @@ def test_bench_json_has_every_figure(capsys):
     assert all(v > 0 for v in d["methods_ms"].values())
 
 
+def test_bench_switch_goes_through_the_models_with_weights(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no Keras weights here: only the offline default
+    assert main(["bench", "--switch", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["models"] == ["efficientnet_lite0"] and len(d["skipped_no_weights"]) == 5
+    assert list(d["peak_rss_mb_after_model"]) == ["1:efficientnet_lite0", "2:efficientnet_lite0"]
+    assert d["in_memory_at_end"] == ["efficientnet_lite0"] and d["peak_rss_mb"] > 0
+
+
 def test_explain_with_a_mask_and_occlusion_method(tmp_path, capsys):
     from PIL import Image
 
