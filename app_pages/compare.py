@@ -39,9 +39,11 @@ else:
     picked = st.multiselect("Models (at their last layer; only those whose weights are available offline)", ready,
                             default=[engine.spec.name], key="cmp_models",
                             help=f"Models are kept in memory up to {BUDGET_MB} MB of weights in all.")
-    if not engine_pool().fits(picked):
-        st.warning(f"These models need {sum(resident_mb(n) for n in picked):.0f} MB of weights together, more than the "
-                   f"{BUDGET_MB} MB kept in memory; compare fewer or smaller ones (VGG16 alone needs 300 MB).")
+    together = list(dict.fromkeys([engine.spec.name] + picked))  # the sidebar's model stays loaded too
+    if not engine_pool().fits(together):
+        st.warning(f"These models and the sidebar's {engine.spec.title} need "
+                   f"{sum(resident_mb(n) for n in together):.0f} MB of weights together, more than the {BUDGET_MB} MB "
+                   "kept in memory; compare fewer or smaller ones (VGG16 alone needs 300 MB).")
         st.stop()
     cells = [(get_engine(n), None) for n in picked]
 

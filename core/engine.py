@@ -109,7 +109,6 @@ class Engine:
         # result is ~8 MB, a VGG16 one ~49 MB (its first block is 224×224×64).
         self.cache_size = 8
         self.cache_bytes = 64 * 2**20
-        self.weight_bytes = int(sum(np.prod(v.shape) * np.dtype(v.dtype).itemsize for v in model.weights))
 
     # --- inputs -----------------------------------------------------------------------------
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
