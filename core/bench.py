@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import methods
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
@@ -34,6 +36,15 @@ def _interleaved_ms(fns: dict, repeats: int) -> dict:
     return {name: round(statistics.median(ts) * 1000, 2) for name, ts in times.items()}
 
 
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _maps_at_every_layer(engine, res) -> None:
+    for layer in engine.layers:
+        methods.gradcam(res.acts[layer], res.grads[layer])
+
+
 def keras_example_gradcam(model, img_array, layer_name, pred_index=None):
     """The eager Grad-CAM of the Keras code example, as the seed apps copied it: ``model.predict``
     for the top-k, then a grad model built on each call, one layer per call, in eager mode."""
@@ -57,7 +68,7 @@ def keras_example_gradcam(model, img_array, layer_name, pred_index=None):
 
 def run_bench(model_name: str = "efficientnet_lite0", repeats: int = 25) -> dict:
     """Measure forward, floor, explain, rerender, Keras-example times and peak RSS on one model."""
-    from . import images, methods, models, occlusion, render
+    from . import images, models, occlusion, render
     from .engine import Engine
 
     spec = models.get_spec(model_name)
@@ -72,10 +83,6 @@ def run_bench(model_name: str = "efficientnet_lite0", repeats: int = 25) -> dict
     # distinct photos made before timing, so every timed explain is a cache miss on new pixels
     pool = iter([np.clip(img.rgb.astype(np.int16) + rng.integers(-2, 3, img.rgb.shape), 0, 255).astype(np.uint8)
                  for _ in range(2 * repeats)])
-
-    def maps_at_every_layer(res):
-        for layer in engine.layers:
-            methods.gradcam(res.acts[layer], res.grads[layer])
 
     res0 = engine.run(img.rgb)
     # a new mask (as the canvas returns it) → mapped to the photo, filled, re-predicted, maps at all layers
@@ -94,7 +101,7 @@ def run_bench(model_name: str = "efficientnet_lite0", repeats: int = 25) -> dict
         mask = occlusion.canvas_mask(next(mask_iter), w, h)
         res = engine.run(occlusion.apply_fill(img.rgb, mask, "gray"), res0.class_index)
         res.top_k(5)
-        maps_at_every_layer(res)
+        _maps_at_every_layer(engine, res)
 
     import warnings
 
@@ -104,7 +111,7 @@ def run_bench(model_name: str = "efficientnet_lite0", repeats: int = 25) -> dict
         timed = _interleaved_ms({
             "forward_ms": lambda: engine.predict(x),
             "floor_ms": lambda: engine.input_gradient(x),
-            "explain_ms": lambda: maps_at_every_layer(engine.run(next(pool))),
+            "explain_ms": lambda: _maps_at_every_layer(engine, engine.run(next(pool))),
             # from the same decoded photo as explain: resize + preprocess, then the example
             "keras_example_ms": lambda: keras_example_gradcam(model, engine.prepare(img.rgb), spec.default_layer),
             "mask_ms": new_mask,
@@ -124,7 +131,6 @@ def run_bench(model_name: str = "efficientnet_lite0", repeats: int = 25) -> dict
                        cmaps[i % len(cmaps)])
     rerender_ms = _median_ms(rerender, max(repeats, 20))
 
-
     passes = []
     occlusion_map_ms = _median_ms(
         lambda: passes.append(occlusion.sensitivity(engine, img.rgb, res0.class_index, 32, 16)[1]), 3)
@@ -139,7 +145,7 @@ def run_bench(model_name: str = "efficientnet_lite0", repeats: int = 25) -> dict
             n = max(repeats, 10)
         methods_ms[name] = _median_ms(lambda m=name: methods.compute(m, res0, layer, engine=engine, rgb=img.rgb), n)
 
-    peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    peak_rss_mb = _peak_rss_mb()
     return {
         "model": model_name, "image": "assets/cat_and_dog.jpg", "repeats": repeats, "statistic": "median",
         "forward_ms": forward_ms, "floor_ms": floor_ms, "explain_ms": explain_ms, "rerender_ms": rerender_ms,
@@ -162,7 +168,7 @@ def run_switch(rounds: int = 2) -> dict:
     photos (all layers) and one occluded copy; this goes round the models ``rounds`` times.
     Run it in its own process: the peak is the process's.
     """
-    from . import images, methods, models, occlusion, render
+    from . import images, models, occlusion, render
     from .pool import BUDGET_MB, EnginePool
 
     photos = [images.load_path(ASSETS / f).rgb for f in ("cat_and_dog.jpg", "coffee.jpg")]
@@ -176,16 +182,15 @@ def run_switch(rounds: int = 2) -> dict:
             engine = pool.get(name)
             for rgb in photos:
                 res = engine.run(rgb)
-                for layer in engine.layers:
-                    methods.gradcam(res.acts[layer], res.grads[layer])
+                _maps_at_every_layer(engine, res)
             h, w = photos[-1].shape[:2]
             cam = methods.gradcam(res.acts[engine.layers[-1]], res.grads[engine.layers[-1]])
             mask = occlusion.top_fraction_mask(render.upsample(cam, w, h), 30)
             engine.run(occlusion.apply_fill(photos[-1], mask, "gray"), res.class_index)
-            after[f"{r + 1}:{name}"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+            after[f"{r + 1}:{name}"] = _peak_rss_mb()
     return {
         "models": available, "skipped_no_weights": skipped, "rounds": rounds, "budget_mb": BUDGET_MB,
         "peak_rss_mb_after_model": after, "in_memory_at_end": pool.names(),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": _peak_rss_mb(),
         "seconds": round(time.perf_counter() - t, 1), "target": {"peak_rss_mb": "<= 1200"},
     }

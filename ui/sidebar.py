@@ -62,18 +62,19 @@ def _choose_model() -> Engine | None:
             models.fetch_weights(spec, lambda f: bar.progress(f, text=f"Downloading {spec.title} weights… {f:.0%}"))
         except models.WeightsUnavailable as exc:
             bar.empty()
-            st.error(str(exc))
-            st.button("Use the offline default model", on_click=lambda: st.session_state.update(
-                model=models.DEFAULT_MODEL), type="primary")
-            return None
+            return _offer_default(exc)
         bar.empty()
     try:
         return get_engine(name)
     except models.WeightsUnavailable as exc:  # a damaged weights file
-        st.error(str(exc))
-        st.button("Use the offline default model", on_click=lambda: st.session_state.update(
-            model=models.DEFAULT_MODEL), type="primary")
-        return None
+        return _offer_default(exc)
+
+
+def _offer_default(exc: Exception) -> None:
+    """The one-sentence reason, and a button back to the offline default model."""
+    st.error(str(exc))
+    st.button("Use the offline default model", on_click=lambda: st.session_state.update(
+        model=models.DEFAULT_MODEL), type="primary")
 
 
 def _choose_image() -> images.LoadedImage:
