@@ -188,6 +188,7 @@ def run_switch(rounds: int = 2) -> dict:
             mask = occlusion.top_fraction_mask(render.upsample(cam, w, h), 30)
             engine.run(occlusion.apply_fill(photos[-1], mask, "gray"), res.class_index)
             after[f"{r + 1}:{name}"] = _peak_rss_mb()
+            del engine, res, cam, mask  # as in the app, nothing holds on to a model once another is asked for
     return {
         "models": available, "skipped_no_weights": skipped, "rounds": rounds, "budget_mb": BUDGET_MB,
         "peak_rss_mb_after_model": after, "in_memory_at_end": pool.names(),

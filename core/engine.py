@@ -17,6 +17,63 @@ import numpy as np
 from .images import pixel_hash, resize_for_model
 from .models import ModelSpec
 
+_TRACE_LOCK = threading.Lock()  # one trace at a time, so each knows which registrations are its own
+
+
+def _custom_gradient_names() -> set:
+    """Names under which ``tf.custom_gradient`` has registered graph-mode gradients so far."""
+    try:
+        from tensorflow.python.framework import ops
+
+        return {k for k in ops._gradient_registry._registry if k.startswith("CustomGradient-")}
+    except (ImportError, AttributeError):  # another TensorFlow layout: nothing to clean up
+        return set()
+
+
+def _forget_custom_gradients(names) -> None:
+    from tensorflow.python.framework import ops
+
+    for name in names:
+        ops._gradient_registry._registry.pop(name, None)
+
+
+def _copy_out(names, tensors: list) -> dict:
+    """name → a NumPy copy of the tensor's first item, letting go of each tensor once copied, so the
+    copies and TensorFlow's buffers are not all in memory together (copies, not views: a cached view
+    would pin TensorFlow's buffers and slow every later pass)."""
+    out = {}
+    for i, name in enumerate(names):
+        out[name] = np.array(tensors[i].numpy()[0])
+        tensors[i] = None
+    return out
+
+
+class _Compiled:
+    """A ``tf.function`` with an input signature, traced once, on first use.
+
+    Each trace through ``tf.custom_gradient`` (behind ``tf.nn.silu`` in EfficientNetB0's swish,
+    and VGG16's float16 dense layers) registers a gradient closure in TensorFlow's process-wide
+    gradient registry, which is never emptied (TensorFlow issues #27492 and #97697). The closure
+    holds the traced graph and the graph the model's weights, so every model the app ever explained
+    stayed in memory: about 300 MB per VGG16 engine, 40 MB per B0 one. The gradient tape inside the
+    function keeps its own reference to those gradient functions, and nothing here differentiates a
+    traced function from outside, so the registrations this trace added are dropped right after it.
+    """
+
+    def __init__(self, fn):
+        self._fn = fn
+        self._traced = False
+
+    def __call__(self, *args):
+        if not self._traced:
+            with _TRACE_LOCK:
+                if not self._traced:
+                    before = _custom_gradient_names()
+                    self._fn.get_concrete_function()
+                    _forget_custom_gradients(_custom_gradient_names() - before)
+                    self._traced = True
+        return self._fn(*args)
+
 
 @dataclass(frozen=True)
 class PassResult:
@@ -101,7 +158,7 @@ class Engine:
                 score = tf.gather(logits, c, axis=1, batch_dims=1)
             return logits, tape.gradient(score, x)
 
-        self._explain, self._forward, self._input_gradient = explain, forward, input_gradient
+        self._explain, self._forward, self._input_gradient = map(_Compiled, (explain, forward, input_gradient))
         self._cache: OrderedDict = OrderedDict()
         self._lock = threading.Lock()  # one engine serves every Streamlit session
         # (photo, class) results, least recently used dropped first: at most cache_size of them and
@@ -137,6 +194,8 @@ class Engine:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
+        with self._lock:  # room first: a result the cache would drop after this pass goes before it
+            self._make_room()
         res = self.run_input(self.prepare(rgb), class_index)
         with self._lock:
             self._store(key, res)
@@ -156,25 +215,33 @@ class Engine:
         t = time.perf_counter()
         c = -1 if class_index is None else int(class_index)
         probs, logits, cls, acts, grads = self._explain(tf.constant(x, tf.float32), tf.constant([c], tf.int32))
-        res = PassResult(
+        return PassResult(
             probs=probs.numpy()[0].astype(np.float64), logits=logits.numpy()[0].astype(np.float64),
-            class_index=int(cls.numpy()[0]),
-            # copies, not views: a cached view would pin TensorFlow's buffers and slow every later pass
-            acts={n: np.array(a.numpy()[0]) for n, a in zip(self.layers, acts)},
-            grads={n: np.array(g.numpy()[0]) for n, g in zip(self.layers, grads)},
+            class_index=int(cls.numpy()[0]), acts=_copy_out(self.layers, acts), grads=_copy_out(self.layers, grads),
             seconds=time.perf_counter() - t,
         )
-        return res
 
     def _store(self, key, res):
         self._cache[key] = res
         self._cache.move_to_end(key)
-        while True:
-            distinct = {id(r): r for r in self._cache.values()}  # a top-1 result sits under two keys
-            n, size = len(distinct), sum(r.nbytes for r in distinct.values())
-            if n <= 2 or (n <= self.cache_size and size <= self.cache_bytes):
-                break
+        while not self._within_bounds():
             self._cache.popitem(last=False)
+
+    def _within_bounds(self, extra: int = 0, extra_bytes: int = 0) -> bool:
+        distinct = {id(r): r for r in self._cache.values()}  # a top-1 result sits under two keys
+        n, size = len(distinct) + extra, sum(r.nbytes for r in distinct.values()) + extra_bytes
+        return n <= 2 or (n <= self.cache_size and size <= self.cache_bytes)
+
+    def _make_room(self):
+        """Drop, before a pass, what storing its result would drop anyway (all results of one model
+        have the same size), so that the dropped result and the new one are never in memory together."""
+        if not self._cache:
+            return
+        size = next(reversed(self._cache.values())).nbytes
+        while self._cache and not self._within_bounds(1, size):
+            oldest = next(iter(self._cache.values()))
+            for k in [k for k, r in self._cache.items() if r is oldest]:
+                del self._cache[k]
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities (N, 1000) for a preprocessed batch (compiled forward only)."""

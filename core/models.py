@@ -162,7 +162,7 @@ REGISTRY: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             name="vgg16", title="VGG16 (Keras)", input_size=224,
-            layers=("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3"),
+            layers=("block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_conv3"),  # block ends
             weights_source="Keras applications (ImageNet)", licence="CC BY 4.0 (VGG release) / Apache-2.0",
             preprocess_mode="caffe", weights_file="vgg16_weights_tf_dim_ordering_tf_kernels.h5",
             weights_url=_KERAS + "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5",

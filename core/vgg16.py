@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 INPUT_SIZE = 224
-ROWS_PER_BLOCK = 2048  # 2048 × 4096 float32 = 32 MB cast at a time
+ROWS_PER_BLOCK = 256  # 256 × 4096 float32 = 4 MB cast at a time
 
 
 class WeightsFileError(ValueError):

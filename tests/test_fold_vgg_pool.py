@@ -76,7 +76,7 @@ def test_vgg16_matches_keras_applications_with_float16_dense_layers(vgg_file):
     ours = vgg16.load(str(path))
     assert [la.name for la in ours.layers[1:]] == [la.name for la in reference.layers[1:]]  # after the input
     assert ours.count_params() == reference.count_params() == 138_357_544
-    assert [w.dtype for w in ours.get_layer("fc1").weights][:-1] == ["float16"] * 13  # 13 blocks of rows
+    assert [w.dtype for w in ours.get_layer("fc1").weights][:-1] == ["float16"] * 98  # 98 blocks of 256 rows
     x = np.random.default_rng(2).uniform(-120, 130, (2, 224, 224, 3)).astype(np.float32)
     names = models.get_spec("vgg16").layers
     ref_out, our_out = _outputs(reference, names, x), _outputs(ours, names, x)
@@ -180,3 +180,77 @@ def test_result_cache_is_bounded_by_bytes_but_keeps_two(lite_engine):
     assert len(eng._cache) == 8
     res = lite_engine.run(np.random.default_rng(4).integers(0, 256, (60, 80, 3), dtype=np.uint8))
     assert lite_engine.cache_bytes // res.nbytes >= 7  # Lite0 still keeps about eight photos
+
+
+def test_room_is_made_before_a_pass_for_what_the_cache_would_drop_after_it(lite_engine):
+    eng = Engine.__new__(Engine)
+    from collections import OrderedDict
+
+    eng._cache, eng.cache_size, eng.cache_bytes = OrderedDict(), 8, 100
+
+    def result(nbytes):
+        a = np.zeros(nbytes // 8, np.float32)
+        return PassResult(np.zeros(1), np.zeros(1), 0, {"l": a}, {"l": a.copy()}, 0.0)
+
+    first = result(80)
+    eng._store(("img", 0, None), first)
+    eng._store(("img", 0, 0), first)  # a top-1 result sits under two keys: it goes as one
+    eng._store(("img", 1, None), result(80))
+    eng._make_room()  # a third 80-byte result would push the first out: it goes now
+    assert list(eng._cache) == [("img", 1, None)]
+    eng._make_room()  # one result and the next always fit
+    assert list(eng._cache) == [("img", 1, None)]
+    eng.cache_bytes = 10**6
+    eng._store(("img", 2, None), result(80))
+    eng._make_room()
+    assert len(eng._cache) == 2
+    # the real engine: a third photo's pass still leaves the last two results cached
+    rng = np.random.default_rng(5)
+    photos = [rng.integers(0, 256, (40, 50, 3), dtype=np.uint8) for _ in range(3)]
+    saved = lite_engine.cache_bytes
+    try:
+        lite_engine.cache_bytes = 1  # only the two-result floor applies
+        results = [lite_engine.run(p) for p in photos]
+        assert lite_engine.cached(photos[1]) and lite_engine.cached(photos[2]) and not lite_engine.cached(photos[0])
+        assert lite_engine.run(photos[2]) is results[2]
+    finally:
+        lite_engine.cache_bytes = saved
+
+
+def test_a_dropped_engine_is_freed_although_its_trace_used_custom_gradients():
+    """tf.custom_gradient (here behind tf.nn.silu, as in EfficientNetB0) registers each trace's gradient
+    in a process-wide registry; the engine drops those registrations, so its graph and weights can go."""
+    import gc
+    import weakref
+
+    import keras
+    import tensorflow as tf
+    from tensorflow.python.framework import ops
+
+    from tests.toys import toy_spec
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((24, 24, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="silu", name="conv1")(inp)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="silu", name="last")(x)
+    out = keras.layers.Dense(4, name="head")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inp, out)
+    registered = len(ops._gradient_registry._registry)
+    engine = Engine(toy_spec(["conv1", "last"], 24, "silu"), model)
+    photo = np.random.default_rng(6).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    res = engine.run(photo, 2)
+    engine.predict(engine.prepare(photo))
+    assert len(ops._gradient_registry._registry) == registered
+
+    # the gradients are still those of the swish network (eager tape on the same model)
+    xin = tf.constant(engine.prepare(photo))
+    with tf.GradientTape() as tape:
+        multi = keras.Model(model.inputs, [model.get_layer("last").output, model.output])
+        act, logits = multi(xin)
+        score = logits[:, 2]
+    np.testing.assert_allclose(res.grads["last"], tape.gradient(score, act).numpy()[0], rtol=1e-4, atol=1e-7)
+
+    graph = weakref.ref(engine._explain._fn.get_concrete_function().graph)
+    del engine, model, multi
+    gc.collect()
+    assert graph() is None
