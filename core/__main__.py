@@ -254,6 +254,9 @@ def _quiet_tensorflow_import() -> None:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .pool import tune_allocator
+
+    tune_allocator()  # before TensorFlow allocates anything
     try:
         _quiet_tensorflow_import()
     except ImportError as exc:

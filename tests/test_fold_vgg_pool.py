@@ -132,20 +132,25 @@ def test_pool_keeps_models_within_its_budget_and_a_big_one_alone():
         loads.append(name)
         return f"engine:{name}"
 
-    pool = EnginePool(220, load=load)
-    for name in ("efficientnet_lite0", "resnet50", "xception"):  # 18 + 98 + 87 MB fit
+    pool = EnginePool(220, load=load)  # each engine counts as its weights + 50 MB
+    for name in ("efficientnet_lite0", "resnet50"):  # 68 + 148 MB fit
         assert pool.get(name) == f"engine:{name}"
-    assert pool.names() == ["efficientnet_lite0", "resnet50", "xception"]
+    assert pool.names() == ["efficientnet_lite0", "resnet50"]
     pool.get("efficientnet_lite0")  # a hit: no load, now most recent
     assert loads.count("efficientnet_lite0") == 1
-    pool.get("efficientnet_b0")  # 20 MB more than the budget: the least recently used goes first
-    assert pool.names() == ["xception", "efficientnet_lite0", "efficientnet_b0"]
-    pool.get("vgg16")  # 300 MB: alone
+    pool.get("xception")  # 137 MB more: the least recently used (ResNet50) goes first
+    assert pool.names() == ["efficientnet_lite0", "xception"]
+    pool.get("mobilenet_v2")  # 64 MB more: Lite0 goes
+    assert pool.names() == ["xception", "mobilenet_v2"]
+    for name in ("efficientnet_lite0", "efficientnet_b0", "mobilenet_v2"):  # 68 + 70 + 64 MB fit
+        pool.get(name)
+    assert pool.names() == ["efficientnet_lite0", "efficientnet_b0", "mobilenet_v2"]
+    pool.get("vgg16")  # 350 MB: alone
     assert pool.names() == ["vgg16"]
     pool.get("mobilenet_v2")
     assert pool.names() == ["mobilenet_v2"]
-    assert pool.fits(["resnet50", "xception"]) and not pool.fits(["vgg16", "mobilenet_v2"])
-    assert pool.fits(["vgg16"])
+    assert pool.fits(["efficientnet_lite0", "xception"]) and not pool.fits(["resnet50", "xception"])
+    assert not pool.fits(["vgg16", "mobilenet_v2"]) and pool.fits(["vgg16"])
 
 
 def test_pool_reports_a_failed_load_and_stays_usable():

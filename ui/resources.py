@@ -7,7 +7,7 @@ import streamlit as st
 
 from core import images
 from core.engine import Engine
-from core.pool import BUDGET_MB, EnginePool
+from core.pool import BUDGET_MB, EnginePool, tune_allocator
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLES = {
@@ -23,6 +23,7 @@ SAMPLES = {
 @st.cache_resource(show_spinner=False)
 def engine_pool() -> EnginePool:
     """The one pool of engines shared by every session, bounded by weight memory (BUDGET_MB)."""
+    tune_allocator()  # once per server process, before the first model is loaded
     return EnginePool(BUDGET_MB)
 
 
