@@ -194,8 +194,7 @@ class Engine:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        with self._lock:  # room first: a result the cache would drop after this pass goes before it
-            self._make_room()
+            self._make_room()  # room first: a result the cache would drop after this pass goes before it
         res = self.run_input(self.prepare(rgb), class_index)
         with self._lock:
             self._store(key, res)

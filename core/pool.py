@@ -83,8 +83,9 @@ def tune_allocator() -> bool:
     instead of eight per core, and a fixed 4 MB threshold above which a block is mapped on its own
     and handed back to the system when freed (glibc's adaptive threshold otherwise rises after the
     first large free and keeps such blocks in the heap, where freed models' memory stayed). Measured
-    with ``bench --switch``: the peak went from about 1235 MB to about 1195 MB, with no measurable
-    change to ``bench``'s speed figures (a fixed 128 kB threshold cost 50-70 % of the speed).
+    with ``bench --switch``: the peak went from about 1235 MB to about 1195 MB; ``bench``'s pass
+    figures did not move, ``rerender_ms`` went from 5-7 to 9-10 ms (arrays of 4 MB and more are mapped
+    fresh each time), and a fixed 128 kB threshold cost 50-70 % of the speed.
 
     Returns:
         False where the C library has no ``mallopt`` (not glibc): nothing was changed.
