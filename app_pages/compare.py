@@ -4,7 +4,7 @@ import time
 import streamlit as st
 
 from core import labels, methods, models, render
-from core.pool import BUDGET_MB, engine_mb
+from core.pool import BUDGET_MB, ENGINE_OVERHEAD_MB, engine_mb
 from ui.resources import engine_pool, get_engine
 from ui.sidebar import sidebar
 
@@ -39,12 +39,12 @@ else:
     picked = st.multiselect("Models (at their last layer; only those whose weights are available offline)", ready,
                             default=[engine.spec.name], key="cmp_models",
                             help=f"Models are kept in memory up to {BUDGET_MB} MB in all (weights plus about "
-                                 "50 MB per model for its compiled pass and results).")
+                                 f"{ENGINE_OVERHEAD_MB} MB per model for its compiled pass and results).")
     together = list(dict.fromkeys([engine.spec.name] + picked))  # the sidebar's model stays loaded too
     if not engine_pool().fits(together):
         st.warning(f"These models and the sidebar's {engine.spec.title} need "
                    f"about {sum(engine_mb(n) for n in together):.0f} MB together, more than the {BUDGET_MB} MB "
-                   "kept in memory; compare fewer or smaller ones (VGG16 alone needs 350 MB).")
+                   f"kept in memory; compare fewer or smaller ones (VGG16 alone needs {engine_mb('vgg16'):.0f} MB).")
         st.stop()
     cells = [(get_engine(n), None) for n in picked]
 

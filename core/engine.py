@@ -31,6 +31,8 @@ def _custom_gradient_names() -> set:
 
 
 def _forget_custom_gradients(names) -> None:
+    if not names:
+        return
     from tensorflow.python.framework import ops
 
     for name in names:

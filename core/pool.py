@@ -20,7 +20,7 @@ from . import models
 
 BUDGET_MB = 220  # Lite0 with ResNet50 or with Xception, or the three small models; VGG16 stays alone
 # What an engine holds beyond its weights: the compiled pass's graphs and kernels and its cached results.
-# Measured with bench --switch: about 50-70 MB per engine, whatever the model's size.
+# Measured by loading and running each model in turn: about 50-70 MB per engine, whatever its size.
 ENGINE_OVERHEAD_MB = 50
 
 

@@ -73,7 +73,8 @@ def main() -> int:
 
             page.get_by_text("Top-k predictions").first.wait_for(timeout=300_000)
             settle()
-            steps.append({"step": "start", "rss_mb": memory_mb(server.pid)[0], "peak_mb": memory_mb(server.pid)[1]})
+            rss, peak = memory_mb(server.pid)
+            steps.append({"step": "start", "rss_mb": rss, "peak_mb": peak})
             names = [n for n, s in models.REGISTRY.items() if s.family == "lite" or s.weights_cached()]
             for r in range(args.rounds):
                 for name in names:
