@@ -140,3 +140,22 @@ def test_learn_page_uses_the_current_photo_and_layer():
     text = " ".join(m.value for m in at.markdown)
     assert not at.exception and "112 activation maps" in text and "14×14" in text
     assert len(at.expander) == len(models.REGISTRY)  # a card per model
+
+
+def test_results_are_not_kept_alive_by_the_page_after_the_photo_changes(app):
+    """A pass's result (every layer's activations and gradients) lives only in its engine's bounded
+    cache: a widget callback that captured it kept one per photo and class for the whole session,
+    beyond the cache, so switching models piled up hundreds of MB."""
+    import gc
+
+    from core.engine import Engine, PassResult
+
+    for name in ("Espresso cup", "Rocket launch", "Cow in a meadow", "Dog (German shepherd)", "Cat and dog"):
+        app.selectbox(key="sample").set_value(name).run()
+        assert not app.exception
+    gc.collect()
+    assert sum(isinstance(o, PassResult) for o in gc.get_objects()) >= 5  # in the engine's cache
+    for engine in [o for o in gc.get_objects() if isinstance(o, Engine)]:
+        engine._cache.clear()  # what evicting the model does
+    gc.collect()
+    assert [o.class_index for o in gc.get_objects() if isinstance(o, PassResult)] == []

@@ -98,12 +98,12 @@ def _choose_class(top1: PassResult, k: int) -> int:
     if current is None:
         current = tops[0]
     options = list(dict.fromkeys(tops + [current]))
-
-    def fmt(i: int) -> str:
-        rank = f"#{tops.index(i) + 1} " if i in tops else ""
-        return f"{rank}{labels.label(i)} · {top1.probs[i]:.1%}"
-
-    picked = st.sidebar.radio("Class to explain", options, index=options.index(current), format_func=fmt,
+    # The texts are made here, not in a closure over top1: Streamlit keeps a widget's format_func for as
+    # long as the session lives, and this radio gets a new key per photo and class, so a closure would
+    # keep every photo's result (all layers' activations and gradients, up to 26 MB each) alive.
+    texts = {i: (f"#{tops.index(i) + 1} " if i in tops else "") + f"{labels.label(i)} · {top1.probs[i]:.1%}"
+             for i in options}
+    picked = st.sidebar.radio("Class to explain", options, index=options.index(current), format_func=texts.get,
                               key=f"class_radio_{current}_{'-'.join(map(str, tops))}")
     other = st.sidebar.selectbox("…or any ImageNet class (type to search)", [None] + list(range(labels.NUM_CLASSES)),
                                  index=0, format_func=lambda i: "—" if i is None else f"{i} · {labels.label(i)}",
