@@ -22,7 +22,7 @@ SAMPLES = {
 
 @st.cache_resource(show_spinner=False)
 def engine_pool() -> EnginePool:
-    """The one pool of engines shared by every session, bounded by weight memory (BUDGET_MB)."""
+    """The one pool of engines shared by every session, within BUDGET_MB (weights plus a per-engine overhead)."""
     tune_allocator()  # once per server process, before the first model is loaded
     return EnginePool(BUDGET_MB)
 
