@@ -14,6 +14,7 @@ model is neither changed nor kept; the copy is for inference only (``training=Fa
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Callable
 
 import numpy as np
 
@@ -99,18 +100,11 @@ def _folded_weights(conv, bn) -> list[np.ndarray]:
     return [depthwise, pointwise.astype(np.float32), new_bias]
 
 
-def fold_batchnorm(model):
-    """A copy of ``model`` with every foldable BatchNorm folded into its convolution.
-
-    Layer names, outputs and the function computed are unchanged (up to float rounding); the copy
-    has no BatchNorm left where a convolution could absorb it. Returns ``model`` itself when there
-    is nothing to fold (VGG16), so no weights are duplicated.
-    """
+def _folded_clone(model, pairs: dict):
+    """A copy of ``model``'s graph with the convolutions of ``pairs`` given a bias and their BatchNorms
+    replaced by identities of the same name (new variables, made under the current Keras scope)."""
     import keras
 
-    pairs = foldable_pairs(model)
-    if not pairs:
-        return model
     convs = {conv: bn for bn, conv in pairs.items()}
 
     class FoldedBatchNorm(keras.layers.Layer):
@@ -127,10 +121,88 @@ def fold_batchnorm(model):
             config["use_bias"] = True
         return type(layer).from_config(config)
 
-    folded = keras.models.clone_model(model, clone_function=clone)
+    return keras.models.clone_model(model, clone_function=clone)
+
+
+def _folded_values(model, pairs: dict) -> dict:
+    """Layer name → the weights (NumPy) of that layer in the folded copy."""
+    convs = {conv: bn for bn, conv in pairs.items()}
+    values = {}
     for layer in model.layers:
         if layer.name in convs:
-            folded.get_layer(layer.name).set_weights(_folded_weights(layer, model.get_layer(convs[layer.name])))
+            values[layer.name] = _folded_weights(layer, model.get_layer(convs[layer.name]))
         elif layer.name not in pairs and layer.weights:
-            folded.get_layer(layer.name).set_weights(layer.get_weights())
+            values[layer.name] = layer.get_weights()
+    return values
+
+
+def _set(folded, values: dict) -> None:
+    for layer in folded.layers:
+        if layer.name in values:
+            layer.set_weights(values[layer.name])
+            if hasattr(layer, "finalize_state"):  # e.g. Normalization: its mean and variance are read here
+                layer.finalize_state()
+
+
+def fold_batchnorm(model):
+    """A copy of ``model`` with every foldable BatchNorm folded into its convolution.
+
+    Layer names, outputs and the function computed are unchanged (up to float rounding); the copy
+    has no BatchNorm left where a convolution could absorb it. Returns ``model`` itself when there
+    is nothing to fold (VGG16), so no weights are duplicated.
+    """
+    pairs = foldable_pairs(model)
+    if not pairs:
+        return model
+    folded = _folded_clone(model, pairs)
+    _set(folded, _folded_values(model, pairs))
     return folded
+
+
+def load_folded(build: Callable):
+    """``fold_batchnorm(build())``, with the weights in TensorFlow only once at any time.
+
+    :func:`fold_batchnorm` makes the copy's variables while the original's still exist: two copies of
+    the weights in TensorFlow's allocator (ResNet50: 2 × 98 MB), which never gives back the memory it
+    grew to. Here the copy is made with no variables yet (Keras defers them inside a
+    ``StatelessScope``), the folded weights are computed in NumPy, the original is dropped, and only
+    then are the copy's variables made, straight from those values (no random initial weights).
+    """
+    import gc
+
+    import keras
+
+    model = build()
+    pairs = foldable_pairs(model)
+    if not pairs:
+        return model
+    try:
+        from keras.src.backend.common.variables import initialize_all_variables
+    except ImportError:  # another Keras layout: the plain copy
+        return fold_batchnorm(model)
+    with keras.StatelessScope(initialize_variables=False):  # made at the end, from the folded values
+        folded = _folded_clone(model, pairs)
+    values = _folded_values(model, pairs)
+    del model
+    gc.collect()
+    for layer in folded.layers:
+        for variable, value in zip(layer.weights, values.get(layer.name, ())):
+            variable._initializer = _Given(value)
+    initialize_all_variables()  # every deferred variable: these values, or its own initializer
+    for layer in folded.layers:
+        if layer.name in values and hasattr(layer, "finalize_state"):
+            layer.finalize_state()
+    return folded
+
+
+class _Given:
+    """A Keras initializer that returns a given array (checked against the variable's shape)."""
+
+    def __init__(self, value):
+        self.value = np.asarray(value)
+
+    def __call__(self, shape, dtype=None):
+        if tuple(self.value.shape) != tuple(shape):
+            raise ValueError(f"folded weight of shape {self.value.shape} for a variable of shape {tuple(shape)}")
+        value, self.value = self.value, None  # used once
+        return value

