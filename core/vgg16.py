@@ -1,4 +1,4 @@
-"""VGG16 from Keras applications, with its two hidden dense layers held in float16.
+"""VGG16 from Keras applications, with its two hidden dense layers in float16 and outside TensorFlow.
 
 VGG16 has 138 M parameters and 119 M of them sit in ``fc1`` (25088 × 4096) and ``fc2``
 (4096 × 4096): 477 MB in float32. TensorFlow alone takes about 600 MB of memory here, so a float32
@@ -9,12 +9,27 @@ first fills all 138 M parameters with random numbers and then overwrites them, w
 This module builds the same network — the layers, names and order of ``keras.applications.VGG16``
 (checked against it in the tests) — from the same Keras weights file (Keras's own download and
 cache), initialising every layer straight from the file, so no random weights are made first.
-``fc1`` and ``fc2`` are :class:`HalfDense` layers that keep the kernel in float16 (half the memory),
-as blocks of rows, and compute in float32, casting one block at a time in the forward and in the
-backward pass. The file is read a block at a time too, so no float32 copy of ``fc1`` ever exists. Rounding the kernels to float16 (11 significant bits)
-moves the logits by about 1e-4 of their range (tested against the float32 network).
+``fc1`` and ``fc2`` are :class:`HalfDense` layers: their kernels are rounded to float16 once, as
+blocks of 256 rows, and used in float32 one block at a time, in the forward and in the backward
+pass. Rounding to float16 (11 significant bits) moves the logits by about 1e-4 of their range
+(tested against the float32 network).
+
+Where the kernels are kept:
+
+- Loaded from a weights file, each block is written once as a small float16 file in a folder next
+  to the weights file (``<weights>.float16-blocks``), and every pass *reads* the blocks it needs
+  (TensorFlow's ``read_file``): the 238 MB live in the operating system's file cache, which is
+  shared and which the system can take back, not in this process. TensorFlow's CPU allocator never
+  returns memory it has grown to, and the app's memory peak was VGG16's kernels on top of what the
+  other models had left there. The reads cost about 60 ms per pass (measured in ``bench``).
+- With random weights, or where that folder cannot be written, the kernel is a NumPy array that
+  TensorFlow reads in place (DLPack, no copy), and that goes when the model goes.
 """
 from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 
@@ -31,57 +46,82 @@ def _half_dense_class():
     import tensorflow as tf
 
     class HalfDense(keras.layers.Layer):
-        """A dense layer whose kernel is held in float16, as blocks of rows, and used in float32 one block at a time."""
+        """A dense layer with a float16 kernel outside TensorFlow's memory, used in float32 one block of rows at a time.
 
-        def __init__(self, units: int, activation=None, source=None, **kwargs):
+        Args:
+            units: output width.
+            activation: applied after the bias.
+            source: the (in, units) kernel as an array-like (an HDF5 dataset), read at ``build``;
+                None for random (Glorot-uniform) weights.
+            blocks_dir: where to keep the float16 blocks as files (see the module's docstring);
+                None, or a folder that cannot be written: in memory.
+        """
+
+        def __init__(self, units: int, activation=None, source=None, blocks_dir=None, **kwargs):
             super().__init__(**kwargs)
             self.units = int(units)
             self.activation = keras.activations.get(activation)
-            self._source = source  # (in, units) array-like (an HDF5 dataset) to read at build(); None: random
+            self._source, self._blocks_dir = source, blocks_dir
+            self.block_files: list[str] | None = None  # the kernel streamed from these files ...
+            self.kernel_f16: np.ndarray | None = None  # ... or held here
 
         def build(self, input_shape):
             rows = int(input_shape[-1])
             source, self._source = self._source, None  # read once, then let go of the file
             if source is not None and tuple(source.shape) != (rows, self.units):
                 raise WeightsFileError(f"{self.name} has the wrong shape in the weights file.")
-            limit = float(np.sqrt(6.0 / (rows + self.units)))
-            self.blocks = []
-            for a in range(0, rows, ROWS_PER_BLOCK):
-                b = min(a + ROWS_PER_BLOCK, rows)
-
-                def initial(shape, dtype=None, a=a, b=b):
-                    if source is None:  # Glorot-uniform over the whole (rows, units) kernel
-                        return keras.random.uniform(shape, -limit, limit, dtype="float16")
-                    return np.asarray(source[a:b], np.float32).astype(np.float16)
-
-                self.blocks.append(self.add_weight(name=f"kernel_rows_{a}", shape=(b - a, self.units),
-                                                   initializer=initial, dtype="float16", trainable=False))
+            self._spans = [(a, min(a + ROWS_PER_BLOCK, rows)) for a in range(0, rows, ROWS_PER_BLOCK)]
+            if source is not None and self._blocks_dir is not None:
+                self.block_files = _block_files(Path(self._blocks_dir) / self.name, source, self._spans)
+            if self.block_files is not None:
+                # the names as a variable, not constants: Grappler would otherwise read the files while
+                # optimising the graph and fold the whole kernel into it as float32 constants
+                self._file_names = tf.Variable(self.block_files, trainable=False, dtype=tf.string)
+            else:
+                limit = float(np.sqrt(6.0 / (rows + self.units)))
+                kernel = _aligned_empty((rows, self.units), np.float16)
+                for a, b in self._spans:
+                    kernel[a:b] = (np.random.uniform(-limit, limit, (b - a, self.units)) if source is None
+                                   else np.asarray(source[a:b], np.float32))
+                self.kernel_f16 = kernel
+                # zero-copy views of the NumPy kernel (DLPack): TensorFlow never holds a copy of it
+                self._blocks = [tf.experimental.dlpack.from_dlpack(kernel[a:b].__dlpack__()) for a, b in self._spans]
             self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros",
                                         dtype="float32", trainable=False)
 
-        def call(self, inputs):
-            blocks = [tf.convert_to_tensor(v.value) for v in self.blocks]
-            bounds = np.cumsum([0] + [int(v.shape[0]) for v in self.blocks])
+        def count_params(self):
+            return self._spans[-1][1] * self.units + self.units
 
+        def _block(self, i: int):
+            """Block ``i`` of the kernel, float32, made where it is used (one block at a time)."""
+            if self.block_files is None:
+                half = self._blocks[i]
+            else:
+                a, b = self._spans[i]
+                half = tf.reshape(tf.io.decode_raw(tf.io.read_file(self._file_names[i]), tf.float16,
+                                                   little_endian=True), (b - a, self.units))
+            return tf.cast(half, tf.float32)
+
+        def call(self, inputs):
             @tf.custom_gradient
-            def matmul(x, *ks):
-                # one block cast at a time: each cast waits for the previous block's product
+            def matmul(x):
+                # each block is made after the previous block's product, so one is in memory at a time
                 y = None
-                for k, a, b in zip(ks, bounds[:-1], bounds[1:]):
+                for i, (a, b) in enumerate(self._spans):
                     with tf.control_dependencies([] if y is None else [y]):
-                        part = tf.matmul(x[:, a:b], tf.cast(k, tf.float32))
+                        part = tf.matmul(x[:, a:b], self._block(i))
                     y = part if y is None else y + part
 
-                def grad(dy):
+                def grad(dy):  # the blocks are made again, not kept from the forward pass
                     parts = []
-                    for k in ks:
+                    for i in range(len(self._spans)):
                         with tf.control_dependencies(parts[-1:]):
-                            parts.append(tf.matmul(dy, tf.cast(k, tf.float32), transpose_b=True))
-                    return [tf.concat(parts, axis=1)] + [None] * len(ks)  # the kernel is never trained
+                            parts.append(tf.matmul(dy, self._block(i), transpose_b=True))
+                    return tf.concat(parts, axis=1)  # the kernel is never trained: no kernel gradient
 
                 return y, grad
 
-            return self.activation(matmul(tf.cast(inputs, tf.float32), *blocks) + self.bias.value)
+            return self.activation(matmul(tf.cast(inputs, tf.float32)) + self.bias.value)
 
         def compute_output_shape(self, input_shape):
             return tuple(input_shape[:-1]) + (self.units,)
@@ -91,6 +131,43 @@ def _half_dense_class():
                     "activation": keras.activations.serialize(self.activation)}
 
     return HalfDense
+
+
+def _block_files(folder: Path, source, spans) -> list[str] | None:
+    """The float16 row blocks of ``source`` as files in ``folder`` (written once, then reused);
+    None where they cannot be written (a read-only cache, a full disk)."""
+    units = int(source.shape[1])
+    files = [folder / f"rows_{a:05d}.f16" for a, _ in spans]
+    if all(f.is_file() and f.stat().st_size == (b - a) * units * 2 for f, (a, b) in zip(files, spans)):
+        return [str(f) for f in files]
+    partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+    try:
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.mkdir(parents=True, exist_ok=True)
+        for f, (a, b) in zip(files, spans):
+            np.asarray(source[a:b], np.float32).astype("<f2").tofile(partial / f.name)
+        os.replace(partial, folder)  # whole or not at all
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)
+        return None
+    return [str(f) for f in files]
+
+
+def blocks_dir(weights: str | os.PathLike) -> Path:
+    """Where the float16 blocks of a weights file's dense kernels go: next to it, under a name that
+    changes when the file does (its size and modification time)."""
+    path = Path(weights)
+    st = path.stat()
+    return path.with_name(path.name + ".float16-blocks") / f"{st.st_size}-{st.st_mtime_ns}"
+
+
+def _aligned_empty(shape, dtype, align: int = 64) -> np.ndarray:
+    """An uninitialised array whose data starts on an ``align``-byte boundary (TensorFlow's CPU
+    kernels assume 64-byte alignment for the tensors they are given)."""
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.empty(size + align, np.uint8)
+    start = (-raw.ctypes.data) % align
+    return raw[start:start + size].view(dtype).reshape(shape)
 
 
 # (block, convolutions, filters): keras.applications.VGG16's layout and layer names
@@ -110,12 +187,13 @@ def _from(source, fallback):
     return initial
 
 
-def build(stored: dict | None = None):
+def build(stored: dict | None = None, blocks: Path | None = None):
     """VGG16 (logits out) with float16 ``fc1``/``fc2``, the layers and names of ``keras.applications.VGG16``.
 
     Args:
         stored: layer name → [kernel, bias] array-likes (HDF5 datasets) to initialise from, so no
             random weights are made first; random weights where missing (tests).
+        blocks: the folder for ``fc1``/``fc2``'s float16 block files (:func:`blocks_dir`); None: in memory.
     """
     import keras
     from keras import layers
@@ -136,8 +214,8 @@ def build(stored: dict | None = None):
                               bias_initializer=_from(weights(name, 1), "zeros"))(x)
         x = layers.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = HalfDense(4096, activation="relu", source=weights("fc1", 0), name="fc1")(x)
-    x = HalfDense(4096, activation="relu", source=weights("fc2", 0), name="fc2")(x)
+    x = HalfDense(4096, activation="relu", source=weights("fc1", 0), blocks_dir=blocks, name="fc1")(x)
+    x = HalfDense(4096, activation="relu", source=weights("fc2", 0), blocks_dir=blocks, name="fc2")(x)
     x = layers.Dense(1000, name="predictions", kernel_initializer=_from(weights("predictions", 0), "glorot_uniform"),
                      bias_initializer=_from(weights("predictions", 1), "zeros"))(x)  # logits: no softmax
     model = keras.Model(inp, x, name="vgg16")
@@ -173,7 +251,7 @@ def load(weights: str | None):
             missing = [n for n in expected if len(stored.get(n, ())) != 2]
             if missing:
                 raise WeightsFileError(f"{weights} has no weights for {', '.join(missing)}.")
-            model = build(stored)
+            model = build(stored, blocks_dir(weights))
     except WeightsFileError:
         raise
     except (OSError, KeyError, ValueError) as exc:

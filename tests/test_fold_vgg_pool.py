@@ -1,4 +1,6 @@
 """BatchNorm folding, VGG16 with float16 dense layers, the engine pool and the result cache's bounds."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -79,8 +81,16 @@ def test_vgg16_matches_keras_applications_with_float16_dense_layers(vgg_file):
     reference, path = vgg_file
     ours = vgg16.load(str(path))
     assert [la.name for la in ours.layers[1:]] == [la.name for la in reference.layers[1:]]  # after the input
-    assert ours.count_params() == reference.count_params() == 138_357_544
-    assert [w.dtype for w in ours.get_layer("fc1").weights][:-1] == ["float16"] * 98  # 98 blocks of 256 rows
+    assert sum(la.count_params() for la in ours.layers) == reference.count_params() == 138_357_544
+    import h5py
+
+    with h5py.File(path, "r") as f:  # fc1/fc2 are float16 block files next to the weights file
+        for name in ("fc1", "fc2"):
+            layer, stored = ours.get_layer(name), f[name][f[name].attrs["weight_names"][0]]
+            assert layer.kernel_f16 is None and len(layer.block_files) == stored.shape[0] // 256
+            assert all(Path(b).parent == vgg16.blocks_dir(path) / name for b in layer.block_files)
+            last = np.fromfile(layer.block_files[-1], "<f2").reshape(-1, stored.shape[1])
+            np.testing.assert_array_equal(last, stored[-256:].astype(np.float16))
     x = np.random.default_rng(2).uniform(-120, 130, (2, 224, 224, 3)).astype(np.float32)
     names = models.get_spec("vgg16").layers
     ref_out, our_out = _outputs(reference, names, x), _outputs(ours, names, x)
@@ -90,6 +100,46 @@ def test_vgg16_matches_keras_applications_with_float16_dense_layers(vgg_file):
     tol = 1e-3 * (a.max() - a.min())
     assert np.abs(a - b).max() <= tol  # float16 dense kernels move the logits a little
     assert list(a.argmax(axis=1)) == list(b.argmax(axis=1))
+
+
+def test_vgg16_dense_kernels_stay_outside_tensorflows_allocator(vgg_file):
+    """fc1/fc2 (238 MB in float16) are read from their block files at each pass: TensorFlow's
+    allocator, which keeps the memory it grew to, holds only the convolutions and the last layer
+    (75 MB) and one block at a time."""
+    import tensorflow as tf
+
+    from core.pool import release_memory
+
+    _, path = vgg_file
+    release_memory()
+    before = tf.config.experimental.get_memory_info("CPU:0")["current"]
+    engine = Engine(models.get_spec("vgg16"), vgg16.load(str(path)))
+    engine.run_input(np.zeros((1, 224, 224, 3), np.float32))
+    in_tf = (tf.config.experimental.get_memory_info("CPU:0")["current"] - before) / 2**20
+    assert 60 < in_tf < 100, in_tf  # 59 MB of convolutions + 16 MB of predictions + a little
+
+
+def test_vgg16_kernels_in_memory_where_no_block_file_can_be_written(vgg_file, tmp_path, monkeypatch):
+    """A cache folder that cannot be written: the same network, its kernels a NumPy array that
+    TensorFlow reads in place and that goes with the engine."""
+    import gc
+    import weakref
+
+    reference, path = vgg_file
+    streamed = vgg16.load(str(path))
+    monkeypatch.setattr(vgg16, "blocks_dir", lambda weights: Path("/proc/no-such-folder"))
+    model = vgg16.load(str(path))
+    layer = model.get_layer("fc1")
+    assert layer.block_files is None and layer.kernel_f16.dtype == np.float16
+    assert layer.kernel_f16.ctypes.data % 64 == 0
+    x = np.random.default_rng(5).uniform(-120, 130, (1, 224, 224, 3)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(streamed(x)))
+    engine = Engine(models.get_spec("vgg16"), model)
+    engine.run_input(x)
+    kernel = weakref.ref(layer.kernel_f16)
+    del model, layer, engine
+    gc.collect()
+    assert kernel() is None  # the compiled pass held the kernel's views; dropping the engine frees it
 
 
 def test_vgg16_gradients_flow_through_the_float16_layers(vgg_file):
