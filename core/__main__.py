@@ -78,7 +78,7 @@ def cmd_explain(args) -> int:
                 mask_bytes = Path(args.mask).read_bytes()
             except OSError as exc:
                 return _fail(f"cannot read mask {args.mask}: {exc.strerror}")
-        engine = Engine(spec, models.load_model(spec.name, folded=True))
+        engine = Engine(spec, *models.load_inference(spec.name))
     except (ValueError, models.WeightsUnavailable) as exc:
         return _fail(str(exc))
     out_dir = Path(args.out) if args.out else None
@@ -156,7 +156,7 @@ def cmd_evaluate(args) -> int:
         return _fail(f"need a folder of images and a boxes CSV (file,class_index,x0,y0,x1,y1); got {folder}, {csv_path}")
     try:
         spec = models.get_spec(args.model)
-        engine = Engine(spec, models.load_model(spec.name, folded=True))
+        engine = Engine(spec, *models.load_inference(spec.name))
     except (ValueError, models.WeightsUnavailable) as exc:
         return _fail(str(exc))
     result = evaluate(engine, folder, csv_path, args.layer, args.threshold, args.limit)

@@ -115,16 +115,26 @@ class Engine:
     The passes run on a copy of the model with every BatchNorm folded into its convolution
     (:mod:`core.fold`): the same function and the same layer names in fewer ops. ``self.model`` is
     that copy; the model handed in is left as it was and is not kept.
+
+    Args:
+        spec: the model's registry entry.
+        model: a Keras model (logits out), or the folded model of :func:`core.models.load_inference`.
+        held: that model's weights, held outside TensorFlow (:mod:`core.held`); every pass reads them
+            in place. None for a model with ordinary variables.
     """
 
-    def __init__(self, spec: ModelSpec, model):
+    def __init__(self, spec: ModelSpec, model, held=None):
+        import contextlib
+
         import keras
         import tensorflow as tf
 
         from .fold import fold_batchnorm
 
         self.spec = spec
-        self.model = model = fold_batchnorm(model)
+        self.held = held
+        self.model = model = fold_batchnorm(model) if held is None else model
+        weights = held.scope if held is not None else contextlib.nullcontext
         self.layers = tuple(spec.layers)
         self._multi = keras.Model(model.inputs, [model.get_layer(n).output for n in self.layers] + [model.output])
         n_layers = len(self.layers)
@@ -135,7 +145,7 @@ class Engine:
         @tf.function(input_signature=[sig_x, sig_c], reduce_retracing=True)
         def explain(x, cls):
             # the tape follows the input, not the weights: no filter gradients are ever built
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
+            with tf.GradientTape(watch_accessed_variables=False) as tape, weights():
                 tape.watch(x)
                 outs = self._multi(x, training=False)
                 acts, logits = outs[:n_layers], outs[n_layers]
@@ -147,12 +157,13 @@ class Engine:
 
         @tf.function(input_signature=[sig_x], reduce_retracing=True)
         def forward(x):
-            logits = self.model(x, training=False)
+            with weights():
+                logits = self.model(x, training=False)
             return tf.nn.softmax(logits), logits
 
         @tf.function(input_signature=[sig_x, sig_c], reduce_retracing=True)
         def input_gradient(x, cls):
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
+            with tf.GradientTape(watch_accessed_variables=False) as tape, weights():
                 tape.watch(x)
                 logits = self.model(x, training=False)
                 top = tf.argmax(logits, axis=-1, output_type=tf.int32)
@@ -265,6 +276,13 @@ class Engine:
         c = -1 if class_index is None else int(class_index)
         _, g = self._input_gradient(tf.constant(x, tf.float32), tf.constant([c], tf.int32))
         return g.numpy()
+
+    def layer_weights(self, layer: str) -> list[np.ndarray]:
+        """The weights of one of the model's layers (as ``layer.get_weights()`` gives them)."""
+        variables = self.model.get_layer(layer).weights
+        if self.held is None:
+            return [np.asarray(v) for v in variables]
+        return [self.held.value(v) for v in variables]
 
     def layer_shape(self, layer: str) -> tuple[int, int, int]:
         """(h, w, c) of an explainable layer."""

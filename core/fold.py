@@ -72,31 +72,31 @@ def foldable_pairs(model) -> dict[str, str]:
     return pairs
 
 
-def _bn_affine(bn) -> tuple[np.ndarray, np.ndarray]:
-    """(scale, shift) of an inference-mode BatchNorm, in float64."""
-    mean = np.asarray(bn.moving_mean, np.float64)
-    var = np.asarray(bn.moving_variance, np.float64)
-    gamma = np.asarray(bn.gamma, np.float64) if bn.gamma is not None else np.ones_like(mean)
-    beta = np.asarray(bn.beta, np.float64) if bn.beta is not None else np.zeros_like(mean)
+def _bn_affine(bn, get=np.asarray) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, shift) of an inference-mode BatchNorm, in float64 (``get``: variable → its value)."""
+    mean = np.asarray(get(bn.moving_mean), np.float64)
+    var = np.asarray(get(bn.moving_variance), np.float64)
+    gamma = np.asarray(get(bn.gamma), np.float64) if bn.gamma is not None else np.ones_like(mean)
+    beta = np.asarray(get(bn.beta), np.float64) if bn.beta is not None else np.zeros_like(mean)
     scale = gamma / np.sqrt(var + bn.epsilon)
     return scale, beta - mean * scale
 
 
-def _folded_weights(conv, bn) -> list[np.ndarray]:
+def _folded_weights(conv, bn, get=np.asarray) -> list[np.ndarray]:
     """The conv's weights with ``bn`` folded in: kernel(s) scaled per output channel, plus a bias."""
-    scale, shift = _bn_affine(bn)
+    scale, shift = _bn_affine(bn, get)
     kind = type(conv).__name__
-    bias = np.asarray(conv.bias, np.float64) if conv.use_bias else 0.0
+    bias = np.asarray(get(conv.bias), np.float64) if conv.use_bias else 0.0
     new_bias = (bias * scale + shift).astype(np.float32)
     if kind == "Conv2D":
-        kernel = np.asarray(conv.kernel, np.float64) * scale  # (kh, kw, cin, cout): cout last
+        kernel = np.asarray(get(conv.kernel), np.float64) * scale  # (kh, kw, cin, cout): cout last
         return [kernel.astype(np.float32), new_bias]
     if kind == "DepthwiseConv2D":
-        kernel = np.asarray(conv.kernel, np.float64)  # (kh, kw, cin, mult): output channel = c·mult + m
+        kernel = np.asarray(get(conv.kernel), np.float64)  # (kh, kw, cin, mult): output channel = c·mult + m
         kernel = kernel * scale.reshape(kernel.shape[2], kernel.shape[3])
         return [kernel.astype(np.float32), new_bias]
-    depthwise = np.asarray(conv.depthwise_kernel, np.float32)  # SeparableConv2D: the pointwise part scales
-    pointwise = np.asarray(conv.pointwise_kernel, np.float64) * scale
+    depthwise = np.asarray(get(conv.depthwise_kernel), np.float32)  # SeparableConv2D: the pointwise part scales
+    pointwise = np.asarray(get(conv.pointwise_kernel), np.float64) * scale
     return [depthwise, pointwise.astype(np.float32), new_bias]
 
 
@@ -116,7 +116,12 @@ def _folded_clone(model, pairs: dict):
     def clone(layer):
         if layer.name in pairs:
             return FoldedBatchNorm(name=layer.name)
+        if hasattr(layer, "copy_sharing_kernel"):  # VGG16's HalfDense: its kernel is not a variable
+            return layer.copy_sharing_kernel()
         config = layer.get_config()
+        for key, value in config.items():  # a plain function (VGG16 reads its file through them) has no
+            if key.endswith("_initializer") and isinstance(value, dict) and value.get("module") == "builtins":
+                config[key] = "zeros"  # config to rebuild it from; the copy's values come from the original
         if layer.name in convs:
             config["use_bias"] = True
         return type(layer).from_config(config)
@@ -160,49 +165,126 @@ def fold_batchnorm(model):
 
 
 def load_folded(build: Callable):
-    """``fold_batchnorm(build())``, with the weights in TensorFlow only once at any time.
+    """The model ``build()`` makes, folded, with its weights held outside TensorFlow (:mod:`core.held`).
 
-    :func:`fold_batchnorm` makes the copy's variables while the original's still exist: two copies of
-    the weights in TensorFlow's allocator (ResNet50: 2 × 98 MB), which never gives back the memory it
-    grew to. Here the copy is made with no variables yet (Keras defers them inside a
-    ``StatelessScope``), the folded weights are computed in NumPy, the original is dropped, and only
-    then are the copy's variables made, straight from those values (no random initial weights).
+    TensorFlow's CPU allocator keeps the memory it grew to, so no copy of the weights is made there
+    at all: ``build()`` runs in a scope where Keras defers making variables and where each value the
+    weights loader assigns goes straight into one NumPy buffer (:class:`_Collect`); each BatchNorm
+    is folded into its convolution's kernel in that buffer, in place; the folded copy of the graph
+    is made with deferred variables too; and the buffer becomes the
+    :class:`~core.held.HeldWeights` that the engine's passes read. So the weights are in memory
+    once, also while loading. A model with nothing to fold (VGG16) is held as it was built.
+
+    Returns:
+        (model, held): the folded model, whose variables only have values inside ``held.scope()``,
+        and its :class:`~core.held.HeldWeights`; ``held`` is None where this Keras has not the
+        internals used here (then the model is an ordinary folded copy).
     """
-    import gc
+    from . import held as held_mod
 
-    import keras
+    try:
+        before = {id(v) for v in held_mod.deferred_variables()}
+    except ImportError:  # another Keras layout: an ordinary folded copy
+        return fold_batchnorm(build()), None
+    try:
+        return _load_held(build, held_mod)
+    except BaseException:  # nothing of a failed load may stay on Keras's list to be made later
+        held_mod.forget([v for v in held_mod.deferred_variables() if id(v) not in before])
+        raise
 
-    model = build()
+
+def _load_held(build: Callable, held_mod):
+    with _Collect() as loading:
+        model = build()
+    built = loading.created()
+
+    def value_of(variable):
+        value = loading.values.get(id(variable))
+        return value if value is not None else np.asarray(variable._initializer(variable.shape, dtype=variable.dtype))
+
     pairs = foldable_pairs(model)
     if not pairs:
-        return model
-    try:
-        from keras.src.backend.common.variables import initialize_all_variables
-    except ImportError:  # another Keras layout: the plain copy
-        return fold_batchnorm(model)
-    with keras.StatelessScope(initialize_variables=False):  # made at the end, from the folded values
+        held = held_mod.detach(built, {id(v): value_of(v) for v in built})
+        _finalize(model, held)
+        return model, held
+    import keras
+
+    convs = {conv: bn for bn, conv in pairs.items()}
+    before = {id(v) for v in held_mod.deferred_variables()}
+    with keras.StatelessScope(initialize_variables=False):  # no variable is made in here
         folded = _folded_clone(model, pairs)
-    values = _folded_values(model, pairs)
-    del model
-    gc.collect()
-    for layer in folded.layers:
-        for variable, value in zip(layer.weights, values.get(layer.name, ())):
-            variable._initializer = _Given(value)
-    initialize_all_variables()  # every deferred variable: these values, or its own initializer
-    for layer in folded.layers:
-        if layer.name in values and hasattr(layer, "finalize_state"):
-            layer.finalize_state()
-    return folded
+    created = [v for v in held_mod.deferred_variables() if id(v) not in before]
+    by_var = {}
+    for layer in model.layers:
+        if layer.name in pairs or not layer.weights:
+            continue
+        if layer.name in convs:  # kernel(s) scaled in place in the buffer; the new bias is small
+            values = _folded_weights(layer, model.get_layer(convs[layer.name]), value_of)
+            kernels = layer.weights[:len(values) - 1]
+            for i, variable in enumerate(kernels):
+                slot = loading.values.get(id(variable))
+                if slot is not None and slot.shape == values[i].shape:
+                    slot[...] = values[i]
+                    values[i] = slot
+        else:
+            values = [value_of(v) for v in layer.weights]
+        for variable, value in zip(folded.get_layer(layer.name).weights, values):
+            by_var[id(variable)] = value
+    held_mod.forget(built)  # the original's variables are never made
+    del model, loading
+    held = held_mod.detach(created, by_var)
+    _finalize(folded, held)
+    return folded, held
 
 
-class _Given:
-    """A Keras initializer that returns a given array (checked against the variable's shape)."""
+def _finalize(model, held) -> None:
+    with held.scope():
+        for layer in model.layers:
+            if hasattr(layer, "finalize_state"):  # e.g. Normalization: makes tensors from its variables
+                layer.finalize_state()
 
-    def __init__(self, value):
-        self.value = np.asarray(value)
 
-    def __call__(self, shape, dtype=None):
-        if tuple(self.value.shape) != tuple(shape):
-            raise ValueError(f"folded weight of shape {self.value.shape} for a variable of shape {tuple(shape)}")
-        value, self.value = self.value, None  # used once
-        return value
+def _collect_class():
+    import keras
+
+    from . import held as held_mod
+
+    class Collect(keras.StatelessScope):
+        """While a model is built and its weights loaded: variables are deferred (not made), and each
+        value assigned to one is copied at once into its slot of one NumPy buffer laid out for all the
+        variables made in the scope (``values``: id(variable) → its slot), so TensorFlow holds one
+        variable's value at a time; reading a variable gives what was assigned to it."""
+
+        def __init__(self):
+            super().__init__(initialize_variables=False)
+            self.values: dict = {}
+            self._before = {id(v) for v in held_mod.deferred_variables()}
+            self._slots = None
+
+        def created(self) -> list:
+            return [v for v in held_mod.deferred_variables() if id(v) not in self._before]
+
+        def add_update(self, update):
+            variable, value = update
+            if self._slots is None:  # the first assignment: the model is built, its variables known
+                self._slots = held_mod.slots(self.created())
+            slot = self._slots.get(id(variable))
+            if slot is None:  # a variable made after the first assignment
+                self.values[id(variable)] = np.array(value)
+            else:
+                slot[...] = np.asarray(value)
+                self.values[id(variable)] = slot
+
+        def get_current_value(self, variable):
+            value = self.values.get(id(variable))
+            if value is None:
+                return None
+            import tensorflow as tf
+
+            return tf.convert_to_tensor(value, dtype=variable.dtype)
+
+    return Collect
+
+
+def _Collect():
+    return _collect_class()()

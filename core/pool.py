@@ -116,4 +116,4 @@ def release_memory() -> None:
 def _load_engine(name: str):
     from .engine import Engine
 
-    return Engine(models.get_spec(name), models.load_model(name, folded=True))
+    return Engine(models.get_spec(name), *models.load_inference(name))

@@ -21,7 +21,8 @@ Where the kernels are kept:
   (TensorFlow's ``read_file``): the 238 MB live in the operating system's file cache, which is
   shared and which the system can take back, not in this process. TensorFlow's CPU allocator never
   returns memory it has grown to, and the app's memory peak was VGG16's kernels on top of what the
-  other models had left there. The reads cost about 60 ms per pass (measured in ``bench``).
+  other models had left there. The reads make a VGG16 pass slower: medians of 12 passes here were
+  510-600 ms, against 340-380 ms with the kernels in memory.
 - With random weights, or where that folder cannot be written, the kernel is a NumPy array that
   TensorFlow reads in place (DLPack, no copy), and that goes when the model goes.
 """
@@ -32,6 +33,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+
+from .held import aligned_empty
 
 INPUT_SIZE = 224
 ROWS_PER_BLOCK = 256  # 256 × 4096 float32 = 4 MB cast at a time
@@ -71,23 +74,35 @@ def _half_dense_class():
             if source is not None and tuple(source.shape) != (rows, self.units):
                 raise WeightsFileError(f"{self.name} has the wrong shape in the weights file.")
             self._spans = [(a, min(a + ROWS_PER_BLOCK, rows)) for a in range(0, rows, ROWS_PER_BLOCK)]
-            if source is not None and self._blocks_dir is not None:
-                self.block_files = _block_files(Path(self._blocks_dir) / self.name, source, self._spans)
-            if self.block_files is not None:
-                # the names as a variable, not constants: Grappler would otherwise read the files while
-                # optimising the graph and fold the whole kernel into it as float32 constants
-                self._file_names = tf.Variable(self.block_files, trainable=False, dtype=tf.string)
-            else:
-                limit = float(np.sqrt(6.0 / (rows + self.units)))
-                kernel = _aligned_empty((rows, self.units), np.float16)
-                for a, b in self._spans:
-                    kernel[a:b] = (np.random.uniform(-limit, limit, (b - a, self.units)) if source is None
-                                   else np.asarray(source[a:b], np.float32))
-                self.kernel_f16 = kernel
-                # zero-copy views of the NumPy kernel (DLPack): TensorFlow never holds a copy of it
-                self._blocks = [tf.experimental.dlpack.from_dlpack(kernel[a:b].__dlpack__()) for a, b in self._spans]
+            if self.block_files is None and self.kernel_f16 is None:  # not a copy_sharing_kernel()
+                if source is not None and self._blocks_dir is not None:
+                    self.block_files = _block_files(Path(self._blocks_dir) / self.name, source, self._spans)
+                if self.block_files is not None:
+                    # the names as a variable, not constants: Grappler would otherwise read the files
+                    # while optimising the graph and fold the whole kernel into it as float32 constants
+                    self._file_names = tf.Variable(self.block_files, trainable=False, dtype=tf.string)
+                else:
+                    limit = float(np.sqrt(6.0 / (rows + self.units)))
+                    kernel = aligned_empty((rows, self.units), np.float16)
+                    for a, b in self._spans:
+                        kernel[a:b] = (np.random.uniform(-limit, limit, (b - a, self.units)) if source is None
+                                       else np.asarray(source[a:b], np.float32))
+                    self.kernel_f16 = kernel
+                    # zero-copy views of the NumPy kernel (DLPack): TensorFlow never holds a copy of it
+                    self._blocks = [tf.experimental.dlpack.from_dlpack(kernel[a:b].__dlpack__())
+                                    for a, b in self._spans]
             self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros",
                                         dtype="float32", trainable=False)
+
+        def copy_sharing_kernel(self):
+            """A new, unbuilt layer like this one that uses this one's kernel (files or array); its
+            bias is a variable of its own, made at build."""
+            copy = type(self)(self.units, activation=self.activation, name=self.name)
+            copy.block_files, copy.kernel_f16 = self.block_files, self.kernel_f16
+            for attr in ("_file_names", "_blocks"):
+                if hasattr(self, attr):
+                    setattr(copy, attr, getattr(self, attr))
+            return copy
 
         def count_params(self):
             return self._spans[-1][1] * self.units + self.units
@@ -161,26 +176,18 @@ def blocks_dir(weights: str | os.PathLike) -> Path:
     return path.with_name(path.name + ".float16-blocks") / f"{st.st_size}-{st.st_mtime_ns}"
 
 
-def _aligned_empty(shape, dtype, align: int = 64) -> np.ndarray:
-    """An uninitialised array whose data starts on an ``align``-byte boundary (TensorFlow's CPU
-    kernels assume 64-byte alignment for the tensors they are given)."""
-    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    raw = np.empty(size + align, np.uint8)
-    start = (-raw.ctypes.data) % align
-    return raw[start:start + size].view(dtype).reshape(shape)
-
-
 # (block, convolutions, filters): keras.applications.VGG16's layout and layer names
 BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
 
 
 def _from(source, fallback):
-    """A Keras initializer that reads ``source`` (an array-like) or, when it is None, uses ``fallback``."""
+    """A Keras initializer with the values of ``source`` (an array-like, read now: the variable may
+    be made after the file is closed) or, when it is None, ``fallback``."""
     if source is None:
         return fallback
+    value = np.asarray(source[()], np.float32)
 
     def initial(shape, dtype=None):
-        value = np.asarray(source[()], np.float32)
         if tuple(value.shape) != tuple(shape):
             raise WeightsFileError(f"a VGG16 layer has the wrong shape in the weights file: {value.shape}.")
         return value

@@ -17,7 +17,7 @@ def lite_engine():
     from core.engine import Engine
 
     spec = models.get_spec("efficientnet_lite0")
-    return Engine(spec, models.load_model(spec.name, folded=True))
+    return Engine(spec, *models.load_inference(spec.name))
 
 
 @pytest.fixture(scope="session")

@@ -102,21 +102,60 @@ def test_vgg16_matches_keras_applications_with_float16_dense_layers(vgg_file):
     assert list(a.argmax(axis=1)) == list(b.argmax(axis=1))
 
 
-def test_vgg16_dense_kernels_stay_outside_tensorflows_allocator(vgg_file):
-    """fc1/fc2 (238 MB in float16) are read from their block files at each pass: TensorFlow's
-    allocator, which keeps the memory it grew to, holds only the convolutions and the last layer
-    (75 MB) and one block at a time."""
+def test_vgg16_engine_holds_no_weights_in_tensorflows_allocator(vgg_file):
+    """fc1/fc2 (238 MB in float16) are read from their block files at each pass and the other weights
+    (75 MB) are held in NumPy (core.held): after a pass TensorFlow's allocator, which keeps the memory
+    it grew to, holds nothing of the engine, and the logits are the directly built model's."""
     import tensorflow as tf
 
     from core.pool import release_memory
 
     _, path = vgg_file
     release_memory()
+    tf.config.experimental.reset_memory_stats("CPU:0")
     before = tf.config.experimental.get_memory_info("CPU:0")["current"]
-    engine = Engine(models.get_spec("vgg16"), vgg16.load(str(path)))
-    engine.run_input(np.zeros((1, 224, 224, 3), np.float32))
-    in_tf = (tf.config.experimental.get_memory_info("CPU:0")["current"] - before) / 2**20
-    assert 60 < in_tf < 100, in_tf  # 59 MB of convolutions + 16 MB of predictions + a little
+    engine = Engine(models.get_spec("vgg16"), *fold.load_folded(lambda: vgg16.load(str(path))))
+    x = np.random.default_rng(6).uniform(-120, 130, (1, 224, 224, 3)).astype(np.float32)
+    logits = engine.run_input(x).logits
+    info = tf.config.experimental.get_memory_info("CPU:0")
+    assert (info["current"] - before) / 2**20 < 2
+    assert (info["peak"] - before) / 2**20 < 100  # a pass's activations, a block of rows; loading made no copy
+    assert engine.held.nbytes / 2**20 > 70  # the convolutions and the last layer, in NumPy
+    np.testing.assert_allclose(logits, np.asarray(vgg16.load(str(path))(x))[0], rtol=1e-5, atol=1e-4)
+
+
+def test_held_weights_leave_tensorflow_alone_and_go_with_the_engine(photos):
+    """Lite0 through load_inference (the app's path): its weights are in one NumPy buffer that the
+    passes read in place, the model cannot be run around the engine with made-up weights, Keras's
+    list of variables to initialise does not grow, and dropping the engine frees the buffer."""
+    import gc
+    import weakref
+
+    import tensorflow as tf
+
+    from core import held
+    from core.pool import release_memory
+
+    release_memory()
+    pending = len(held.deferred_variables())
+    before = tf.config.experimental.get_memory_info("CPU:0")["current"]
+    spec = models.get_spec("efficientnet_lite0")
+    engine = Engine(spec, *models.load_inference(spec.name))
+    res = engine.run(photos["cat.jpg"].rgb)
+    assert 281 <= res.class_index <= 285  # a cat: the held weights are the real ones
+    assert (tf.config.experimental.get_memory_info("CPU:0")["current"] - before) / 2**20 < 2
+    assert 15 < engine.held.nbytes / 2**20 < 25
+    assert len(held.deferred_variables()) == pending
+    with pytest.raises(held.DetachedWeightError):
+        engine.model(np.zeros((1, 224, 224, 3), np.float32))
+    kernel = engine.layer_weights("predictions")[0]
+    root = kernel
+    while root.base is not None:
+        root = root.base
+    buffer = weakref.ref(root)
+    del engine, res, kernel, root
+    gc.collect()
+    assert buffer() is None
 
 
 def test_vgg16_kernels_in_memory_where_no_block_file_can_be_written(vgg_file, tmp_path, monkeypatch):
@@ -177,6 +216,31 @@ def test_damaged_vgg16_file_is_one_sentence(tmp_path, monkeypatch):
     with pytest.raises(models.WeightsUnavailable) as err:
         models.load_model("vgg16")
     assert "\n" not in str(err.value) and "VGG16" in str(err.value)
+
+
+def test_a_vgg16_file_with_a_wrong_layer_fails_in_one_sentence_and_leaves_nothing_behind(vgg_file, tmp_path):
+    """The layer's values are only taken after the model is built (load_inference holds them outside
+    TensorFlow): the error is still one sentence, and no deferred variable of the failed load stays
+    on Keras's list, where the next StatelessScope would make it (random values in TensorFlow)."""
+    import shutil
+
+    import h5py
+
+    from core import held
+
+    _, path = vgg_file
+    bad = tmp_path / path.name
+    shutil.copy(path, bad)
+    with h5py.File(bad, "r+") as f:
+        group = f["block5_conv3"]
+        name = group.attrs["weight_names"][0]
+        del group[name]
+        group.create_dataset(name, data=np.zeros((3, 3, 512, 8), np.float32))
+    pending = len(held.deferred_variables())
+    with pytest.raises(models.WeightsUnavailable) as err:
+        models.load_inference("vgg16", weights=str(bad))
+    assert "\n" not in str(err.value) and "wrong shape" in str(err.value)
+    assert len(held.deferred_variables()) == pending
 
 
 def test_pool_keeps_models_within_its_budget_and_a_big_one_alone():
@@ -347,7 +411,7 @@ def test_engine_computes_what_keras_applications_imagenet_model_computes(name, t
     del source
     monkeypatch.setattr(file_utils, "get_file", lambda *a, **k: str(path))
     reference = ctor(weights="imagenet", classifier_activation=None, input_shape=size)
-    engine = Engine(spec, models.load_model(name, weights=str(path), folded=True))
+    engine = Engine(spec, *models.load_inference(name, weights=str(path)))
     assert not [la for la in engine.model.layers if type(la).__name__ == "BatchNormalization"]
     x = rng.uniform(0, 255, (1, *size)).astype(np.float32)
     expected = _outputs(reference, spec.layers, spec.preprocess(x))
