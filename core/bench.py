@@ -72,8 +72,8 @@ def run_bench(model_name: str = "efficientnet_lite0", repeats: int = 25) -> dict
     from .engine import Engine
 
     spec = models.get_spec(model_name)
-    model = models.load_model(model_name)
-    engine = Engine(spec, model)
+    model = models.load_model(model_name)  # the Keras example's model, as loaded
+    engine = Engine(spec, *models.load_inference(model_name))  # the engine as the app and the CLI load it
     img = images.load_path(ASSETS / "cat_and_dog.jpg")
     rng = np.random.default_rng(0)
     x = engine.prepare(img.rgb)

@@ -114,7 +114,9 @@ class Engine:
 
     The passes run on a copy of the model with every BatchNorm folded into its convolution
     (:mod:`core.fold`): the same function and the same layer names in fewer ops. ``self.model`` is
-    that copy; the model handed in is left as it was and is not kept.
+    that copy; the model handed in is left as it was and is not kept. A model from
+    :func:`core.models.load_inference` comes folded, with its weights held outside TensorFlow, and
+    is used as it is.
 
     Args:
         spec: the model's registry entry.

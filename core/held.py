@@ -60,7 +60,9 @@ class HeldWeights:
     """Values for a model's (deferred) Keras variables, in one NumPy buffer that TensorFlow reads in place.
 
     Args:
-        pairs: (Keras variable, value) for every variable the model reads; the values are copied in.
+        pairs: (Keras variable, value) for every variable the model reads. A value that is already a
+            64-byte aligned, contiguous, writeable array (a loader's slot, see :func:`slots`) is used
+            where it is; the others are copied into one buffer of their own.
     """
 
     def __init__(self, pairs):
@@ -70,8 +72,6 @@ class HeldWeights:
         for var, value in pairs:
             if tuple(value.shape) != tuple(var.shape):
                 raise ValueError(f"{var.path}: a value of shape {value.shape} for a variable of shape {tuple(var.shape)}")
-        # arrays already aligned (a loader's slots) are used where they are; the others are copied
-        # into one buffer of their own
         copied = slots([var for var, value in pairs if not _ready(value)])
         self._arrays: dict[int, np.ndarray] = {}
         self.mapping = []
