@@ -153,7 +153,11 @@ def _block_files(folder: Path, source, spans) -> list[str] | None:
     None where they cannot be written (a read-only cache, a full disk)."""
     units = int(source.shape[1])
     files = [folder / f"rows_{a:05d}.f16" for a, _ in spans]
-    if all(f.is_file() and f.stat().st_size == (b - a) * units * 2 for f, (a, b) in zip(files, spans)):
+
+    def complete() -> bool:
+        return all(f.is_file() and f.stat().st_size == (b - a) * units * 2 for f, (a, b) in zip(files, spans))
+
+    if complete():
         return [str(f) for f in files]
     partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
     try:
@@ -164,8 +168,19 @@ def _block_files(folder: Path, source, spans) -> list[str] | None:
         os.replace(partial, folder)  # whole or not at all
     except OSError:
         shutil.rmtree(partial, ignore_errors=True)
-        return None
+        if not complete():  # another process may have written them meanwhile
+            return None
     return [str(f) for f in files]
+
+
+def _drop_stale_blocks(current: Path) -> None:
+    """Remove the blocks made from earlier versions of a weights file (238 MB each)."""
+    root = current.parent
+    if not root.name.endswith(".float16-blocks") or not root.is_dir():
+        return
+    for other in root.iterdir():
+        if other != current and other.is_dir():
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def blocks_dir(weights: str | os.PathLike) -> Path:
@@ -258,7 +273,9 @@ def load(weights: str | None):
             missing = [n for n in expected if len(stored.get(n, ())) != 2]
             if missing:
                 raise WeightsFileError(f"{weights} has no weights for {', '.join(missing)}.")
-            model = build(stored, blocks_dir(weights))
+            blocks = blocks_dir(weights)
+            model = build(stored, blocks)
+            _drop_stale_blocks(blocks)
     except WeightsFileError:
         raise
     except (OSError, KeyError, ValueError) as exc:

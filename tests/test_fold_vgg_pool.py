@@ -158,6 +158,24 @@ def test_held_weights_leave_tensorflow_alone_and_go_with_the_engine(photos):
     assert buffer() is None
 
 
+def test_vgg16_blocks_follow_their_weights_file(vgg_file, tmp_path):
+    """A changed weights file (a new download) gets new blocks, and the old ones (238 MB) go."""
+    import os
+    import shutil
+
+    _, path = vgg_file
+    copy = tmp_path / path.name
+    shutil.copy(path, copy)
+    vgg16.load(str(copy))
+    first = vgg16.blocks_dir(copy)
+    assert len(list((first / "fc1").glob("*.f16"))) == 98
+    st = copy.stat()
+    os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    vgg16.load(str(copy))
+    second = vgg16.blocks_dir(copy)
+    assert second != first and len(list((second / "fc2").glob("*.f16"))) == 16 and not first.exists()
+
+
 def test_vgg16_kernels_in_memory_where_no_block_file_can_be_written(vgg_file, tmp_path, monkeypatch):
     """A cache folder that cannot be written: the same network, its kernels a NumPy array that
     TensorFlow reads in place and that goes with the engine."""
