@@ -69,7 +69,7 @@ class EnginePool:
                 release_memory()  # before loading, so the dropped engines' memory can be reused
             engine = self._load(name)
             self._engines[name] = engine
-            release_memory()  # the loader's temporaries: the random initial weights, the unfolded model
+            release_memory()  # the loader's temporaries: the file's arrays, the folding's float64 copies
             return engine
 
 
