@@ -70,3 +70,11 @@ def train_shape_model(n=3000, size=64, epochs=4, seed=1):
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     model.fit(x, y, batch_size=64, epochs=epochs, verbose=0)
     return Engine(toy_spec(["last"], size, "shapes"), model), data[n:]
+
+
+def layer_outputs(model, names, x):
+    """The outputs of the named layers and the model's output, for a batch ``x`` (NumPy)."""
+    import keras
+
+    multi = keras.Model(model.inputs, [model.get_layer(n).output for n in names] + [model.output])
+    return [np.asarray(o) for o in multi(x, training=False)]

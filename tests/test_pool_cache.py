@@ -1,0 +1,143 @@
+"""The engine pool's budget, the result cache's bounds, and engines freed when dropped."""
+import numpy as np
+import pytest
+
+from core import models
+from core.engine import Engine, PassResult
+from core.pool import EnginePool
+
+
+def test_pool_keeps_models_within_its_budget_and_a_big_one_alone():
+    loads = []
+
+    def load(name):
+        loads.append(name)
+        return f"engine:{name}"
+
+    pool = EnginePool(220, load=load)  # each engine counts as its weights + 50 MB
+    for name in ("efficientnet_lite0", "resnet50"):  # 68 + 148 MB fit
+        assert pool.get(name) == f"engine:{name}"
+    assert pool.names() == ["efficientnet_lite0", "resnet50"]
+    pool.get("efficientnet_lite0")  # a hit: no load, now most recent
+    assert loads.count("efficientnet_lite0") == 1
+    pool.get("xception")  # 137 MB more: the least recently used (ResNet50) goes first
+    assert pool.names() == ["efficientnet_lite0", "xception"]
+    pool.get("mobilenet_v2")  # 64 MB more: Lite0 goes
+    assert pool.names() == ["xception", "mobilenet_v2"]
+    for name in ("efficientnet_lite0", "efficientnet_b0", "mobilenet_v2"):  # 68 + 70 + 64 MB fit
+        pool.get(name)
+    assert pool.names() == ["efficientnet_lite0", "efficientnet_b0", "mobilenet_v2"]
+    pool.get("vgg16")  # 350 MB: alone
+    assert pool.names() == ["vgg16"]
+    pool.get("mobilenet_v2")
+    assert pool.names() == ["mobilenet_v2"]
+    assert pool.fits(["efficientnet_lite0", "xception"]) and not pool.fits(["resnet50", "xception"])
+    assert not pool.fits(["vgg16", "mobilenet_v2"]) and pool.fits(["vgg16"])
+
+
+def test_pool_reports_a_failed_load_and_stays_usable():
+    def load(name):
+        if name == "resnet50":
+            raise models.WeightsUnavailable("no weights.")
+        return name
+
+    pool = EnginePool(220, load=load)
+    pool.get("efficientnet_lite0")
+    with pytest.raises(models.WeightsUnavailable):
+        pool.get("resnet50")
+    assert pool.names() == ["efficientnet_lite0"] and pool.get("efficientnet_lite0") == "efficientnet_lite0"
+
+
+def test_result_cache_is_bounded_by_bytes_but_keeps_two(lite_engine):
+    eng = Engine.__new__(Engine)  # only the cache's bookkeeping, no model
+    from collections import OrderedDict
+
+    eng._cache, eng.cache_size, eng.cache_bytes = OrderedDict(), 8, 100
+
+    def result(nbytes):
+        a = np.zeros(nbytes // 8, np.float32)
+        return PassResult(np.zeros(1), np.zeros(1), 0, {"l": a}, {"l": a.copy()}, 0.0)
+
+    for i in range(5):
+        eng._store(("img", i), result(80))  # 80 bytes each: only the last two are kept
+    assert list(eng._cache) == [("img", 3), ("img", 4)]
+    eng.cache_bytes = 10**6
+    for i in range(5, 20):
+        eng._store(("img", i), result(80))
+    assert len(eng._cache) == 8
+    res = lite_engine.run(np.random.default_rng(4).integers(0, 256, (60, 80, 3), dtype=np.uint8))
+    assert lite_engine.cache_bytes // res.nbytes >= 7  # Lite0 still keeps about eight photos
+
+
+def test_room_is_made_before_a_pass_for_what_the_cache_would_drop_after_it(lite_engine):
+    eng = Engine.__new__(Engine)
+    from collections import OrderedDict
+
+    eng._cache, eng.cache_size, eng.cache_bytes = OrderedDict(), 8, 100
+
+    def result(nbytes):
+        a = np.zeros(nbytes // 8, np.float32)
+        return PassResult(np.zeros(1), np.zeros(1), 0, {"l": a}, {"l": a.copy()}, 0.0)
+
+    first = result(80)
+    eng._store(("img", 0, None), first)
+    eng._store(("img", 0, 0), first)  # a top-1 result sits under two keys: it goes as one
+    eng._store(("img", 1, None), result(80))
+    eng._make_room()  # a third 80-byte result would push the first out: it goes now
+    assert list(eng._cache) == [("img", 1, None)]
+    eng._make_room()  # one result and the next always fit
+    assert list(eng._cache) == [("img", 1, None)]
+    eng.cache_bytes = 10**6
+    eng._store(("img", 2, None), result(80))
+    eng._make_room()
+    assert len(eng._cache) == 2
+    # the real engine: a third photo's pass still leaves the last two results cached
+    rng = np.random.default_rng(5)
+    photos = [rng.integers(0, 256, (40, 50, 3), dtype=np.uint8) for _ in range(3)]
+    saved = lite_engine.cache_bytes
+    try:
+        lite_engine.cache_bytes = 1  # only the two-result floor applies
+        results = [lite_engine.run(p) for p in photos]
+        assert lite_engine.cached(photos[1]) and lite_engine.cached(photos[2]) and not lite_engine.cached(photos[0])
+        assert lite_engine.run(photos[2]) is results[2]
+    finally:
+        lite_engine.cache_bytes = saved
+
+
+def test_a_dropped_engine_is_freed_although_its_trace_used_custom_gradients():
+    """tf.custom_gradient (here behind tf.nn.silu, as in EfficientNetB0) registers each trace's gradient
+    in a process-wide registry; the engine drops those registrations, so its graph and weights can go."""
+    import gc
+    import weakref
+
+    import keras
+    import tensorflow as tf
+    from tensorflow.python.framework import ops
+
+    from tests.toys import toy_spec
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((24, 24, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="silu", name="conv1")(inp)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="silu", name="last")(x)
+    out = keras.layers.Dense(4, name="head")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inp, out)
+    registered = len(ops._gradient_registry._registry)
+    engine = Engine(toy_spec(["conv1", "last"], 24, "silu"), model)
+    photo = np.random.default_rng(6).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    res = engine.run(photo, 2)
+    engine.predict(engine.prepare(photo))
+    assert len(ops._gradient_registry._registry) == registered
+
+    # the gradients are still those of the swish network (eager tape on the same model)
+    xin = tf.constant(engine.prepare(photo))
+    with tf.GradientTape() as tape:
+        multi = keras.Model(model.inputs, [model.get_layer("last").output, model.output])
+        act, logits = multi(xin)
+        score = logits[:, 2]
+    np.testing.assert_allclose(res.grads["last"], tape.gradient(score, act).numpy()[0], rtol=1e-4, atol=1e-7)
+
+    graph = weakref.ref(engine._explain._fn.get_concrete_function().graph)
+    del engine, model, multi
+    gc.collect()
+    assert graph() is None
