@@ -14,6 +14,7 @@ model is neither changed nor kept; the copy is for inference only (``training=Fa
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -129,16 +130,15 @@ def _folded_clone(model, pairs: dict):
     return keras.models.clone_model(model, clone_function=clone)
 
 
-def _folded_values(model, pairs: dict) -> dict:
-    """Layer name → the weights (NumPy) of that layer in the folded copy."""
+def _folded_layers(model, pairs: dict, get=None):
+    """(layer, its weights in the folded copy) for every layer of ``model`` that keeps weights
+    (``get``: variable → its value; by default the layer's own weights)."""
     convs = {conv: bn for bn, conv in pairs.items()}
-    values = {}
     for layer in model.layers:
         if layer.name in convs:
-            values[layer.name] = _folded_weights(layer, model.get_layer(convs[layer.name]))
+            yield layer, _folded_weights(layer, model.get_layer(convs[layer.name]), get or np.asarray)
         elif layer.name not in pairs and layer.weights:
-            values[layer.name] = layer.get_weights()
-    return values
+            yield layer, [get(v) for v in layer.weights] if get else layer.get_weights()
 
 
 def _set(folded, values: dict) -> None:
@@ -160,7 +160,7 @@ def fold_batchnorm(model):
     if not pairs:
         return model
     folded = _folded_clone(model, pairs)
-    _set(folded, _folded_values(model, pairs))
+    _set(folded, {layer.name: values for layer, values in _folded_layers(model, pairs)})
     return folded
 
 
@@ -169,7 +169,7 @@ def load_folded(build: Callable):
 
     TensorFlow's CPU allocator keeps the memory it grew to, so no copy of the weights is made there
     at all: ``build()`` runs in a scope where Keras defers making variables and where each value the
-    weights loader assigns goes straight into one NumPy buffer (:class:`_Collect`); each BatchNorm
+    weights loader assigns goes straight into one NumPy buffer (``Collect``, below); each BatchNorm
     is folded into its convolution's kernel in that buffer, in place; the folded copy of the graph
     is made with deferred variables too; and the buffer becomes the
     :class:`~core.held.HeldWeights` that the engine's passes read. So the weights are in memory
@@ -183,51 +183,43 @@ def load_folded(build: Callable):
     from . import held as held_mod
 
     try:
-        before = {id(v) for v in held_mod.deferred_variables()}
+        before = held_mod.deferred_ids()
     except ImportError:  # another Keras layout: an ordinary folded copy
         return fold_batchnorm(build()), None
     try:
         return _load_held(build, held_mod)
     except BaseException:  # nothing of a failed load may stay on Keras's list to be made later
-        held_mod.forget([v for v in held_mod.deferred_variables() if id(v) not in before])
+        held_mod.forget(held_mod.deferred_since(before))
         raise
 
 
 def _load_held(build: Callable, held_mod):
-    with _Collect() as loading:
+    with _collect_class()() as loading:
         model = build()
     built = loading.created()
-
-    def value_of(variable):
-        value = loading.values.get(id(variable))
-        return value if value is not None else np.asarray(variable._initializer(variable.shape, dtype=variable.dtype))
-
     pairs = foldable_pairs(model)
     if not pairs:
-        held = held_mod.detach(built, {id(v): value_of(v) for v in built})
+        held = held_mod.detach(built, loading.values)
         _finalize(model, held)
         return model, held
     import keras
 
-    convs = {conv: bn for bn, conv in pairs.items()}
-    before = {id(v) for v in held_mod.deferred_variables()}
+    def value_of(variable):
+        value = loading.values.get(id(variable))
+        return value if value is not None else held_mod.initial_value(variable)
+
+    before = held_mod.deferred_ids()
     with keras.StatelessScope(initialize_variables=False):  # no variable is made in here
         folded = _folded_clone(model, pairs)
-    created = [v for v in held_mod.deferred_variables() if id(v) not in before]
+    created = held_mod.deferred_since(before)
     by_var = {}
-    for layer in model.layers:
-        if layer.name in pairs or not layer.weights:
-            continue
-        if layer.name in convs:  # kernel(s) scaled in place in the buffer; the new bias is small
-            values = _folded_weights(layer, model.get_layer(convs[layer.name]), value_of)
-            kernels = layer.weights[:len(values) - 1]
-            for i, variable in enumerate(kernels):
-                slot = loading.values.get(id(variable))
-                if slot is not None and slot.shape == values[i].shape:
-                    slot[...] = values[i]
-                    values[i] = slot
-        else:
-            values = [value_of(v) for v in layer.weights]
+    for layer, values in _folded_layers(model, pairs, value_of):
+        # a folded kernel goes back into its own slot of the buffer (same shape), not into a new array
+        for i, variable in enumerate(layer.weights[:len(values)]):
+            slot = loading.values.get(id(variable))
+            if slot is not None and slot is not values[i] and slot.shape == values[i].shape:
+                slot[...] = values[i]
+                values[i] = slot
         for variable, value in zip(folded.get_layer(layer.name).weights, values):
             by_var[id(variable)] = value
     held_mod.forget(built)  # the original's variables are never made
@@ -244,6 +236,7 @@ def _finalize(model, held) -> None:
                 layer.finalize_state()
 
 
+@lru_cache(maxsize=None)
 def _collect_class():
     import keras
 
@@ -258,11 +251,11 @@ def _collect_class():
         def __init__(self):
             super().__init__(initialize_variables=False)
             self.values: dict = {}
-            self._before = {id(v) for v in held_mod.deferred_variables()}
+            self._before = held_mod.deferred_ids()
             self._slots = None
 
         def created(self) -> list:
-            return [v for v in held_mod.deferred_variables() if id(v) not in self._before]
+            return held_mod.deferred_since(self._before)
 
         def add_update(self, update):
             variable, value = update
@@ -284,7 +277,3 @@ def _collect_class():
             return tf.convert_to_tensor(value, dtype=variable.dtype)
 
     return Collect
-
-
-def _Collect():
-    return _collect_class()()

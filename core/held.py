@@ -113,9 +113,7 @@ def detach(created, values: dict):
     pairs = []
     for var in created:
         value = values.get(id(var))
-        if value is None:
-            value = np.asarray(var._initializer(var.shape, dtype=var.dtype))
-        pairs.append((var, value))
+        pairs.append((var, initial_value(var) if value is None else value))
     held = HeldWeights(pairs)
     forget(created)
     return held
@@ -132,6 +130,21 @@ def forget(variables) -> None:
     global_state.set_global_attribute("uninitialized_variables", [v for v in pending if id(v) not in ours])
     for var in variables:
         var._initializer = _refuse
+
+
+def initial_value(variable) -> np.ndarray:
+    """A deferred variable's own initial value (its initializer's), as NumPy."""
+    return np.asarray(variable._initializer(variable.shape, dtype=variable.dtype))
+
+
+def deferred_ids() -> set:
+    """Which variables are deferred now (ids), to tell later which ones a step deferred."""
+    return {id(v) for v in deferred_variables()}
+
+
+def deferred_since(before: set) -> list:
+    """The variables deferred since ``deferred_ids()`` gave ``before``."""
+    return [v for v in deferred_variables() if id(v) not in before]
 
 
 def deferred_variables() -> list:
