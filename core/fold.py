@@ -117,12 +117,7 @@ def _folded_clone(model, pairs: dict):
     def clone(layer):
         if layer.name in pairs:
             return FoldedBatchNorm(name=layer.name)
-        if hasattr(layer, "copy_sharing_kernel"):  # VGG16's HalfDense: its kernel is not a variable
-            return layer.copy_sharing_kernel()
         config = layer.get_config()
-        for key, value in config.items():  # a plain function (VGG16 reads its file through them) has no
-            if key.endswith("_initializer") and isinstance(value, dict) and value.get("module") == "builtins":
-                config[key] = "zeros"  # config to rebuild it from; the copy's values come from the original
         if layer.name in convs:
             config["use_bias"] = True
         return type(layer).from_config(config)

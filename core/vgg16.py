@@ -74,35 +74,24 @@ def _half_dense_class():
             if source is not None and tuple(source.shape) != (rows, self.units):
                 raise WeightsFileError(f"{self.name} has the wrong shape in the weights file.")
             self._spans = [(a, min(a + ROWS_PER_BLOCK, rows)) for a in range(0, rows, ROWS_PER_BLOCK)]
-            if self.block_files is None and self.kernel_f16 is None:  # not a copy_sharing_kernel()
-                if source is not None and self._blocks_dir is not None:
-                    self.block_files = _block_files(Path(self._blocks_dir) / self.name, source, self._spans)
-                if self.block_files is not None:
-                    # the names as a variable, not constants: Grappler would otherwise read the files
-                    # while optimising the graph and fold the whole kernel into it as float32 constants
-                    self._file_names = tf.Variable(self.block_files, trainable=False, dtype=tf.string)
-                else:
-                    limit = float(np.sqrt(6.0 / (rows + self.units)))
-                    kernel = aligned_empty((rows, self.units), np.float16)
-                    for a, b in self._spans:
-                        kernel[a:b] = (np.random.uniform(-limit, limit, (b - a, self.units)) if source is None
-                                       else np.asarray(source[a:b], np.float32))
-                    self.kernel_f16 = kernel
-                    # zero-copy views of the NumPy kernel (DLPack): TensorFlow never holds a copy of it
-                    self._blocks = [tf.experimental.dlpack.from_dlpack(kernel[a:b].__dlpack__())
-                                    for a, b in self._spans]
+            if source is not None and self._blocks_dir is not None:
+                self.block_files = _block_files(Path(self._blocks_dir) / self.name, source, self._spans)
+            if self.block_files is not None:
+                # the names as a variable, not constants: Grappler would otherwise read the files
+                # while optimising the graph and fold the whole kernel into it as float32 constants
+                self._file_names = tf.Variable(self.block_files, trainable=False, dtype=tf.string)
+            else:
+                limit = float(np.sqrt(6.0 / (rows + self.units)))
+                kernel = aligned_empty((rows, self.units), np.float16)
+                for a, b in self._spans:
+                    kernel[a:b] = (np.random.uniform(-limit, limit, (b - a, self.units)) if source is None
+                                   else np.asarray(source[a:b], np.float32))
+                self.kernel_f16 = kernel
+                # zero-copy views of the NumPy kernel (DLPack): TensorFlow never holds a copy of it
+                self._blocks = [tf.experimental.dlpack.from_dlpack(kernel[a:b].__dlpack__())
+                                for a, b in self._spans]
             self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros",
                                         dtype="float32", trainable=False)
-
-        def copy_sharing_kernel(self):
-            """A new, unbuilt layer like this one that uses this one's kernel (files or array); its
-            bias is a variable of its own, made at build."""
-            copy = type(self)(self.units, activation=self.activation, name=self.name)
-            copy.block_files, copy.kernel_f16 = self.block_files, self.kernel_f16
-            for attr in ("_file_names", "_blocks"):
-                if hasattr(self, attr):
-                    setattr(copy, attr, getattr(self, attr))
-            return copy
 
         def count_params(self):
             return self._spans[-1][1] * self.units + self.units
