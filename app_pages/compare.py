@@ -3,15 +3,16 @@ import time
 
 import streamlit as st
 
-from core import labels, methods, models, render
-from core.pool import BUDGET_MB, ENGINE_OVERHEAD_MB, engine_mb
+from core import models
+from core.cam import methods
+from core.cam.explain import spread_layers
+from core.imaging import labels, render
 from ui.resources import engine_pool, get_engine
 from ui.sidebar import sidebar
 
-ALL = methods.names()
-TITLES = {"gradcam": "Grad-CAM", "counterfactual": "Counterfactual", "gradcampp": "Grad-CAM++",
-          "hirescam": "HiResCAM", "xgradcam": "XGrad-CAM", "layercam": "LayerCAM", "eigencam": "Eigen-CAM",
-          "scorecam": "Score-CAM", "cam": "CAM"}
+
+def title(name: str) -> str:
+    return methods.REGISTRY[name].title
 
 ctx = sidebar()
 st.title("Compare methods")
@@ -23,28 +24,24 @@ st.markdown(f"Explaining **{labels.label(cls)}** (class {cls}) on the same photo
             f"maximum and drawn with the sidebar's colormap ({ctx.colormap}) and alpha ({ctx.alpha:.2f}).")
 
 c1, c2, c3 = st.columns([3, 2, 1])
-chosen = c1.multiselect("Methods", ALL, default=["gradcam", "gradcampp", "hirescam", "layercam", "eigencam"],
-                        format_func=TITLES.get, key="cmp_methods")
+chosen = c1.multiselect("Methods", methods.names(), default=["gradcam", "gradcampp", "hirescam", "layercam", "eigencam"],
+                        format_func=title, key="cmp_methods")
 across = c2.radio("Rows", ["layers", "models"], horizontal=True, key="cmp_across")
 top_n = c3.number_input("Score-CAM channels (top-N)", 8, 4096, 256, 8, key="cmp_topn",
                         help="Score-CAM masks the input with each channel: one forward pass per channel. "
                              "Using only the N most active channels keeps it fast.")
 if across == "layers":
-    default_rows = [engine.layers[i] for i in sorted({len(engine.layers) // 3, 2 * len(engine.layers) // 3,
-                                                      len(engine.layers) - 1})]
-    rows = st.multiselect("Layers", list(engine.layers), default=default_rows, key=f"cmp_layers_{engine.spec.name}")
+    rows = st.multiselect("Layers", list(engine.layers), default=spread_layers(engine.layers, 3),
+                          key=f"cmp_layers_{engine.spec.name}")
     cells = [(engine, layer) for layer in rows]
 else:
     ready = [n for n, s in models.REGISTRY.items() if s.weights_cached()]
     picked = st.multiselect("Models (at their last layer; only those whose weights are available offline)", ready,
                             default=[engine.spec.name], key="cmp_models",
-                            help=f"Models are kept in memory up to {BUDGET_MB} MB in all (weights plus about "
-                                 f"{ENGINE_OVERHEAD_MB} MB per model for its compiled pass and results).")
-    together = list(dict.fromkeys([engine.spec.name] + picked))  # the sidebar's model stays loaded too
-    if not engine_pool().fits(together):
-        st.warning(f"These models and the sidebar's {engine.spec.title} need "
-                   f"about {sum(engine_mb(n) for n in together):.0f} MB together, more than the {BUDGET_MB} MB "
-                   f"kept in memory; compare fewer or smaller ones (VGG16 alone needs {engine_mb('vgg16'):.0f} MB).")
+                            help=engine_pool().describe())
+    refusal = engine_pool().refusal([engine.spec.name] + picked)  # the sidebar's model stays loaded too
+    if refusal:
+        st.warning(f"With the sidebar's {engine.spec.title}: {refusal}")
         st.stop()
     cells = [(get_engine(n), None) for n in picked]
 
@@ -56,7 +53,7 @@ base = render.display_base(rgb, 360)
 header = st.columns(len(chosen) + 1)
 header[0].markdown("**row**")
 for col, m in zip(header[1:], chosen):
-    col.markdown(f"**{TITLES[m]}**")
+    col.markdown(f"**{title(m)}**", help=methods.REGISTRY[m].summary)
 for eng, layer in cells:
     layer = layer or eng.spec.default_layer
     res = eng.run(rgb, cls)

@@ -3,7 +3,8 @@ import time
 
 import streamlit as st
 
-from core import labels, methods, render
+from core.cam import methods
+from core.imaging import labels, render
 from ui.charts import top_k_chart
 from ui.sidebar import sidebar
 

@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import labels, methods, models, render
+from core import models
+from core.cam import methods
+from core.imaging import labels, render
 from ui.sidebar import sidebar
 
 ctx = sidebar()

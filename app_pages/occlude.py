@@ -7,7 +7,8 @@ import streamlit as st
 from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
-from core import images, labels, methods, occlusion, render
+from core.cam import methods, occlusion
+from core.imaging import images, labels, render
 from ui.charts import change_chart, change_table
 from ui.sidebar import sidebar
 

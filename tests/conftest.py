@@ -22,6 +22,6 @@ def lite_engine():
 
 @pytest.fixture(scope="session")
 def photos():
-    from core import images
+    from core.imaging import images
 
     return {p.name: images.load_path(p) for p in sorted(ASSETS.glob("*.jpg"))}

@@ -156,6 +156,6 @@ def test_results_are_not_kept_alive_by_the_page_after_the_photo_changes(app):
     gc.collect()
     assert sum(isinstance(o, PassResult) for o in gc.get_objects()) >= 5  # in the engine's cache
     for engine in [o for o in gc.get_objects() if isinstance(o, Engine)]:
-        engine._cache.clear()  # what evicting the model does
+        engine.cache.clear()  # what evicting the model does
     gc.collect()
     assert [o.class_index for o in gc.get_objects() if isinstance(o, PassResult)] == []

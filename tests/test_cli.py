@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core import models
-from core.__main__ import main
+from core.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
@@ -101,7 +101,7 @@ def test_bench_json_has_every_figure(capsys):
         assert isinstance(d[k], float) and d[k] > 0, k
     assert d["explain_over_floor"] == pytest.approx(d["explain_ms"] / d["floor_ms"], rel=0.01)
     assert d["occlusion_forward_passes"] == 11  # 13×13 positions of a 32-px patch, stride 16, in batches of 16
-    from core import methods
+    from core.cam import methods
 
     assert set(d["methods_ms"]) == set(methods.names())
     assert all(v > 0 for v in d["methods_ms"].values())
@@ -141,7 +141,7 @@ def test_explain_with_a_mask_and_occlusion_method(tmp_path, capsys):
 
 @pytest.mark.parametrize("layer,shape", [("top_activation", (7, 7)), ("block5c_add", (14, 14))])
 def test_every_method_through_the_cli(layer, shape, capsys):
-    from core import methods
+    from core.cam import methods
 
     for name in methods.names():
         args = ["explain", str(ASSETS / "cat_and_dog.jpg"), "--method", name, "--layer", layer, "--json", "--top-n", "16"]

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from core import fold, models
+from core import models
+from core.models import fold
 from core.engine import Engine
 from tests.toys import layer_outputs
 
@@ -62,8 +63,8 @@ def test_held_weights_leave_tensorflow_alone_and_go_with_the_engine(photos):
 
     import tensorflow as tf
 
-    from core import held
-    from core.pool import release_memory
+    from core.models import held
+    from core.engine.pool import release_memory
 
     release_memory()
     pending = len(held.deferred_variables())

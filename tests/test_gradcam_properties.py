@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from core import methods, render
+from core.cam import methods
+from core.imaging import render
 from tests.toys import gap_dense_model, toy_spec, train_shape_model
 from core.engine import Engine
 

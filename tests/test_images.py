@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import images
-from core.images import ImageError, load_bytes
+from core.imaging import images
+from core.imaging.images import ImageError, load_bytes
 
 
 def encode(im, fmt, **kw):

@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import lite, methods
-from core.torchpickle import CheckpointError, load_state_dict
+from core.cam import methods
+from core.models import lite
+from core.models.torchpickle import CheckpointError, load_state_dict
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "lite0_reference.json").read_text())
 CATS = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat

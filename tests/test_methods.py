@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from core import methods, render
+from core.cam import methods
+from core.imaging import render
 from core.engine import Engine
 from tests.test_gradcam_properties import CAT_DOG_SEAM, _mass_left
 from tests.toys import gap_dense_model, toy_spec

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from core import methods, occlusion, render
-from core.occlusion import MaskError, apply_fill, canvas_mask, load_mask, resample_mask
+from core.cam import methods, occlusion
+from core.imaging import render
+from core.cam.occlusion import MaskError, apply_fill, canvas_mask, load_mask, resample_mask
 from tests.test_gradcam_properties import CAT_DOG_SEAM
 
 

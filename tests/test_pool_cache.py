@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from core import models
-from core.engine import Engine, PassResult
-from core.pool import EnginePool
+from core.engine import Engine, PassResult, ResultCache
+from core.engine.pool import EnginePool
 
 
 def test_pool_keeps_models_within_its_budget_and_a_big_one_alone():
@@ -49,59 +49,53 @@ def test_pool_reports_a_failed_load_and_stays_usable():
 
 
 def test_result_cache_is_bounded_by_bytes_but_keeps_two(lite_engine):
-    eng = Engine.__new__(Engine)  # only the cache's bookkeeping, no model
-    from collections import OrderedDict
-
-    eng._cache, eng.cache_size, eng.cache_bytes = OrderedDict(), 8, 100
+    cache = ResultCache(size=8, max_bytes=100)
 
     def result(nbytes):
         a = np.zeros(nbytes // 8, np.float32)
         return PassResult(np.zeros(1), np.zeros(1), 0, {"l": a}, {"l": a.copy()}, 0.0)
 
     for i in range(5):
-        eng._store(("img", i), result(80))  # 80 bytes each: only the last two are kept
-    assert list(eng._cache) == [("img", 3), ("img", 4)]
-    eng.cache_bytes = 10**6
+        cache.put(("img", i), result(80))  # 80 bytes each: only the last two are kept
+    assert cache.keys() == [("img", 3), ("img", 4)]
+    cache.max_bytes = 10**6
     for i in range(5, 20):
-        eng._store(("img", i), result(80))
-    assert len(eng._cache) == 8
+        cache.put(("img", i), result(80))
+    assert len(cache) == 8
     res = lite_engine.run(np.random.default_rng(4).integers(0, 256, (60, 80, 3), dtype=np.uint8))
-    assert lite_engine.cache_bytes // res.nbytes >= 7  # Lite0 still keeps about eight photos
+    assert lite_engine.cache.max_bytes // res.nbytes >= 7  # Lite0 still keeps about eight photos
 
 
 def test_room_is_made_before_a_pass_for_what_the_cache_would_drop_after_it(lite_engine):
-    eng = Engine.__new__(Engine)
-    from collections import OrderedDict
-
-    eng._cache, eng.cache_size, eng.cache_bytes = OrderedDict(), 8, 100
+    cache = ResultCache(size=8, max_bytes=100)
 
     def result(nbytes):
         a = np.zeros(nbytes // 8, np.float32)
         return PassResult(np.zeros(1), np.zeros(1), 0, {"l": a}, {"l": a.copy()}, 0.0)
 
     first = result(80)
-    eng._store(("img", 0, None), first)
-    eng._store(("img", 0, 0), first)  # a top-1 result sits under two keys: it goes as one
-    eng._store(("img", 1, None), result(80))
-    eng._make_room()  # a third 80-byte result would push the first out: it goes now
-    assert list(eng._cache) == [("img", 1, None)]
-    eng._make_room()  # one result and the next always fit
-    assert list(eng._cache) == [("img", 1, None)]
-    eng.cache_bytes = 10**6
-    eng._store(("img", 2, None), result(80))
-    eng._make_room()
-    assert len(eng._cache) == 2
+    cache.put(("img", 0, None), first)
+    cache.put(("img", 0, 0), first)  # a top-1 result sits under two keys: it goes as one
+    cache.put(("img", 1, None), result(80))
+    cache.make_room()  # a third 80-byte result would push the first out: it goes now
+    assert cache.keys() == [("img", 1, None)]
+    cache.make_room()  # one result and the next always fit
+    assert cache.keys() == [("img", 1, None)]
+    cache.max_bytes = 10**6
+    cache.put(("img", 2, None), result(80))
+    cache.make_room()
+    assert len(cache) == 2
     # the real engine: a third photo's pass still leaves the last two results cached
     rng = np.random.default_rng(5)
     photos = [rng.integers(0, 256, (40, 50, 3), dtype=np.uint8) for _ in range(3)]
-    saved = lite_engine.cache_bytes
+    saved = lite_engine.cache.max_bytes
     try:
-        lite_engine.cache_bytes = 1  # only the two-result floor applies
+        lite_engine.cache.max_bytes = 1  # only the two-result floor applies
         results = [lite_engine.run(p) for p in photos]
         assert lite_engine.cached(photos[1]) and lite_engine.cached(photos[2]) and not lite_engine.cached(photos[0])
         assert lite_engine.run(photos[2]) is results[2]
     finally:
-        lite_engine.cache_bytes = saved
+        lite_engine.cache.max_bytes = saved
 
 
 def test_a_dropped_engine_is_freed_although_its_trace_used_custom_gradients():

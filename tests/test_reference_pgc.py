@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import images, methods, render
+from core.cam import methods
+from core.imaging import images, render
 
 FIX = Path(__file__).parent / "fixtures" / "pgc"
 META = json.loads((FIX / "pgc_maps.json").read_text())

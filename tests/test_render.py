@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from core import render
+from core.imaging import render
 
 
 def test_all_zero_map_stays_zero_without_nan():

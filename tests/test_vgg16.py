@@ -4,7 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import fold, models, vgg16
+from core import models
+from core.models import fold, vgg16
 from core.engine import Engine
 from tests.toys import layer_outputs
 
@@ -55,7 +56,7 @@ def test_vgg16_engine_holds_no_weights_in_tensorflows_allocator(vgg_file):
     it grew to, holds nothing of the engine, and the logits are the directly built model's."""
     import tensorflow as tf
 
-    from core.pool import release_memory
+    from core.engine.pool import release_memory
 
     _, path = vgg_file
     release_memory()
@@ -122,7 +123,7 @@ def test_vgg16_gradients_flow_through_the_float16_layers(vgg_file):
     def grad_and_cam(model):
         import keras
 
-        from core import methods
+        from core.cam import methods
 
         multi = keras.Model(model.inputs, [model.get_layer("block5_conv3").output, model.output])
         with tf.GradientTape() as tape:
@@ -157,7 +158,7 @@ def test_a_vgg16_file_with_a_wrong_layer_fails_in_one_sentence_and_leaves_nothin
 
     import h5py
 
-    from core import held
+    from core.models import held
 
     _, path = vgg_file
     bad = tmp_path / path.name

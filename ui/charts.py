@@ -4,7 +4,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from core import labels
+from core.imaging import labels
 
 
 def top_k_chart(top: list[tuple[int, float]], highlight: int) -> alt.Chart:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import images
+from core.imaging import images
 from core.engine import Engine
-from core.pool import BUDGET_MB, EnginePool, tune_allocator
+from core.engine.pool import BUDGET_MB, EnginePool, tune_allocator
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLES = {

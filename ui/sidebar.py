@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core import images, labels, models, render
+from core import models
+from core.imaging import images, labels, render
 from core.engine import Engine, PassResult
 
 from .resources import SAMPLES, decode_upload, get_engine, sample

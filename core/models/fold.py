@@ -14,10 +14,11 @@ model is neither changed nor kept; the copy is for inference only (``training=Fa
 from __future__ import annotations
 
 from collections import defaultdict
-from functools import lru_cache
 from typing import Callable
 
 import numpy as np
+
+from .. import compat
 
 _CONVS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")
 
@@ -177,10 +178,9 @@ def load_folded(build: Callable):
     """
     from . import held as held_mod
 
-    try:
-        before = held_mod.deferred_ids()
-    except ImportError:  # another Keras layout: an ordinary folded copy
+    if not compat.available("keras_deferred"):  # the public path: an ordinary folded copy
         return fold_batchnorm(build()), None
+    before = held_mod.deferred_ids()
     try:
         return _load_held(build, held_mod)
     except BaseException:  # nothing of a failed load may stay on Keras's list to be made later
@@ -189,7 +189,8 @@ def load_folded(build: Callable):
 
 
 def _load_held(build: Callable, held_mod):
-    with _collect_class()() as loading:
+    loading = _Loading()
+    with loading.scope:
         model = build()
     built = loading.created()
     pairs = foldable_pairs(model)
@@ -231,44 +232,30 @@ def _finalize(model, held) -> None:
                 layer.finalize_state()
 
 
-@lru_cache(maxsize=None)
-def _collect_class():
-    import keras
+class _Loading:
+    """While a model is built and its weights loaded: variables are deferred (not made), and each value
+    assigned to one is copied at once into its slot of one NumPy buffer laid out for all the variables
+    made in the scope (``values``: id(variable) → its slot), so TensorFlow holds one variable's value at a
+    time; reading a variable gives what was assigned to it. ``scope`` is the context to build in."""
 
-    from . import held as held_mod
+    def __init__(self):
+        from . import held as held_mod
 
-    class Collect(keras.StatelessScope):
-        """While a model is built and its weights loaded: variables are deferred (not made), and each
-        value assigned to one is copied at once into its slot of one NumPy buffer laid out for all the
-        variables made in the scope (``values``: id(variable) → its slot), so TensorFlow holds one
-        variable's value at a time; reading a variable gives what was assigned to it."""
+        self._held = held_mod
+        self.values: dict = {}
+        self._before = held_mod.deferred_ids()
+        self._slots = None
+        self.scope = compat.recording_scope(self._assign, lambda variable: self.values.get(id(variable)))
 
-        def __init__(self):
-            super().__init__(initialize_variables=False)
-            self.values: dict = {}
-            self._before = held_mod.deferred_ids()
-            self._slots = None
+    def created(self) -> list:
+        return self._held.deferred_since(self._before)
 
-        def created(self) -> list:
-            return held_mod.deferred_since(self._before)
-
-        def add_update(self, update):
-            variable, value = update
-            if self._slots is None:  # the first assignment: the model is built, its variables known
-                self._slots = held_mod.slots(self.created())
-            slot = self._slots.get(id(variable))
-            if slot is None:  # a variable made after the first assignment
-                self.values[id(variable)] = np.array(value)
-            else:
-                slot[...] = np.asarray(value)
-                self.values[id(variable)] = slot
-
-        def get_current_value(self, variable):
-            value = self.values.get(id(variable))
-            if value is None:
-                return None
-            import tensorflow as tf
-
-            return tf.convert_to_tensor(value, dtype=variable.dtype)
-
-    return Collect
+    def _assign(self, variable, value) -> None:
+        if self._slots is None:  # the first assignment: the model is built, its variables known
+            self._slots = self._held.slots(self.created())
+        slot = self._slots.get(id(variable))
+        if slot is None:  # a variable made after the first assignment
+            self.values[id(variable)] = np.array(value)
+        else:
+            slot[...] = np.asarray(value)
+            self.values[id(variable)] = slot

@@ -11,8 +11,6 @@ neither cached nor downloadable.
 """
 from __future__ import annotations
 
-import os
-import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -21,9 +19,10 @@ from typing import Callable
 import numpy as np
 
 from . import fold, lite, vgg16
+from .keras_zoo import KERAS_APPLICATIONS as _KERAS
+from .keras_zoo import effnet_layers, fetch_weights, keras_builder, keras_cache_dir
 
 DEFAULT_MODEL = "efficientnet_lite0"
-_KERAS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
 
 class WeightsUnavailable(RuntimeError):
@@ -112,46 +111,6 @@ class ModelSpec:
         return p is not None and p.exists() and p.stat().st_size > 0
 
 
-def keras_cache_dir() -> Path:
-    """Keras's own download cache for application weights."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "models"
-
-
-def _effnet_layers() -> tuple[str, ...]:
-    ends = ["block1a_project_bn", "block2a_project_bn", "block2b_add", "block3a_project_bn", "block3b_add",
-            "block4a_project_bn", "block4b_add", "block4c_add", "block5a_project_bn", "block5b_add", "block5c_add",
-            "block6a_project_bn", "block6b_add", "block6c_add", "block6d_add", "block7a_project_bn"]
-    return ("stem_activation", *ends, "top_activation")
-
-
-# keras.applications' EfficientNets built with weights="imagenet" put a Rescaling by 1/sqrt(std) after
-# their Normalization layer (see TensorFlow issue #49930); built from a weights file, as here, they do not.
-_EFFNET_IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _effnet_imagenet_scaling(model) -> None:
-    """Give an EfficientNet built from a weights file the input scaling of ``weights="imagenet"``,
-    folded into its Normalization layer's variance: (x − μ)/√var · 1/√s = (x − μ)/√(var·s)."""
-    norm = next(la for la in model.layers if type(la).__name__ == "Normalization")
-    mean, variance, count = norm.get_weights()
-    norm.set_weights([mean, (variance * np.asarray(_EFFNET_IMAGENET_STD)).astype(variance.dtype), count])
-    norm.finalize_state()  # the layer computes with tensors made from its variables here
-
-
-def _keras_builder(ctor_name: str, input_size: int):
-    def build(weights):
-        import keras
-
-        ctor = getattr(keras.applications, ctor_name)
-        model = ctor(weights=weights, include_top=True, classifier_activation=None,
-                     input_shape=(input_size, input_size, 3))
-        if weights is not None and ctor_name.startswith("EfficientNet"):
-            _effnet_imagenet_scaling(model)
-        return model
-    return build
-
-
 REGISTRY: dict[str, ModelSpec] = {
     s.name: s
     for s in (
@@ -164,10 +123,10 @@ REGISTRY: dict[str, ModelSpec] = {
             builder=lambda weights: lite.load(weights),
         ),
         ModelSpec(
-            name="efficientnet_b0", title="EfficientNetB0 (Keras)", input_size=224, layers=_effnet_layers(),
+            name="efficientnet_b0", title="EfficientNetB0 (Keras)", input_size=224, layers=effnet_layers(),
             weights_source="Keras applications (ImageNet)", licence="Apache-2.0", preprocess_mode="raw",
             weights_file="efficientnetb0.h5", weights_url=_KERAS.replace("tensorflow/", "") + "efficientnetb0.h5",
-            weights_mb=21.8, params_m=5.33, depth=82, top1=77.1, builder=_keras_builder("EfficientNetB0", 224),
+            weights_mb=21.8, params_m=5.33, depth=82, top1=77.1, builder=keras_builder("EfficientNetB0", 224),
         ),
         ModelSpec(
             name="resnet50", title="ResNet50 (Keras)", input_size=224,
@@ -175,7 +134,7 @@ REGISTRY: dict[str, ModelSpec] = {
             weights_source="Keras applications (ImageNet)", licence="MIT (Kaiming He's ResNet release) / Apache-2.0",
             preprocess_mode="caffe", weights_file="resnet50_weights_tf_dim_ordering_tf_kernels.h5",
             weights_url=_KERAS + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels.h5",
-            weights_mb=102.9, params_m=25.64, depth=54, top1=74.9, builder=_keras_builder("ResNet50", 224),
+            weights_mb=102.9, params_m=25.64, depth=54, top1=74.9, builder=keras_builder("ResNet50", 224),
         ),
         ModelSpec(
             name="vgg16", title="VGG16 (Keras)", input_size=224,
@@ -193,7 +152,7 @@ REGISTRY: dict[str, ModelSpec] = {
             weights_source="Keras applications (ImageNet)", licence="Apache-2.0", preprocess_mode="tf",
             weights_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
             weights_url=_KERAS + "mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
-            weights_mb=14.5, params_m=3.54, depth=53, top1=71.3, builder=_keras_builder("MobileNetV2", 224),
+            weights_mb=14.5, params_m=3.54, depth=53, top1=71.3, builder=keras_builder("MobileNetV2", 224),
         ),
         ModelSpec(
             name="xception", title="Xception (Keras)", input_size=299,
@@ -202,7 +161,7 @@ REGISTRY: dict[str, ModelSpec] = {
             weights_source="Keras applications (ImageNet)", licence="MIT (François Chollet) / Apache-2.0",
             preprocess_mode="tf", weights_file="xception_weights_tf_dim_ordering_tf_kernels.h5",
             weights_url=_KERAS + "xception/xception_weights_tf_dim_ordering_tf_kernels.h5",
-            weights_mb=91.9, params_m=22.91, depth=41, top1=79.0, builder=_keras_builder("Xception", 299),
+            weights_mb=91.9, params_m=22.91, depth=41, top1=79.0, builder=keras_builder("Xception", 299),
         ),
     )
 }
@@ -214,54 +173,6 @@ def get_spec(name: str) -> ModelSpec:
         return REGISTRY[name]
     except KeyError:
         raise UnknownModel(f"unknown model {name!r}; choose one of {', '.join(REGISTRY)}") from None
-
-
-def fetch_weights(spec: ModelSpec, progress: Callable[[float], None] | None = None) -> Path | None:
-    """Download a Keras model's ImageNet weights into Keras's cache (no-op when cached or Lite0).
-
-    Uses ``keras.utils.get_file`` (Keras's own download, hash check and cache); ``progress`` is
-    called with the fraction done (0..1) while it runs.
-
-    Raises:
-        WeightsUnavailable: the download failed (typically: no network).
-    """
-    if spec.family == "lite" or spec.weights_cached():
-        if progress:
-            progress(1.0)
-        return spec.weights_path()
-    import keras
-
-    target = spec.weights_path()
-    result: dict = {}
-
-    def work():
-        try:
-            result["path"] = keras.utils.get_file(spec.weights_file, spec.weights_url, cache_subdir="models",
-                                                  cache_dir=str(keras_cache_dir().parent))
-        except BaseException as exc:  # noqa: BLE001 - reported below as one sentence
-            result["error"] = exc
-
-    t = threading.Thread(target=work, daemon=True)
-    t.start()
-    total = spec.weights_mb * 1024 * 1024
-    while t.is_alive():
-        t.join(0.25)
-        if progress and total:
-            done = sum(p.stat().st_size for p in target.parent.glob(target.name + "*") if p.exists()) \
-                if target.parent.exists() else 0
-            progress(min(0.99, done / total))
-    if "error" in result or not spec.weights_cached():
-        for p in target.parent.glob(target.name + "*"):
-            if p != target or p.stat().st_size == 0:
-                p.unlink(missing_ok=True)
-        raise WeightsUnavailable(
-            f"{spec.title} needs ImageNet weights from the internet, which cannot be reached and are not cached "
-            f"in {target.parent}; run `python -m core prefetch --model {spec.name}` while online, "
-            f"or use the offline default {DEFAULT_MODEL}."
-        )
-    if progress:
-        progress(1.0)
-    return Path(result["path"])
 
 
 def load_model(name: str, weights: str | None = "imagenet", progress: Callable[[float], None] | None = None):

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import labels, methods, occlusion
-from .engine import Engine, PassResult
+from ..imaging import labels
+from . import methods, occlusion
+from ..engine import Engine, PassResult
 
 OCCLUSION_LAYER = "input"  # the occlusion-sensitivity map lives at the model input's resolution
 
@@ -59,3 +60,10 @@ def explain(engine: Engine, rgb: np.ndarray, class_index: int | None = None, lay
     res = engine.run(rgb, class_index)
     cam = methods.compute(method, res, layer, engine=engine, rgb=rgb, top_n=top_n)
     return Explanation(result=res, layer=layer, method=method, cam=cam, seconds=time.perf_counter() - t)
+
+
+def spread_layers(layers, n: int = 3) -> list[str]:
+    """``n`` layers spread from early to late, the last always among them (Compare's default rows)."""
+    layers = list(layers)
+    picks = {len(layers) - 1} | {len(layers) * i // n for i in range(1, n)}
+    return [layers[i] for i in sorted(picks)]

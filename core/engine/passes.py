@@ -9,34 +9,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
-from .images import pixel_hash, resize_for_model
-from .models import ModelSpec
+from .. import compat
+from ..imaging.images import pixel_hash, resize_for_model
+from ..models import ModelSpec
+from .cache import ResultCache
 
 _TRACE_LOCK = threading.Lock()  # one trace at a time, so each knows which registrations are its own
-
-
-def _custom_gradient_names() -> set:
-    """Names under which ``tf.custom_gradient`` has registered graph-mode gradients so far."""
-    try:
-        from tensorflow.python.framework import ops
-
-        return {k for k in ops._gradient_registry._registry if k.startswith("CustomGradient-")}
-    except (ImportError, AttributeError):  # another TensorFlow layout: nothing to clean up
-        return set()
-
-
-def _forget_custom_gradients(names) -> None:
-    if not names:
-        return
-    from tensorflow.python.framework import ops
-
-    for name in names:
-        ops._gradient_registry._registry.pop(name, None)
 
 
 def _copy_out(names, tensors: list) -> dict:
@@ -59,7 +41,8 @@ class _Compiled:
     holds the traced graph and the graph the model's weights, so every model the app ever explained
     stayed in memory: about 300 MB per VGG16 engine, 40 MB per B0 one. The gradient tape inside the
     function keeps its own reference to those gradient functions, and nothing here differentiates a
-    traced function from outside, so the registrations this trace added are dropped right after it.
+    traced function from outside, so the registrations this trace added are dropped right after it
+    (:mod:`core.compat`, ``tf_gradient_registry``; on the public path they stay).
     """
 
     def __init__(self, fn):
@@ -70,9 +53,9 @@ class _Compiled:
         if not self._traced:
             with _TRACE_LOCK:
                 if not self._traced:
-                    before = _custom_gradient_names()
+                    before = compat.custom_gradient_names()
                     self._fn.get_concrete_function()
-                    _forget_custom_gradients(_custom_gradient_names() - before)
+                    compat.forget_custom_gradients(compat.custom_gradient_names() - before)
                     self._traced = True
         return self._fn(*args)
 
@@ -131,7 +114,7 @@ class Engine:
         import keras
         import tensorflow as tf
 
-        from .fold import fold_batchnorm
+        from ..models.fold import fold_batchnorm
 
         self.spec = spec
         self.held = held
@@ -174,13 +157,8 @@ class Engine:
             return logits, tape.gradient(score, x)
 
         self._explain, self._forward, self._input_gradient = map(_Compiled, (explain, forward, input_gradient))
-        self._cache: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()  # one engine serves every Streamlit session
-        # (photo, class) results, least recently used dropped first: at most cache_size of them and
-        # cache_bytes in all, but always the last two (a photo and its occluded copy). A Lite0
-        # result is ~8 MB, a VGG16 one ~49 MB (its first block is 224×224×64).
-        self.cache_size = 8
-        self.cache_bytes = 64 * 2**20
+        # (photo, class) results: a Lite0 result is ~8 MB, a VGG16 one ~49 MB (its first block is 224×224×64)
+        self.cache = ResultCache(size=8, max_bytes=64 * 2**20)
 
     # --- inputs -----------------------------------------------------------------------------
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
@@ -204,23 +182,17 @@ class Engine:
             if not 0 <= class_index < 1000:
                 raise ValueError(f"class index {class_index} is outside 0..999")
         key = (key_img, class_index)
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                return hit
-            self._make_room()  # room first: a result the cache would drop after this pass goes before it
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        self.cache.make_room()  # room first: a result the cache would drop after this pass goes before it
         res = self.run_input(self.prepare(rgb), class_index)
-        with self._lock:
-            self._store(key, res)
-            if class_index is None:
-                self._store((key_img, res.class_index), res)
+        self.cache.put(key, res, *([(key_img, res.class_index)] if class_index is None else []))
         return res
 
     def cached(self, rgb: np.ndarray, class_index: int | None = None) -> bool:
         """Whether :meth:`run` would answer from the cache (no network pass)."""
-        with self._lock:
-            return (pixel_hash(rgb), None if class_index is None else int(class_index)) in self._cache
+        return (pixel_hash(rgb), None if class_index is None else int(class_index)) in self.cache
 
     def run_input(self, x: np.ndarray, class_index: int | None = None) -> PassResult:
         """The compiled pass on an already preprocessed (1, S, S, 3) input (no cache)."""
@@ -234,28 +206,6 @@ class Engine:
             class_index=int(cls.numpy()[0]), acts=_copy_out(self.layers, acts), grads=_copy_out(self.layers, grads),
             seconds=time.perf_counter() - t,
         )
-
-    def _store(self, key, res):
-        self._cache[key] = res
-        self._cache.move_to_end(key)
-        while not self._within_bounds():
-            self._cache.popitem(last=False)
-
-    def _within_bounds(self, extra: int = 0, extra_bytes: int = 0) -> bool:
-        distinct = {id(r): r for r in self._cache.values()}  # a top-1 result sits under two keys
-        n, size = len(distinct) + extra, sum(r.nbytes for r in distinct.values()) + extra_bytes
-        return n <= 2 or (n <= self.cache_size and size <= self.cache_bytes)
-
-    def _make_room(self):
-        """Drop, before a pass, what storing its result would drop anyway (all results of one model
-        have the same size), so that the dropped result and the new one are never in memory together."""
-        if not self._cache:
-            return
-        size = next(reversed(self._cache.values())).nbytes
-        while self._cache and not self._within_bounds(1, size):
-            oldest = next(iter(self._cache.values()))
-            for k in [k for k, r in self._cache.items() if r is oldest]:
-                del self._cache[k]
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities (N, 1000) for a preprocessed batch (compiled forward only)."""

@@ -10,10 +10,15 @@ own that goes back to the system when the model goes. The model's Keras variable
 (Keras defers them inside a ``StatelessScope``); each pass runs inside a ``StatelessScope`` that
 maps every variable to a zero-copy DLPack view of its slice of the buffer, so the compiled pass
 reads the weights where they are. What TensorFlow's allocator then holds is a pass's activations.
+
+The Keras internals this needs are in :mod:`core.compat` (``keras_deferred``); without them models
+load the public way (:func:`core.models.fold.load_folded`).
 """
 from __future__ import annotations
 
 import numpy as np
+
+from .. import compat
 
 ALIGN = 64  # TensorFlow's CPU kernels assume 64-byte aligned tensors
 
@@ -123,32 +128,21 @@ def forget(variables) -> None:
     """Take deferred variables off Keras's list of variables to initialise, for good: Keras would
     otherwise make them (random values, in TensorFlow's memory) when a ``StatelessScope`` next
     closes; reading one now raises :class:`DetachedWeightError`."""
-    from keras.src.backend.common import global_state
-
-    ours = {id(v) for v in variables}
-    pending = global_state.get_global_attribute("uninitialized_variables", []) or []
-    global_state.set_global_attribute("uninitialized_variables", [v for v in pending if id(v) not in ours])
+    compat.drop_deferred(variables)
     for var in variables:
-        var._initializer = _refuse
+        compat.set_initializer(var, _refuse)
 
 
 def initial_value(variable) -> np.ndarray:
     """A deferred variable's own initial value (its initializer's), as NumPy."""
-    return np.asarray(variable._initializer(variable.shape, dtype=variable.dtype))
+    return np.asarray(compat.initializer(variable)(variable.shape, dtype=variable.dtype))
 
 
 def deferred_ids() -> set:
     """Which variables are deferred now (ids), to tell later which ones a step deferred."""
-    return {id(v) for v in deferred_variables()}
+    return {id(v) for v in compat.deferred_variables()}
 
 
 def deferred_since(before: set) -> list:
     """The variables deferred since ``deferred_ids()`` gave ``before``."""
-    return [v for v in deferred_variables() if id(v) not in before]
-
-
-def deferred_variables() -> list:
-    """Keras's current list of variables waiting to be initialised (made in a StatelessScope)."""
-    from keras.src.backend.common import global_state
-
-    return list(global_state.get_global_attribute("uninitialized_variables", []) or [])
+    return [v for v in compat.deferred_variables() if id(v) not in before]

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageFilter
 
-from . import images
+from ..imaging import images
 
 FILLS = ("gray", "black", "blur", "noise", "mean")
 GRAY = 128
@@ -120,6 +120,26 @@ def top_fraction_mask(cam_up: np.ndarray, percent: float) -> np.ndarray:
     k = int(math.ceil(c.size * min(percent, 100.0) / 100.0))
     threshold = np.partition(c.ravel(), c.size - k)[c.size - k]
     return pos & (c >= threshold)
+
+
+AUTO_ACTIONS = ("remove", "keep")
+
+
+def occlude_hottest(rgb: np.ndarray, cam_up: np.ndarray, percent: float, action: str = "remove",
+                    fill: str = "gray") -> tuple[np.ndarray, np.ndarray] | None:
+    """The photo with the ``percent`` % hottest pixels of a map filled (``action="remove"``), or with
+    everything else filled (``"keep"``), and the filled mask; None where the map is zero everywhere.
+
+    Args:
+        cam_up: the map upsampled to the photo's (H, W).
+    """
+    if action not in AUTO_ACTIONS:
+        raise ValueError(f"unknown action {action!r}; choose one of {', '.join(AUTO_ACTIONS)}")
+    hot = top_fraction_mask(cam_up, percent)
+    if not hot.any():
+        return None
+    filled = hot if action == "remove" else ~hot
+    return apply_fill(rgb, filled, fill), filled
 
 
 def patch_positions(size: int, patch: int, stride: int) -> list[int]:

@@ -10,13 +10,12 @@ kept alone.
 """
 from __future__ import annotations
 
-import ctypes
 import gc
 import threading
 from collections import OrderedDict
 from typing import Callable
 
-from . import models
+from .. import compat, models
 
 BUDGET_MB = 220  # Lite0 with ResNet50 or with Xception, or the three small models; VGG16 stays alone
 # What an engine holds beyond its weights: the compiled pass's graphs and kernels and its cached results.
@@ -53,6 +52,21 @@ class EnginePool:
         names = list(dict.fromkeys(names))
         return len(names) <= 1 or sum(engine_mb(n) for n in names) <= self.budget_mb
 
+    def refusal(self, names) -> str | None:
+        """None when these models fit in memory together; otherwise one sentence saying why they do not."""
+        names = list(dict.fromkeys(names))
+        if self.fits(names):
+            return None
+        largest = max(models.REGISTRY, key=engine_mb)
+        return (f"These models need about {sum(engine_mb(n) for n in names):.0f} MB together, more than the "
+                f"{self.budget_mb:.0f} MB kept in memory; compare fewer or smaller ones "
+                f"({models.get_spec(largest).title} alone needs {engine_mb(largest):.0f} MB).")
+
+    def describe(self) -> str:
+        """What the pool keeps, in one sentence."""
+        return (f"Models are kept in memory up to {self.budget_mb:.0f} MB in all (weights plus about "
+                f"{ENGINE_OVERHEAD_MB} MB per model for its compiled pass and results).")
+
     def get(self, name: str):
         """The engine for ``name``, loaded if needed (raises what the loader raises, e.g. WeightsUnavailable)."""
         with self._lock:
@@ -73,9 +87,6 @@ class EnginePool:
             return engine
 
 
-_M_ARENA_MAX, _M_MMAP_THRESHOLD = -8, -3  # glibc's mallopt parameters
-
-
 def tune_allocator() -> bool:
     """Process-wide glibc ``malloc`` settings for a long-lived process that loads and drops models.
 
@@ -88,32 +99,21 @@ def tune_allocator() -> bool:
     fresh each time), and a fixed 128 kB threshold cost 50-70 % of the speed.
 
     Returns:
-        False where the C library has no ``mallopt`` (not glibc): nothing was changed.
+        False where the C library has no ``mallopt`` (not glibc, or :mod:`core.compat`'s public path):
+        nothing was changed.
     """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_ARENA_MAX, 2)) and bool(mallopt(_M_MMAP_THRESHOLD, 4 * 2**20))
+    return compat.mallopt(compat.M_ARENA_MAX, 2) and compat.mallopt(compat.M_MMAP_THRESHOLD, 4 * 2**20)
 
 
 def release_memory() -> None:
     """Collect garbage cycles (Keras models and compiled functions are full of them) and hand free
     heap memory back to the system (glibc's ``malloc_trim``; elsewhere only the collection)."""
     gc.collect()
-    try:  # kernels TensorFlow keeps for functions and ops that ran (they hold no weights, but memory)
-        from tensorflow.python.eager import context
-
-        context.context().clear_kernel_cache()
-    except (ImportError, AttributeError):
-        pass
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    compat.clear_kernel_cache()  # kernels TensorFlow keeps for functions and ops that ran (no weights, but memory)
+    compat.malloc_trim()
 
 
 def _load_engine(name: str):
-    from .engine import Engine
+    from .passes import Engine
 
     return Engine(models.get_spec(name), *models.load_inference(name))

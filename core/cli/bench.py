@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import methods
+from ..cam import methods
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -68,8 +68,10 @@ def keras_example_gradcam(model, img_array, layer_name, pred_index=None):
 
 def run_bench(model_name: str = "efficientnet_lite0", repeats: int = 25) -> dict:
     """Measure forward, floor, explain, rerender, Keras-example times and peak RSS on one model."""
-    from . import images, models, occlusion, render
-    from .engine import Engine
+    from .. import models
+    from ..cam import occlusion
+    from ..engine import Engine
+    from ..imaging import images, render
 
     spec = models.get_spec(model_name)
     model = models.load_model(model_name)  # the Keras example's model, as loaded
@@ -168,8 +170,10 @@ def run_switch(rounds: int = 2) -> dict:
     photos (all layers) and one occluded copy; this goes round the models ``rounds`` times.
     Run it in its own process: the peak is the process's.
     """
-    from . import images, models, occlusion, render
-    from .pool import BUDGET_MB, EnginePool
+    from .. import models
+    from ..cam import occlusion
+    from ..engine.pool import BUDGET_MB, EnginePool
+    from ..imaging import images, render
 
     photos = [images.load_path(ASSETS / f).rgb for f in ("cat_and_dog.jpg", "coffee.jpg")]
     available = [n for n, s in models.REGISTRY.items() if s.family == "lite" or s.weights_cached()]

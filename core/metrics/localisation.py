@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import images, methods, render
+from ..cam import methods
+from ..imaging import images, render
 
 
 def read_boxes(csv_path) -> dict[str, tuple[int, list[tuple[float, float, float, float]]]]:

@@ -9,11 +9,12 @@ reads the classifier's weights and applies only where the layer feeds GAP → De
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from .engine import PassResult
+from ..engine import PassResult
 
 EPS = 1e-7
 
@@ -22,6 +23,14 @@ def channel_weights(G: np.ndarray) -> np.ndarray:
     """Grad-CAM's α_k: the spatial mean of ∂y^c/∂A^k (Selvaraju et al., eq. 1)."""
     G = np.asarray(G)
     return G.reshape(-1, G.shape[-1]).mean(axis=0, dtype=np.float64)
+
+
+def channel_contributions(A: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """Each channel's share of the spatially averaged Grad-CAM sum before the ReLU: α_k · mean(A^k).
+
+    They add up to the mean of Σ_k α_k A^k over the cells (what the Learn page ranks channels by)."""
+    A = np.asarray(A)
+    return channel_weights(G) * A.reshape(-1, A.shape[-1]).mean(axis=0, dtype=np.float64)
 
 
 def weighted_sum(A: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -99,11 +108,6 @@ def eigencam(A: np.ndarray, G: np.ndarray | None = None) -> np.ndarray:
     """Eigen-CAM (Muhammad & Yeasin 2020): ReLU of the first-principal-component projection
     (gradient-free, so the same for every class)."""
     return np.maximum(principal_projection(A), 0.0)
-
-
-METHODS = {"gradcam": gradcam, "counterfactual": counterfactual, "gradcampp": gradcampp, "hirescam": hirescam,
-           "xgradcam": xgradcam, "layercam": layercam, "eigencam": eigencam}
-MODEL_METHODS = ("scorecam", "cam")  # need the model: forward passes, or the classifier's weights
 
 
 class NotApplicable(ValueError):
@@ -187,9 +191,69 @@ def cam(engine, res: PassResult, layer: str) -> np.ndarray:
     return np.maximum(weighted_sum(res.acts[layer], W[:, res.class_index]), 0.0)
 
 
+@dataclass(frozen=True)
+class Method:
+    """One explanation method: what the pages, the CLI and the docs need to know about it.
+
+    Attributes:
+        name: the key (CLI ``--method``, the URL's ``method=``).
+        title: the name people know it by.
+        summary: its idea in one line.
+        paper: authors, title and year.
+        url: where the paper is.
+        needs_model: reads the model beyond the cached pass (the classifier's weights, or forward passes).
+        extra_passes: runs forward passes of its own (slow; shows progress).
+        fn: ``fn(A, G) -> map`` for a method computed from one layer's activations and gradients; None for
+            one that needs the model (computed by :func:`compute`).
+    """
+
+    name: str
+    title: str
+    summary: str
+    paper: str
+    url: str
+    needs_model: bool = False
+    extra_passes: bool = False
+    fn: Callable | None = field(default=None, repr=False, compare=False)
+
+
+REGISTRY: dict[str, Method] = {m.name: m for m in (
+    Method("gradcam", "Grad-CAM", "weights = spatially averaged gradients; any layer, any CNN",
+           "Selvaraju et al., Grad-CAM, ICCV 2017", "https://arxiv.org/abs/1610.02391", fn=gradcam),
+    Method("counterfactual", "Counterfactual", "negated Grad-CAM weights: what argues against the class",
+           "Selvaraju et al., Grad-CAM, ICCV 2017 (section 5)", "https://arxiv.org/abs/1610.02391", fn=counterfactual),
+    Method("gradcampp", "Grad-CAM++", "positive gradients with per-cell coefficients: better for several instances",
+           "Chattopadhyay et al., Grad-CAM++, WACV 2018", "https://arxiv.org/abs/1710.11063", fn=gradcampp),
+    Method("hirescam", "HiResCAM", "gradients times activations cell by cell, no averaging",
+           "Draelos & Carin, Use HiResCAM instead of Grad-CAM, 2020", "https://arxiv.org/abs/2011.08891", fn=hirescam),
+    Method("xgradcam", "XGrad-CAM", "activation-weighted average of the gradients (axiom-based)",
+           "Fu et al., Axiom-based Grad-CAM, BMVC 2020", "https://arxiv.org/abs/2008.02312", fn=xgradcam),
+    Method("layercam", "LayerCAM", "positive gradients as per-cell weights: works at early, fine layers",
+           "Jiang et al., LayerCAM, IEEE TIP 2021", "https://doi.org/10.1109/TIP.2021.3089943", fn=layercam),
+    Method("eigencam", "Eigen-CAM", "first principal component of the activations: no gradient, no class",
+           "Muhammad & Yeasin, Eigen-CAM, IJCNN 2020", "https://arxiv.org/abs/2008.00299", fn=eigencam),
+    Method("scorecam", "Score-CAM", "mask the input with each channel, weight by the class score it keeps",
+           "Wang et al., Score-CAM, CVPR Workshops 2020", "https://arxiv.org/abs/1910.01279",
+           needs_model=True, extra_passes=True),
+    Method("cam", "CAM", "the classifier's own weights; only where the layer feeds global average pooling → Dense",
+           "Zhou et al., Learning Deep Features for Discriminative Localization, CVPR 2016",
+           "https://arxiv.org/abs/1512.04150", needs_model=True),
+)}
+# the methods computed from the cached pass alone: name → fn(A, G)
+METHODS = {name: m.fn for name, m in REGISTRY.items() if m.fn is not None}
+
+
+def get(name: str) -> Method:
+    """The registry entry of ``name``; ValueError naming the valid ones otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(REGISTRY)}") from None
+
+
 def names() -> list[str]:
-    """Every method name (the CLI's --method), occlusion excluded."""
-    return [*METHODS, *MODEL_METHODS]
+    """Every method name (the CLI's --method), occlusion excluded, in the registry's order."""
+    return list(REGISTRY)
 
 
 def compute(method: str, res: PassResult, layer: str, engine=None, rgb: np.ndarray | None = None,
@@ -198,8 +262,9 @@ def compute(method: str, res: PassResult, layer: str, engine=None, rgb: np.ndarr
     Score-CAM the photo)."""
     if layer not in res.acts:
         raise ValueError(f"unknown layer {layer!r}")
-    if method in METHODS:
-        return METHODS[method](res.acts[layer], res.grads[layer])
+    entry = get(method)
+    if entry.fn is not None:
+        return entry.fn(res.acts[layer], res.grads[layer])
     if method == "cam":
         return cam(engine, res, layer)
     if method == "scorecam":

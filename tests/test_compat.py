@@ -1,0 +1,158 @@
+"""core.compat: every private API is probed, and the public path computes exactly what the normal path does."""
+import logging
+
+import numpy as np
+import pytest
+
+from core import compat, models
+from core.cam import methods
+from core.engine import Engine
+from core.models import fold
+
+
+def _maps(engine, rgb, class_index=None):
+    res = engine.run(rgb, class_index)
+    return res, {(layer, m): fn(res.acts[layer], res.grads[layer])
+                 for layer in engine.layers for m, fn in methods.METHODS.items()}
+
+
+def _assert_same(a, b, rtol=1e-4):
+    (ra, ma), (rb, mb) = a, b
+    assert ra.class_index == rb.class_index
+    scale = np.abs(ra.logits).max()
+    assert np.abs(ra.logits - rb.logits).max() <= rtol * scale
+    for key, cam in ma.items():
+        other = mb[key]
+        assert cam.shape == other.shape, key
+        assert np.abs(cam - other).max() <= 1e-3 * max(np.abs(cam).max(), 1e-12) + 1e-9, key
+
+
+def test_every_internal_is_there_and_behaves_on_the_pinned_versions():
+    """On the versions requirements.txt installs, the memory-saving path is the one taken."""
+    assert compat.probe_all() == {name: True for name in compat.NAMES}
+
+
+def test_lite0_on_the_public_path_computes_what_the_held_path_computes(lite_engine, photos):
+    rgb = photos["cat_and_dog.jpg"].rgb
+    spec = models.get_spec("efficientnet_lite0")
+    with compat.forced_off():
+        assert not any(compat.available(n) for n in compat.NAMES)
+        public = Engine(spec, *models.load_inference(spec.name))
+        assert public.held is None  # loaded the plain Keras way
+        got = _maps(public, rgb), _maps(public, rgb, 243)
+    assert lite_engine.held is not None
+    _assert_same(got[0], _maps(lite_engine, rgb))
+    _assert_same(got[1], _maps(lite_engine, rgb, 243))
+    # CAM reads the classifier's weights: the same on both paths
+    res = lite_engine.run(rgb)
+    assert np.allclose(methods.cam(public, res, spec.default_layer), methods.cam(lite_engine, res, spec.default_layer),
+                       rtol=1e-5, atol=1e-7)
+
+
+def _bn_silu_model(seed=3):
+    """A small B0-like network: convolutions with BatchNorm (statistics far from the identity) and swish,
+    whose trace registers tf.custom_gradient gradients (tf.nn.silu)."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((32, 32, 3))
+    x = layers.Conv2D(8, 3, padding="same", use_bias=False, name="conv1")(inp)
+    x = layers.BatchNormalization(name="bn1")(x)
+    x = layers.Activation("silu", name="act1")(x)
+    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw")(x)
+    x = layers.BatchNormalization(name="bn2")(x)
+    x = layers.Activation("silu", name="last")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, layers.Dense(4, name="head")(x))
+    rng = np.random.default_rng(seed)
+    for bn in ("bn1", "bn2"):
+        layer = model.get_layer(bn)
+        c = layer.gamma.shape[0]
+        layer.set_weights([rng.uniform(0.5, 2, c), rng.normal(0, 1, c), rng.normal(0, 2, c), rng.uniform(0.3, 3, c)])
+    return model
+
+
+def test_a_batchnorm_swish_model_on_the_public_path_matches_and_keeps_its_registrations():
+    from tests.toys import toy_spec
+
+    weights = _bn_silu_model().get_weights()
+
+    def build():
+        model = _bn_silu_model()
+        model.set_weights(weights)
+        return model
+
+    spec = toy_spec(["act1", "last"], 32, "bn_silu")
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    held = Engine(spec, *fold.load_folded(build))
+    assert held.held is not None
+    normal = _maps(held, rgb)
+    with compat.forced_off():
+        from tensorflow.python.framework import ops
+
+        model, held_weights = fold.load_folded(build)
+        assert held_weights is None
+        public = Engine(spec, model, held_weights)
+        before = set(ops._gradient_registry._registry)
+        got = _maps(public, rgb)
+        # the public path leaves TensorFlow's registry alone: the trace's registrations are still there
+        assert any(k.startswith("CustomGradient-") for k in set(ops._gradient_registry._registry) - before)
+    _assert_same(got, normal)
+
+
+def test_a_failed_probe_is_one_warning_line_and_the_public_path(monkeypatch, caplog, photos):
+    """An internal that is missing or behaves otherwise in a future version: one warning line names it,
+    the model loads the public way and computes the same maps."""
+    def broken():
+        raise AttributeError("module 'keras.src.backend.common.global_state' has no attribute 'get_global_attribute'")
+
+    monkeypatch.setitem(compat._PROBES, "keras_deferred", broken)
+    monkeypatch.setattr(compat, "_results", {})
+    with caplog.at_level(logging.WARNING, logger="core.compat"):
+        assert compat.available("keras_deferred") is False
+        assert compat.available("keras_deferred") is False  # probed once, said once
+        spec = models.get_spec("efficientnet_lite0")
+        engine = Engine(spec, *models.load_inference(spec.name))
+    lines = [r.getMessage() for r in caplog.records if r.name == "core.compat"]
+    assert len(lines) == 1 and "keras_deferred" in lines[0] and "\n" not in lines[0]
+    assert engine.held is None
+    res = engine.run(photos["cat.jpg"].rgb)
+    assert 281 <= res.class_index <= 285
+
+
+def test_a_probe_that_returns_wrong_results_counts_as_unavailable(monkeypatch):
+    monkeypatch.setitem(compat._PROBES, "glibc_malloc", lambda: False)
+    monkeypatch.setattr(compat, "_results", {})
+    assert compat.available("glibc_malloc") is False
+    assert compat.mallopt(compat.M_ARENA_MAX, 2) is False  # nothing was changed
+    compat.malloc_trim()  # a no-op, not an error
+
+
+def test_the_public_path_can_be_chosen_by_environment(monkeypatch):
+    monkeypatch.setenv("GRADCAM_STUDIO_PUBLIC_ONLY", "tf_gradient_registry,glibc_malloc")
+    assert not compat.available("tf_gradient_registry") and not compat.available("glibc_malloc")
+    assert compat.available("keras_deferred")
+    assert compat.custom_gradient_names() == set()
+    monkeypatch.setenv("GRADCAM_STUDIO_PUBLIC_ONLY", "1")
+    assert not any(compat.available(n) for n in compat.NAMES)
+    with pytest.raises(ValueError):
+        compat.available("no_such_internal")
+
+
+def test_no_private_api_is_used_outside_compat():
+    """The house rule this module exists for: private TensorFlow/Keras/libc calls live in core/compat.py only."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    pattern = re.compile(r"\._gradient_registry|keras\.src|global_state|\._initializer|add_update|get_current_value"
+                         r"|ctypes\.CDLL|mallopt\(|malloc_trim\(|clear_kernel_cache\(|tensorflow\.python")
+    offenders = []
+    for path in [*root.glob("core/**/*.py"), *root.glob("ui/*.py"), *root.glob("app_pages/*.py")]:
+        if path.name == "compat.py":
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if pattern.search(line.split("#")[0]) and "compat." not in line:
+                offenders.append(f"{path.relative_to(root)}:{n}: {line.strip()}")
+    assert offenders == []
