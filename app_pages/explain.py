@@ -1,12 +1,15 @@
-"""Explain: the photo, the top-k predictions and the Grad-CAM heatmap of the chosen class and layer."""
+"""Explain: the photo, the top-k predictions and the heatmap of the chosen class, layer and method."""
 import time
 
 import streamlit as st
 
 from core.cam import methods
-from core.imaging import labels, render
+from core.cam.explain import explain
+from core.imaging import images, labels, render
 from ui.charts import top_k_chart
 from ui.sidebar import sidebar
+
+SCORECAM_TOP_N = 256  # Score-CAM masks the input with the N most active channels (one forward pass each)
 
 ctx = sidebar()
 st.title("Explain a prediction")
@@ -14,18 +17,32 @@ if ctx is None:
     st.stop()
 
 t = time.perf_counter()
-res = ctx.engine.run(ctx.image.rgb, ctx.class_index)  # cached per (pixels, class): no pass on layer/alpha/colormap
-cam = methods.gradcam(res.acts[ctx.layer], res.grads[ctx.layer])
+method = methods.REGISTRY[ctx.method]
+res = ctx.engine.run(ctx.image.rgb, ctx.class_index)  # cached per (pixels, class): no pass on layer/method/alpha
+if method.extra_passes:  # Score-CAM: its own passes, once per view, kept for this session's redraws
+    key = (ctx.engine.spec.name, images.pixel_hash(ctx.image.rgb), res.class_index, ctx.layer, method.name)
+    memo = st.session_state.get("explain_memo")
+    if memo is None or memo[0] != key:
+        bar = st.progress(0.0, text=f"{method.title}…")
+        ex = explain(ctx.engine, ctx.image.rgb, res.class_index, ctx.layer, method.name, top_n=SCORECAM_TOP_N,
+                     progress=lambda f: bar.progress(f, text=f"{method.title}… {f:.0%}"))
+        bar.empty()
+        st.session_state["explain_memo"] = memo = (key, ex.cam)
+    cam = memo[1]
+else:
+    cam, method, why = methods.from_pass(method.name, res, ctx.layer, ctx.engine)
+    if why:
+        st.info(why)
 base = render.display_base(ctx.image.rgb)
 over = render.overlay(base, cam, ctx.alpha, ctx.colormap)
 elapsed = time.perf_counter() - t + st.session_state.get("last_pass", 0.0)
 
 name = labels.label(res.class_index)
 st.markdown(f"Explaining **{name}** (class {res.class_index}, p = {res.probs[res.class_index]:.1%}) "
-            f"at layer `{ctx.layer}` of {ctx.engine.spec.title}.")
+            f"at layer `{ctx.layer}` of {ctx.engine.spec.title} with {method.title}.")
 c1, c2, c3 = st.columns(3)
 c1.image(base, caption=f"Original · {ctx.image.size[0]}×{ctx.image.size[1]}", width="stretch")
-c2.image(over, caption=f"Grad-CAM overlay · {name}", width="stretch")
+c2.image(over, caption=f"{method.title} overlay · {name}", width="stretch")
 h, w = cam.shape
 raw = render.colorize(render.normalise(cam), ctx.colormap)
 c3.image(render.upsample_nearest(raw, base.shape[1], base.shape[0]),
@@ -40,6 +57,7 @@ with left:
 with right:
     st.metric("Compute time of the last interaction", f"{elapsed * 1000:.0f} ms")
     st.caption("A new photo or class runs one compiled forward+backward pass for every layer; "
-               "changing layer, alpha or colormap only re-renders.")
-    st.download_button("Download overlay (PNG)", render.to_png(over), file_name=f"gradcam_{res.class_index}_{ctx.layer}.png",
+               "changing layer, method (Score-CAM aside), alpha or colormap only re-renders.")
+    st.download_button("Download overlay (PNG)", render.to_png(over),
+                       file_name=f"{method.name}_{res.class_index}_{ctx.layer}.png",
                        mime="image/png")

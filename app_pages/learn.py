@@ -44,7 +44,7 @@ st.markdown("Back-propagation gives, for every cell of every channel, how much t
             "that activation grew. Averaging these gradients over the cells (Z = h·w) gives one weight per channel: "
             "how much the channel, as a whole, pushes the class score up (α > 0) or down (α < 0).")
 alpha = methods.channel_weights(G)
-contrib = alpha * A.reshape(-1, k).mean(axis=0)  # each channel's share of the averaged weighted sum
+contrib = methods.channel_contributions(A, G)
 order = np.argsort(-np.abs(alpha))[:24]
 df = pd.DataFrame({"channel": [f"#{i}" for i in order], "alpha": alpha[order],
                    "sign": np.where(alpha[order] >= 0, "raises the score", "lowers the score")})
@@ -99,19 +99,11 @@ d2.image(render.heatmap(pos, base.shape[1], base.shape[0], ctx.colormap), captio
 d3.image(render.overlay(base, pos, ctx.alpha, ctx.colormap), caption="overlay", width="stretch")
 
 st.header("3 · The relatives: one idea each")
-st.markdown("""
-| method | idea | cost |
-|---|---|---|
-| **CAM** (Zhou et al. 2016) | weights = the classifier's own weights; only where the layer feeds global average pooling → dense | free, one layer |
-| **Grad-CAM** (Selvaraju et al. 2017) | weights = spatially averaged gradients; any layer, any CNN | one forward + backward |
-| **Counterfactual** (same paper) | negated weights: what argues *against* the class | free given Grad-CAM |
-| **Grad-CAM++** (Chattopadhyay et al. 2018) | weights from positive gradients with per-cell coefficients (closed form for an exponential score): better for several instances | free given the pass |
-| **HiResCAM** (Draelos & Carin 2020) | multiply gradients and activations cell by cell, no averaging: provably reflects the score's locations | free given the pass |
-| **XGrad-CAM** (Fu et al. 2020) | weights = activation-weighted average of the gradients (axiom-based) | free given the pass |
-| **LayerCAM** (Jiang et al. 2021) | positive gradients as per-cell weights: works at early, fine layers | free given the pass |
-| **Eigen-CAM** (Muhammad & Yeasin 2020) | first principal component of the activations: no gradient, no class | an SVD |
-| **Score-CAM** (Wang et al. 2020) | mask the input with each channel, weight by the class score it keeps: no gradient | one forward pass per channel |
-""")
+COST = {False: "free given the pass", True: "one forward pass per channel"}
+st.markdown("| method | idea | cost |\n|---|---|---|\n" + "\n".join(
+    f"| **{m.title}** ({m.paper.split(',')[0]}) | {m.summary} | "
+    f"{COST[m.extra_passes] if not m.needs_model or m.extra_passes else 'free: reads the classifier'} |"
+    for m in methods.REGISTRY.values()))
 st.caption("At a layer that feeds global average pooling the gradient is the same in every cell, so HiResCAM and "
            "XGrad-CAM equal Grad-CAM there, and CAM equals Grad-CAM times h·w. They differ at earlier layers.")
 
@@ -147,19 +139,12 @@ for spec in models.REGISTRY.values():
             f"- **Parameters:** {spec.params_m:.2f} M · **depth:** {spec.depth} layers with weights\n"
             f"- **Input:** {spec.input_size}×{spec.input_size}, preprocessing `{spec.preprocess_mode}`\n"
             f"- **Reported ImageNet top-1:** {spec.top1:.1f} %"
-            + (" (measured here on 400 validation images: 83.8 %)" if spec.family == "lite" else "") + "\n"
+            + (f" (measured here: {spec.measured_top1:.1f} % on {spec.measured_on})" if spec.measured_top1 else "")
+            + "\n"
             f"- **Weights:** {spec.weights_source} — licence {spec.licence}\n"
             f"- **Classifier head:** {'global average pooling → dense (CAM applies)' if spec.gap_dense else 'fully connected layers (CAM does not apply)'}\n"
             f"- **Explainable layers ({len(spec.layers)}, early → late):** " + ", ".join(f"`{n}`" for n in spec.layers))
 
 st.header("7 · References")
-st.markdown("""
-- Selvaraju et al., *Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization*, ICCV 2017 — [arXiv:1610.02391](https://arxiv.org/abs/1610.02391)
-- Zhou et al., *Learning Deep Features for Discriminative Localization* (CAM), CVPR 2016 — [arXiv:1512.04150](https://arxiv.org/abs/1512.04150)
-- Chattopadhyay et al., *Grad-CAM++*, WACV 2018 — [arXiv:1710.11063](https://arxiv.org/abs/1710.11063)
-- Wang et al., *Score-CAM*, CVPR Workshops 2020 — [arXiv:1910.01279](https://arxiv.org/abs/1910.01279)
-- Jiang et al., *LayerCAM*, IEEE TIP 2021 — [doi:10.1109/TIP.2021.3089943](https://doi.org/10.1109/TIP.2021.3089943)
-- Draelos & Carin, *Use HiResCAM instead of Grad-CAM*, 2020 — [arXiv:2011.08891](https://arxiv.org/abs/2011.08891)
-- Fu et al., *Axiom-based Grad-CAM* (XGrad-CAM), BMVC 2020 — [arXiv:2008.02312](https://arxiv.org/abs/2008.02312)
-- Muhammad & Yeasin, *Eigen-CAM*, IJCNN 2020 — [arXiv:2008.00299](https://arxiv.org/abs/2008.00299)
-""")
+papers = {m.url: m.paper for m in methods.REGISTRY.values()}  # a paper with two methods is listed once
+st.markdown("\n".join(f"- {paper} — [{url.split('//')[1]}]({url})" for url, paper in papers.items()))

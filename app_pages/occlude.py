@@ -52,9 +52,11 @@ t = time.perf_counter()
 before = engine.run(rgb, cls)
 occluded = occlusion.apply_fill(rgb, mask, fill)
 after = engine.run(occluded, cls)
-cam_b = methods.gradcam(before.acts[ctx.layer], before.grads[ctx.layer])
-cam_a = methods.gradcam(after.acts[ctx.layer], after.grads[ctx.layer])
+cam_b, used, why = methods.from_pass(ctx.method, before, ctx.layer, engine)
+cam_a = methods.from_pass(used.name, after, ctx.layer, engine)[0]
 elapsed = time.perf_counter() - t
+if why:
+    st.caption(why)
 
 name = labels.label(cls)
 pb, pa = before.probs[cls], after.probs[cls]
@@ -65,9 +67,9 @@ base_b, base_a = render.display_base(rgb), render.display_base(occluded)
 c1, c2, c3, c4 = st.columns(4)
 c1.image(base_b, caption="Original", width="stretch")
 c2.image(base_a, caption=f"Occluded ({fill})", width="stretch")
-c3.image(render.overlay(base_b, cam_b, ctx.alpha, ctx.colormap, vmax), caption=f"Grad-CAM · {name} · original",
+c3.image(render.overlay(base_b, cam_b, ctx.alpha, ctx.colormap, vmax), caption=f"{used.title} · {name} · original",
          width="stretch")
-c4.image(render.overlay(base_a, cam_a, ctx.alpha, ctx.colormap, vmax), caption=f"Grad-CAM · {name} · occluded",
+c4.image(render.overlay(base_a, cam_a, ctx.alpha, ctx.colormap, vmax), caption=f"{used.title} · {name} · occluded",
          width="stretch")
 if render.is_empty(cam_a) and mask.any():
     st.info(render.NO_EVIDENCE)
@@ -80,7 +82,7 @@ shown = table.assign(before=table["before"].map("{:.2%}".format), after=table["a
 st.table(shown.set_index("class"))
 
 st.subheader("Occlude what the heatmap points at")
-pct = st.slider("Top p % of the Grad-CAM map", 1, 60, 20, key="occ_pct")
+pct = st.slider(f"Top p % of the {used.title} map", 1, 60, 20, key="occ_pct")
 a1, a2 = st.columns(2)
 if a1.button("Occlude what the heatmap points at", key="occ_top"):
     st.session_state["occ_action"] = "remove"
@@ -88,15 +90,14 @@ if a2.button("Keep only that", key="occ_keep"):
     st.session_state["occ_action"] = "keep"
 action = st.session_state.get("occ_action")
 if action:
-    hot = occlusion.top_fraction_mask(render.upsample(cam_b, w, h), pct)
-    if not hot.any():
+    auto = occlusion.occlude_hottest(rgb, render.upsample(cam_b, w, h), pct, action, fill)
+    if auto is None:
         st.info(render.NO_EVIDENCE)
     else:
-        auto = occlusion.apply_fill(rgb, hot if action == "remove" else ~hot, fill)
-        res = engine.run(auto, cls)
+        res = engine.run(auto[0], cls)
         d = res.probs[cls] - pb
         verb = "Removing" if action == "remove" else "Keeping only"
-        st.image(render.display_base(auto, 480), caption=f"{verb} the top {pct} % of the map")
+        st.image(render.display_base(auto[0], 480), caption=f"{verb} the top {pct} % of the map")
         st.metric(f"p({name})", f"{res.probs[cls]:.1%}", f"{d * 100:+.1f} points")
         st.caption("A faithful map points at what the model uses: removing it should make the score drop, keeping "
                    "only it should keep much of the score.")
@@ -122,7 +123,7 @@ if saved and saved[0] == skey:
     m1, m2 = st.columns(2)
     m1.image(render.overlay(base_b, np.maximum(smap, 0), ctx.alpha, ctx.colormap),
              caption=f"Occlusion sensitivity · {passes} forward passes · {secs:.1f} s", width="stretch")
-    m2.image(render.overlay(base_b, cam_b, ctx.alpha, ctx.colormap), caption=f"Grad-CAM · {ctx.layer}",
+    m2.image(render.overlay(base_b, cam_b, ctx.alpha, ctx.colormap), caption=f"{used.title} · {ctx.layer}",
              width="stretch")
     if render.is_empty(smap):
         st.info("No patch lowered the score of this class: nothing here supports it.")

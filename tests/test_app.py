@@ -36,7 +36,7 @@ def test_explain_page_renders_with_its_controls(app):
     assert "German Shepherd" not in headline(app) and "class 285" in headline(app)  # Chelsea is top-1
     labels = {w.label for w in [*app.selectbox, *app.slider, *app.select_slider, *app.radio, *app.button]}
     for needed in ("Model", "Sample photo", "Layer (early → late)", "Top-k predictions", "Class to explain",
-                   "Heatmap opacity (alpha)", "Colormap", "Reset"):
+                   "Method", "Heatmap opacity (alpha)", "Colormap", "Reset"):
         assert needed in labels
     assert not app.error
 
@@ -62,6 +62,59 @@ def test_any_class_by_search_and_topk_alpha_colormap(app):
     app.slider(key="alpha").set_value(0.8).run()
     app.selectbox(key="colormap").set_value("viridis").run()
     assert not app.exception and "class 1," in headline(app)
+
+
+def link_app(**params):
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params.update(params)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_a_link_opens_exactly_its_view_and_the_url_follows_changes():
+    at = link_app(model="efficientnet_lite0", sample="dog", layer="block5c_add", **{"class": "207"},
+                  method="gradcampp", alpha="0.3")
+    assert "class 207," in headline(at) and "`block5c_add`" in headline(at) and "Grad-CAM++" in headline(at)
+    assert at.selectbox(key="sample").value == "Dog (German shepherd)"
+    assert at.slider(key="alpha").value == 0.3 and at.selectbox(key="method").value == "gradcampp"
+    assert not at.sidebar.warning  # nothing was ignored
+    assert at.query_params == {"model": "efficientnet_lite0", "sample": "dog", "layer": "block5c_add",
+                               "class": "207", "method": "gradcampp", "alpha": "0.30"}
+    at.slider(key="alpha").set_value(0.7).run()
+    at.selectbox(key="method").set_value("layercam").run()
+    at.select_slider(key="layer_efficientnet_lite0").set_value("top_activation").run()
+    assert at.query_params["alpha"] == "0.70" and at.query_params["method"] == "layercam"
+    assert at.query_params["layer"] == "top_activation" and at.query_params["class"] == "207"
+    at.selectbox(key="sample").set_value("Espresso cup").run()
+    assert at.query_params["sample"] == "coffee" and at.query_params["class"] == "967"
+    # the new URL opens the same view in a new session
+    again = link_app(**at.query_params)
+    assert headline(again) == headline(at)
+
+
+def test_a_link_with_unknown_parts_opens_their_defaults_and_says_so_in_one_line():
+    at = link_app(model="alexnet", sample="dog", layer="no_such_layer", **{"class": "5000"}, method="magic",
+                  alpha="nan")
+    warnings = [w.value for w in at.sidebar.warning]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    for part in ("alexnet", "no_such_layer", "5000", "magic", "nan"):
+        assert part in warnings[0]
+    assert at.selectbox(key="model").value == "efficientnet_lite0" and at.slider(key="alpha").value == 0.45
+    assert at.selectbox(key="sample").value == "Dog (German shepherd)"  # the valid part is kept
+    assert "`top_activation`" in headline(at) and "with Grad-CAM." in headline(at)
+
+
+def test_cam_and_score_cam_on_the_explain_page():
+    at = link_app(method="cam", layer="block5c_add")
+    assert any("feeds the classifier" in i.value for i in at.info) and "with Grad-CAM." in headline(at)
+    at.select_slider(key="layer_efficientnet_lite0").set_value("top_activation").run()
+    assert "with CAM." in headline(at) and not at.info
+    at.selectbox(key="method").set_value("scorecam").run()
+    assert not at.exception and "with Score-CAM." in headline(at)
+    memo = at.session_state["explain_memo"]
+    at.slider(key="alpha").set_value(0.6).run()  # a redraw: Score-CAM's map is reused, not recomputed
+    assert at.session_state["explain_memo"] is memo
 
 
 def test_reset_restores_defaults(app):

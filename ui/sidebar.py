@@ -1,7 +1,8 @@
-"""The shared sidebar: model, photo, layer, class, alpha, colormap, top-k.
+"""The shared sidebar: model, photo, layer, class, method, alpha, colormap, top-k.
 
 Everything the pages need comes back in one :class:`Context`; the explained class is tracked by
-class **index** in ``st.session_state``, never by its rank in the top-k.
+class **index** in ``st.session_state``, never by its rank in the top-k. A session opens the view its
+link names (:mod:`core.view`) and the URL follows the user's changes.
 """
 from __future__ import annotations
 
@@ -10,14 +11,18 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core import models
-from core.imaging import images, labels, render
+from pathlib import Path
+
+from core import models, view
+from core.cam import methods
 from core.engine import Engine, PassResult
+from core.imaging import images, labels, render
 
 from .resources import SAMPLES, decode_upload, get_engine, sample
 
 DEFAULTS = {"model": models.DEFAULT_MODEL, "alpha": 0.45, "colormap": "jet", "top_k": 5,
-            "sample": next(iter(SAMPLES)), "class_index": None}
+            "sample": next(iter(SAMPLES)), "class_index": None, "method": "gradcam"}
+STEMS = {Path(file).stem: title for title, file in SAMPLES.items()}  # the link's sample= → the sample's title
 
 
 @dataclass
@@ -29,15 +34,45 @@ class Context:
     top1: PassResult
     class_index: int
     layer: str
+    method: str
     alpha: float
     colormap: str
     top_k: int
 
 
 def init_state() -> None:
+    """Session defaults; on a session's first run, the view its link names."""
+    first = "upload_nonce" not in st.session_state
     for k, v in DEFAULTS.items():
         st.session_state.setdefault(k, v)
     st.session_state.setdefault("upload_nonce", 0)
+    if first:
+        _open_link()
+
+
+def _open_link() -> None:
+    link = view.parse(st.query_params.to_dict(), STEMS, models.DEFAULT_MODEL)
+    if link.model:
+        st.session_state["model"] = link.model
+    if link.sample:
+        st.session_state["sample"] = STEMS[link.sample]
+    if link.layer:
+        st.session_state[f"layer_{st.session_state['model']}"] = link.layer
+    if link.class_index is not None:
+        st.session_state["class_index"] = link.class_index
+    if link.method:
+        st.session_state["method"] = link.method
+    if link.alpha is not None:
+        st.session_state["alpha"] = link.alpha
+    st.session_state["link_message"] = link.message
+
+
+def _follow_in_url(ctx: "Context", uploaded: bool) -> None:
+    """The URL names the view shown (an uploaded photo cannot be in a link: no sample then)."""
+    sample = None if uploaded else Path(SAMPLES[st.session_state["sample"]]).stem
+    params = view.to_params(ctx.engine.spec.name, sample, ctx.layer, ctx.class_index, ctx.method, ctx.alpha)
+    if st.query_params.to_dict() != params:
+        st.query_params.from_dict(params)
 
 
 def reset() -> None:
@@ -47,6 +82,7 @@ def reset() -> None:
     for k in [k for k in st.session_state if str(k).startswith("layer_")]:
         del st.session_state[k]
     st.session_state["upload_nonce"] += 1
+    st.session_state["link_message"] = None
 
 
 def _choose_model() -> Engine | None:
@@ -78,7 +114,7 @@ def _offer_default(exc: Exception) -> None:
         model=models.DEFAULT_MODEL), type="primary")
 
 
-def _choose_image() -> images.LoadedImage:
+def _choose_image() -> tuple[images.LoadedImage, bool]:
     st.sidebar.selectbox("Sample photo", list(SAMPLES), key="sample")
     up = st.sidebar.file_uploader(
         "…or drop your own photo", type=None, key=f"upload_{st.session_state['upload_nonce']}",
@@ -86,11 +122,11 @@ def _choose_image() -> images.LoadedImage:
     )
     if up is not None:
         try:
-            return decode_upload(up.getvalue(), up.name)
+            return decode_upload(up.getvalue(), up.name), True
         except images.ImageError as exc:
             st.sidebar.error(str(exc))
             st.sidebar.caption("Showing the sample photo instead.")
-    return sample(SAMPLES[st.session_state["sample"]])
+    return sample(SAMPLES[st.session_state["sample"]]), False
 
 
 def _choose_class(top1: PassResult, k: int) -> int:
@@ -121,8 +157,10 @@ def sidebar() -> Context | None:
     """Draw the sidebar and return the page context (None when the model cannot be used)."""
     init_state()
     st.sidebar.title("Grad-CAM Studio")
+    if st.session_state.get("link_message"):
+        st.sidebar.warning(st.session_state["link_message"])
     engine = _choose_model()
-    image = _choose_image()
+    image, uploaded = _choose_image()
     if engine is None:
         return None
     spec = engine.spec
@@ -145,7 +183,12 @@ def sidebar() -> Context | None:
             st.session_state["class_index"] = None
         st.session_state["photo_key"] = photo_key
     class_index = _choose_class(top1, top_k)
+    method = st.sidebar.selectbox("Method", methods.names(), key="method",
+                                  format_func=lambda m: methods.REGISTRY[m].title,
+                                  help="How the map weighs the layer's channels (the Learn page explains each).")
     alpha = st.sidebar.slider("Heatmap opacity (alpha)", 0.0, 1.0, step=0.05, key="alpha")
     colormap = st.sidebar.selectbox("Colormap", render.COLORMAPS, key="colormap")
     st.sidebar.button("Reset", on_click=reset, help="Back to the default model, sample photo and settings.")
-    return Context(engine, image, top1, class_index, layer, alpha, colormap, top_k)
+    ctx = Context(engine, image, top1, class_index, layer, method, alpha, colormap, top_k)
+    _follow_in_url(ctx, uploaded)
+    return ctx

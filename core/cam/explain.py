@@ -41,16 +41,21 @@ def method_names() -> list[str]:
 
 
 def explain(engine: Engine, rgb: np.ndarray, class_index: int | None = None, layer: str | None = None,
-            method: str = "gradcam", patch: int = 32, stride: int = 16, top_n: int | None = None) -> Explanation:
+            method: str = "gradcam", patch: int = 32, stride: int = 16, top_n: int | None = None,
+            progress=None) -> Explanation:
     """Run (or reuse) the engine pass and compute ``method`` at ``layer`` (default: the last).
 
     ``method="occlusion"`` slides a gray ``patch`` with ``stride`` over the model input instead
-    (batched forward passes; the map is at the input resolution).
+    (batched forward passes; the map is at the input resolution). ``progress(fraction)`` is called
+    by the methods that run passes of their own (Score-CAM, occlusion).
+
+    Raises:
+        ValueError: an unknown layer or method; methods.NotApplicable: CAM where it does not apply.
     """
     if method == "occlusion":
         t = time.perf_counter()
         res = engine.run(rgb, class_index)
-        cam, _passes = occlusion.sensitivity(engine, rgb, res.class_index, patch, stride)
+        cam, _passes = occlusion.sensitivity(engine, rgb, res.class_index, patch, stride, progress=progress)
         return Explanation(result=res, layer=OCCLUSION_LAYER, method=method, cam=cam,
                            seconds=time.perf_counter() - t)
     layer = layer or engine.spec.default_layer
@@ -58,7 +63,7 @@ def explain(engine: Engine, rgb: np.ndarray, class_index: int | None = None, lay
         raise ValueError(f"unknown layer {layer!r} for {engine.spec.name}; choose one of {', '.join(engine.layers)}")
     t = time.perf_counter()
     res = engine.run(rgb, class_index)
-    cam = methods.compute(method, res, layer, engine=engine, rgb=rgb, top_n=top_n)
+    cam = methods.compute(method, res, layer, engine=engine, rgb=rgb, top_n=top_n, progress=progress)
     return Explanation(result=res, layer=layer, method=method, cam=cam, seconds=time.perf_counter() - t)
 
 

@@ -269,4 +269,21 @@ def compute(method: str, res: PassResult, layer: str, engine=None, rgb: np.ndarr
         return cam(engine, res, layer)
     if method == "scorecam":
         return scorecam(engine, rgb, res, layer, top_n, progress=progress)[0]
-    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(names())}")
+    raise NotImplementedError(f"method {method!r} is registered without an implementation")
+
+
+def from_pass(method: str, res: PassResult, layer: str, engine=None) -> tuple[np.ndarray, Method, str | None]:
+    """The map of ``method`` at ``layer`` without any pass of its own (what a page redraws on every change).
+
+    Returns:
+        (map, the method used, None) — or Grad-CAM's map, Grad-CAM, and one sentence why, where ``method``
+        runs passes of its own (Score-CAM) or does not apply here (CAM).
+    """
+    entry = get(method)
+    if entry.extra_passes:
+        return gradcam(res.acts[layer], res.grads[layer]), REGISTRY["gradcam"], \
+            f"{entry.title} runs its own forward passes, so this page shows Grad-CAM; the Explain and Compare pages run it."
+    try:
+        return compute(method, res, layer, engine=engine), entry, None
+    except NotApplicable as exc:
+        return gradcam(res.acts[layer], res.grads[layer]), REGISTRY["gradcam"], f"{exc} Showing Grad-CAM instead."

@@ -194,6 +194,7 @@ def cmd_prefetch(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..cam.occlusion import FILLS
     from ..imaging.render import COLORMAPS
     from ..models import DEFAULT_MODEL
 
@@ -213,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="one JSON object per image per line")
     e.add_argument("--out", default=None, metavar="DIR", help="also write overlay PNGs there")
     e.add_argument("--mask", default=None, metavar="MASK.png", help="occlude where the mask is non-zero (any size)")
-    e.add_argument("--fill", default="gray", choices=("gray", "black", "blur", "noise", "mean"))
+    e.add_argument("--fill", default="gray", choices=FILLS)
     e.add_argument("--patch", type=int, default=32, help="occlusion patch size at the model input (px)")
     e.add_argument("--stride", type=int, default=16, help="occlusion stride at the model input (px)")
     e.add_argument("--top-n", type=int, default=None, help="Score-CAM: only the N most active channels")
