@@ -58,6 +58,6 @@ with right:
     st.metric("Compute time of the last interaction", f"{elapsed * 1000:.0f} ms")
     st.caption("A new photo or class runs one compiled forward+backward pass for every layer; "
                "changing layer, method (Score-CAM aside), alpha or colormap only re-renders.")
-    st.download_button("Download overlay (PNG)", render.to_png(over),
+    st.download_button("Download overlay (PNG)", lambda: render.to_png(over),  # encoded when clicked
                        file_name=f"{method.name}_{res.class_index}_{ctx.layer}.png",
                        mime="image/png")

@@ -9,6 +9,10 @@ from core.imaging import images
 from core.engine import Engine
 from core.engine.pool import BUDGET_MB, EnginePool, tune_allocator
 
+from .runtime import keep_keras_state
+
+keep_keras_state()  # once per process: Streamlit would otherwise reset Keras's state after every run
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLES = {
     "Cat and dog": "cat_and_dog.jpg",
