@@ -14,8 +14,8 @@ from ui.sidebar import sidebar
 def title(name: str) -> str:
     return methods.REGISTRY[name].title
 
+st.title("Compare methods")  # before the sidebar: on screen while a cold server starts
 ctx = sidebar()
-st.title("Compare methods")
 if ctx is None:
     st.stop()
 engine, rgb, cls = ctx.engine, ctx.image.rgb, ctx.class_index
@@ -78,6 +78,6 @@ for eng, layer in cells:
             continue
         ms = (time.perf_counter() - t) * 1000
         note = " · no positive evidence" if render.is_empty(cam) else ""
-        col.image(render.overlay(base, cam, ctx.alpha, ctx.colormap), width="stretch",
+        col.image(render.overlay(base, cam, ctx.alpha, ctx.colormap), width="stretch", output_format="JPEG",
                   caption=f"{ms:.0f} ms{extra}{note}")
 st.caption("The times are those of the map itself (the shared network pass is computed once per photo and class).")

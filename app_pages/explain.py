@@ -11,8 +11,8 @@ from ui.sidebar import sidebar
 
 SCORECAM_TOP_N = 256  # Score-CAM masks the input with the N most active channels (one forward pass each)
 
+st.title("Explain a prediction")  # before the sidebar: on screen while a cold server starts
 ctx = sidebar()
-st.title("Explain a prediction")
 if ctx is None:
     st.stop()
 
@@ -41,8 +41,8 @@ name = labels.label(res.class_index)
 st.markdown(f"Explaining **{name}** (class {res.class_index}, p = {res.probs[res.class_index]:.1%}) "
             f"at layer `{ctx.layer}` of {ctx.engine.spec.title} with {method.title}.")
 c1, c2, c3 = st.columns(3)
-c1.image(base, caption=f"Original · {ctx.image.size[0]}×{ctx.image.size[1]}", width="stretch")
-c2.image(over, caption=f"{method.title} overlay · {name}", width="stretch")
+c1.image(base, caption=f"Original · {ctx.image.size[0]}×{ctx.image.size[1]}", width="stretch", output_format="JPEG")
+c2.image(over, caption=f"{method.title} overlay · {name}", width="stretch", output_format="JPEG")
 h, w = cam.shape
 raw = render.colorize(render.normalise(cam), ctx.colormap)
 c3.image(render.upsample_nearest(raw, base.shape[1], base.shape[0]),

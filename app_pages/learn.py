@@ -9,8 +9,8 @@ from core.cam import methods
 from core.imaging import labels, render
 from ui.sidebar import sidebar
 
+st.title("Learn how Grad-CAM works")  # before the sidebar: on screen while a cold server starts
 ctx = sidebar()
-st.title("Learn how Grad-CAM works")
 if ctx is None:
     st.stop()
 engine, rgb, cls, layer = ctx.engine, ctx.image.rgb, ctx.class_index, ctx.layer
@@ -96,7 +96,7 @@ st.markdown(f"The {h}×{w} map is upsampled bilinearly to the photo ({ctx.image.
 d1, d2, d3 = st.columns(3)
 d1.image(small(pos), caption=f"{h}×{w} map", width="stretch")
 d2.image(render.heatmap(pos, base.shape[1], base.shape[0], ctx.colormap), caption="upsampled", width="stretch")
-d3.image(render.overlay(base, pos, ctx.alpha, ctx.colormap), caption="overlay", width="stretch")
+d3.image(render.overlay(base, pos, ctx.alpha, ctx.colormap), caption="overlay", width="stretch", output_format="JPEG")
 
 st.header("3 · The relatives: one idea each")
 COST = {False: "free given the pass", True: "one forward pass per channel"}
@@ -118,7 +118,7 @@ for start in range(0, len(strip), per_row):
     for col, lname in zip(cols, strip[start:start + per_row]):
         cam = methods.gradcam(res.acts[lname], res.grads[lname])
         s = engine.layer_shape(lname)
-        col.image(render.overlay(render.display_base(rgb, 200), cam, ctx.alpha, ctx.colormap), width="stretch",
+        col.image(render.overlay(render.display_base(rgb, 200), cam, ctx.alpha, ctx.colormap), width="stretch", output_format="JPEG",
                   caption=f"{lname} · {s[0]}×{s[1]}" + (" · empty" if render.is_empty(cam) else ""))
 
 st.header("5 · Strengths and limits")

@@ -212,3 +212,48 @@ def test_results_are_not_kept_alive_by_the_page_after_the_photo_changes(app):
         engine.cache.clear()  # what evicting the model does
     gc.collect()
     assert [o.class_index for o in gc.get_objects() if isinstance(o, PassResult)] == []
+
+
+def test_a_script_run_leaves_keras_state_alone(app):
+    """Streamlit resets Keras's global state after every run of every session (for every thread); the app
+    turns that off (ui/runtime.py), so a model loading in one session keeps its Keras state while another
+    session's run ends."""
+    import keras
+    from keras.src.backend.common import global_state
+
+    with keras.StatelessScope():  # what a held model's loading is inside, in its own thread
+        marker = global_state.get_global_attribute("stateless_scope")
+        app.slider(key="alpha").set_value(0.5).run()  # another session's run ends meanwhile
+        assert not app.exception
+        assert global_state.get_global_attribute("stateless_scope") is marker
+
+
+def test_without_streamlits_keras_cleanup_the_app_says_so_once_and_changes_nothing(monkeypatch, caplog):
+    import logging
+
+    from streamlit.runtime.scriptrunner import script_runner
+
+    from ui import runtime
+
+    monkeypatch.delattr(script_runner, "_clean_problem_modules")
+    with caplog.at_level(logging.WARNING, logger="ui.runtime"):
+        assert runtime.keep_keras_state() is False
+    assert len(caplog.records) == 1 and "\n" not in caplog.records[0].getMessage()
+
+
+def test_start_up_work_runs_in_the_background_and_fills_the_cache(photos):
+    """The cold-start work: TensorFlow, the model and its first pass on the photo, whose result the engine
+    then serves from its cache (the first visitor's page needs no pass of its own)."""
+    from core.engine import EnginePool
+    from core.engine.warmup import STAGES, WarmUp
+
+    pool = EnginePool(220)
+    rgb = photos["cat_and_dog.jpg"].rgb
+    work = WarmUp(pool.get, "efficientnet_lite0", rgb)
+    assert not work.done and work.fraction == 0 and work.stage == STAGES[0]
+    assert work.start() is work.start()  # starting twice starts once
+    assert work.wait(300) and work.done and work.error is None and work.fraction == 1.0
+    assert set(work.seconds) == {"import", "load", "first_pass"}
+    assert pool.get("efficientnet_lite0").cached(rgb)
+    failed = WarmUp(lambda name: (_ for _ in ()).throw(OSError("disk full")), "efficientnet_lite0").start()
+    assert failed.wait(60) and isinstance(failed.error, OSError)  # reported to the page, the thread ends

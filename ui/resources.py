@@ -5,9 +5,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.imaging import images
+from core import models
 from core.engine import Engine
 from core.engine.pool import BUDGET_MB, EnginePool, tune_allocator
+from core.engine.warmup import WarmUp
+from core.imaging import images
 
 from .runtime import keep_keras_state
 
@@ -29,6 +31,42 @@ def engine_pool() -> EnginePool:
     """The one pool of engines shared by every session, within BUDGET_MB (weights plus a per-engine overhead)."""
     tune_allocator()  # once per server process, before the first model is loaded
     return EnginePool(BUDGET_MB)
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up() -> WarmUp:
+    """Once per server process, in the background: TensorFlow, the default model and its first pass on the
+    default sample, so that the first visitor's page draws its title and sidebar while that happens."""
+    pool = engine_pool()
+    return WarmUp(pool.get, models.DEFAULT_MODEL, sample(next(iter(SAMPLES.values()))).rgb)
+
+
+def start_notice():
+    """A progress bar in the page while the start-up work runs (None on a warm server): draw it first, so a
+    visitor of a cold server sees at once what is happening, then :func:`wait_for_start` with it."""
+    work = warm_up()
+    if work.done:
+        return None
+    notice = st.progress(work.fraction, text=_stage_text(work))
+    work.start()  # after drawing the notice: the work competes with the page for the interpreter
+    return notice
+
+
+def _stage_text(work: WarmUp) -> str:
+    return f"Starting up, once after a restart: {work.stage.lower()}…"
+
+
+def wait_for_start(notice=None) -> None:
+    """Wait for the start-up work, following it on ``notice`` (from :func:`start_notice`)."""
+    work = warm_up().start()
+    if work.done:
+        if notice is not None:
+            notice.empty()
+        return
+    notice = notice or st.progress(work.fraction, text=_stage_text(work))
+    while not work.wait(0.1):
+        notice.progress(work.fraction, text=_stage_text(work))
+    notice.empty()
 
 
 def get_engine(name: str) -> Engine:

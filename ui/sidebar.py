@@ -18,7 +18,7 @@ from core.cam import methods
 from core.engine import Engine, PassResult
 from core.imaging import images, labels, render
 
-from .resources import SAMPLES, decode_upload, get_engine, sample
+from .resources import SAMPLES, decode_upload, get_engine, sample, start_notice, wait_for_start
 
 DEFAULTS = {"model": models.DEFAULT_MODEL, "alpha": 0.45, "colormap": "jet", "top_k": 5,
             "sample": next(iter(SAMPLES)), "class_index": None, "method": "gradcam"}
@@ -85,13 +85,19 @@ def reset() -> None:
     st.session_state["link_message"] = None
 
 
-def _choose_model() -> Engine | None:
+def _choose_model() -> str:
     names = list(models.REGISTRY)
-    name = st.sidebar.selectbox(
+    return st.sidebar.selectbox(
         "Model", names, key="model",
         format_func=lambda n: models.REGISTRY[n].title + ("" if models.REGISTRY[n].weights_cached() else " ⤓"),
         help="⤓: ImageNet weights are downloaded by Keras on first use (needs internet).",
     )
+
+
+def _load(name: str, notice=None) -> Engine | None:
+    """The engine, after the process's start-up work and a weights download where needed; None (with the
+    reason and a way back to the default) where the model cannot be used."""
+    wait_for_start(notice)
     spec = models.get_spec(name)
     if spec.family == "keras" and not spec.weights_cached():
         bar = st.sidebar.progress(0.0, text=f"Downloading {spec.title} weights…")
@@ -155,12 +161,14 @@ def _choose_class(top1: PassResult, k: int) -> int:
 
 def sidebar() -> Context | None:
     """Draw the sidebar and return the page context (None when the model cannot be used)."""
+    notice = start_notice()  # a cold server starts TensorFlow and the default model now, in the background
     init_state()
     st.sidebar.title("Grad-CAM Studio")
     if st.session_state.get("link_message"):
         st.sidebar.warning(st.session_state["link_message"])
-    engine = _choose_model()
+    name = _choose_model()
     image, uploaded = _choose_image()
+    engine = _load(name, notice)  # the title, the notice and the controls above are on screen while this waits
     if engine is None:
         return None
     spec = engine.spec

@@ -240,30 +240,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _quiet_tensorflow_import() -> None:
-    """Import TensorFlow with native stderr silenced: its absl/oneDNN start-up lines are not for users."""
-    import os
-
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .. import compat
     from ..engine.pool import tune_allocator
+    from ..engine.warmup import import_tensorflow_quietly
 
     tune_allocator()  # before TensorFlow allocates anything
     try:
-        _quiet_tensorflow_import()
+        import_tensorflow_quietly()
     except ImportError as exc:
         return _fail(f"TensorFlow is not installed ({exc}); run `make install`")
+    compat.probe_all()  # a missing internal: one warning line, then the public path
     handler = {"models": cmd_models, "explain": cmd_explain, "bench": cmd_bench, "prefetch": cmd_prefetch,
                "evaluate": cmd_evaluate}[args.cmd]
     try:

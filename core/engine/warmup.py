@@ -1,0 +1,89 @@
+"""Start-up work done once per process, in the background: import TensorFlow, load the default model, and
+run its first (tracing) pass on the first photo, so that a page can draw while it happens.
+
+Measured on the 2-core machine (``python -m core bench --json``'s ``cold_start_s``): importing TensorFlow
+is most of it (about 3-4 s), loading Lite0 about 0.7 s, the first pass about 0.8 s.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Callable
+
+STAGES = ("Loading TensorFlow", "Loading the model", "Compiling the first pass")
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow (and Keras) with the process's native stderr silenced: the absl/oneDNN start-up lines
+    TensorFlow's C++ side prints are not for users. Other threads' stderr is silenced for that moment too."""
+    import sys
+
+    if "tensorflow" in sys.modules and "keras" in sys.modules:
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            import keras  # noqa: F401
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class WarmUp:
+    """The start-up work in a daemon thread; :meth:`wait` follows it.
+
+    Args:
+        load: model name → engine (the app's pool's ``get``).
+        model: the model to load.
+        photo: an (H, W, 3) uint8 photo whose first pass to run (its result lands in the engine's cache), or None.
+    """
+
+    def __init__(self, load: Callable, model: str, photo=None):
+        self._load, self.model, self._photo = load, model, photo
+        self.stage = STAGES[0]
+        self.seconds: dict[str, float] = {}
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="gradcam-warmup", daemon=True)
+        self._start_lock = threading.Lock()
+
+    def start(self) -> "WarmUp":
+        """Start the work (once; later calls do nothing)."""
+        with self._start_lock:
+            if self._thread.ident is None:
+                self._thread.start()
+        return self
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if self.done else STAGES.index(self.stage) / len(STAGES)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the work is over (done or failed); False on timeout."""
+        return self._done.wait(timeout)
+
+    def _run(self) -> None:
+        try:
+            t = time.perf_counter()
+            import_tensorflow_quietly()  # the private-API probes run when the load first asks (core.compat)
+            self.seconds["import"] = time.perf_counter() - t
+            self.stage = STAGES[1]
+            t = time.perf_counter()
+            engine = self._load(self.model)
+            self.seconds["load"] = time.perf_counter() - t
+            if self._photo is not None:
+                self.stage = STAGES[2]
+                t = time.perf_counter()
+                engine.run(self._photo)
+                self.seconds["first_pass"] = time.perf_counter() - t
+        except BaseException as exc:  # noqa: BLE001 - the page that waits reports it (one line) and goes on
+            self.error = exc
+        finally:
+            self._done.set()
