@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run test install install-dev browser bench clean
+.PHONY: run dev test install install-dev browser bench clean
 
 # (re)create the virtual environment whenever a requirements file changes
 $(VENV)/.runtime: requirements.txt
@@ -22,6 +22,11 @@ install-dev: $(VENV)/.dev
 
 run: install
 	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT)
+
+# development: re-run the page when a project file is saved (polling the project's files, not .venv's)
+dev: install
+	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT) --server.fileWatcherType poll \
+	  --server.runOnSave true --server.folderWatchBlacklist .venv
 
 # Debian's Chromium for the real-browser tests (Playwright drives it; no browser download)
 browser:

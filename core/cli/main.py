@@ -133,10 +133,16 @@ def cmd_explain(args) -> int:
 
 def cmd_bench(args) -> int:
     from .. import models
-    from .bench import run_bench, run_switch
+    from .bench import cold_start, run_app, run_bench, run_switch
 
     try:
-        result = run_switch() if args.switch else run_bench(args.model, repeats=args.repeats)
+        if args.switch:
+            result = run_switch()
+        else:
+            result = run_bench(args.model, repeats=args.repeats)
+            result.update(cold_start(args.model))
+            if not args.no_app:
+                result.update(run_app())
     except (ValueError, models.WeightsUnavailable) as exc:
         return _fail(str(exc))
     if args.json:
@@ -226,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--switch", action="store_true",
                    help="instead: peak memory while switching through every model whose weights are available, "
                         "twice, through the app's bounded model cache")
+    b.add_argument("--no-app", action="store_true",
+                   help="skip the app's figures (a real streamlit server driven by headless Chromium, ~1 min)")
     b.add_argument("--json", action="store_true")
     v = sub.add_parser("evaluate", help="top-1 accuracy and Grad-CAM localisation error on images with boxes")
     v.add_argument("folder", help="folder of images")
