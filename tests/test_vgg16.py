@@ -52,7 +52,7 @@ def test_vgg16_matches_keras_applications_with_float16_dense_layers(vgg_file):
 
 def test_vgg16_engine_holds_no_weights_in_tensorflows_allocator(vgg_file):
     """fc1/fc2 (238 MB in float16) are read from their block files at each pass and the other weights
-    (75 MB) are held in NumPy (core.held): after a pass TensorFlow's allocator, which keeps the memory
+    (75 MB) are held in NumPy (core.models.held): after a pass TensorFlow's allocator, which keeps the memory
     it grew to, holds nothing of the engine, and the logits are the directly built model's."""
     import tensorflow as tf
 

@@ -3,7 +3,7 @@
 Every gradient method takes ``A`` (h, w, c) activations and ``G`` (h, w, c) gradients of the
 class logit at the same layer — both from the one cached engine pass — and returns the raw map
 (h, w), float64, after the method's own ReLU: no normalisation (that is for display, in
-:mod:`core.render`). Eigen-CAM needs no gradient; Score-CAM runs batched forward passes; CAM
+:mod:`core.imaging.render`). Eigen-CAM needs no gradient; Score-CAM runs batched forward passes; CAM
 reads the classifier's weights and applies only where the layer feeds GAP → Dense.
 """
 from __future__ import annotations

@@ -220,7 +220,7 @@ def run_app(sessions: int = 5) -> dict:
 def run_switch(rounds: int = 2) -> dict:
     """Peak RSS while switching through every model whose weights are available, as the app does.
 
-    Each model is taken from an :class:`~core.pool.EnginePool` with the app's budget, explains two
+    Each model is taken from an :class:`~core.engine.pool.EnginePool` with the app's budget, explains two
     photos (all layers) and one occluded copy; this goes round the models ``rounds`` times.
     Run it in its own process: the peak is the process's.
     """

@@ -96,7 +96,7 @@ class Engine:
     """Compiled passes over one model (never mutated; a multi-output view is built once).
 
     The passes run on a copy of the model with every BatchNorm folded into its convolution
-    (:mod:`core.fold`): the same function and the same layer names in fewer ops. ``self.model`` is
+    (:mod:`core.models.fold`): the same function and the same layer names in fewer ops. ``self.model`` is
     that copy; the model handed in is left as it was and is not kept. A model from
     :func:`core.models.load_inference` comes folded, with its weights held outside TensorFlow, and
     is used as it is.
@@ -104,7 +104,7 @@ class Engine:
     Args:
         spec: the model's registry entry.
         model: a Keras model (logits out), or the folded model of :func:`core.models.load_inference`.
-        held: that model's weights, held outside TensorFlow (:mod:`core.held`); every pass reads them
+        held: that model's weights, held outside TensorFlow (:mod:`core.models.held`); every pass reads them
             in place. None for a model with ordinary variables.
     """
 
@@ -157,7 +157,7 @@ class Engine:
             return logits, tape.gradient(score, x)
 
         self._explain, self._forward, self._input_gradient = map(_Compiled, (explain, forward, input_gradient))
-        # (photo, class) results: a Lite0 result is ~8 MB, a VGG16 one ~49 MB (its first block is 224×224×64)
+        # (photo, class) results: a Lite0 result is 8 MB, a VGG16 one 12 MB (its first layer is block1_pool, 112×112×64)
         self.cache = ResultCache(size=8, max_bytes=64 * 2**20)
 
     # --- inputs -----------------------------------------------------------------------------

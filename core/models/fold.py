@@ -161,20 +161,20 @@ def fold_batchnorm(model):
 
 
 def load_folded(build: Callable):
-    """The model ``build()`` makes, folded, with its weights held outside TensorFlow (:mod:`core.held`).
+    """The model ``build()`` makes, folded, with its weights held outside TensorFlow (:mod:`core.models.held`).
 
     TensorFlow's CPU allocator keeps the memory it grew to, so no copy of the weights is made there
     at all: ``build()`` runs in a scope where Keras defers making variables and where each value the
     weights loader assigns goes straight into one NumPy buffer (``Collect``, below); each BatchNorm
     is folded into its convolution's kernel in that buffer, in place; the folded copy of the graph
     is made with deferred variables too; and the buffer becomes the
-    :class:`~core.held.HeldWeights` that the engine's passes read. So the weights are in memory
+    :class:`~core.models.held.HeldWeights` that the engine's passes read. So the weights are in memory
     once, also while loading. A model with nothing to fold (VGG16) is held as it was built.
 
     Returns:
         (model, held): the folded model, whose variables only have values inside ``held.scope()``,
-        and its :class:`~core.held.HeldWeights`; ``held`` is None where this Keras has not the
-        internals used here (then the model is an ordinary folded copy).
+        and its :class:`~core.models.held.HeldWeights`; ``held`` is None on core.compat's public path (no
+        ``keras_deferred``): then the model is an ordinary folded copy.
     """
     from . import held as held_mod
 

@@ -206,7 +206,7 @@ def load_inference(name: str, weights: str | None = "imagenet", progress: Callab
 
     Returns:
         (model, held): the model with BatchNorm folded into its convolutions, and its weights held
-        outside TensorFlow's allocator (:func:`core.fold.load_folded`). Arguments and errors as
+        outside TensorFlow's allocator (:func:`core.models.fold.load_folded`). Arguments and errors as
         :func:`load_model`.
     """
     try:

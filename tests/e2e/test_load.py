@@ -1,0 +1,366 @@
+"""Load test: eight browser sessions at once against one ``streamlit run`` (Playwright, async, one Chromium).
+
+Each session opens its own link to the Occlude page (a different sample photo, layer and class; two of them then
+upload a photo of their own, which resets the class to that photo's top-1), and all eight paint a different
+rectangle at the same time. Every session must then show its own numbers — its class, its photo's probability
+before and after the gray fill, its occluded fraction, its layer — computed here in-process with the same model;
+no session may show an exception, the server log holds no traceback, and the server's peak RSS stays ≤ 1.5 GB.
+
+Reported, never asserted: p50/p95/max seconds from an interaction (link opened, photo uploaded, mask drawn) to a
+settled page, and the server's peak RSS — printed and written to artifacts/e2e/load.json, with a screenshot of
+each session (artifacts/e2e/load-session-N.png) and the server log (artifacts/e2e/load-streamlit.log).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.cli.serverbench import CHROMIUM_ARGS, IDLE_JS, SETTLED_JS, WATCH_JS, Server, chromium_path, unavailable
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts" / "e2e"
+MODEL = "efficientnet_lite0"
+PEAK_MB = 1536
+TIMEOUT_MS = 240_000  # one step under full load on 2 cores; generous, it is not a timing assertion
+SAMPLES = ("cat_and_dog", "cat", "dog", "coffee", "rocket", "cow")
+# one per session, spread from early to late
+LAYERS = ("top_activation", "block7a_project_bn", "block6d_add", "block6a_project_bn", "block5c_add",
+          "block4c_add", "block3b_add", "block2b_add")
+# rectangles in canvas fractions (x0, y0, x1, y1), areas 6 %, 10.5 %, 15 %, 20 %, 26 %, 33 %, 40 %, 48 %: more than
+# the 1-point tolerance apart, so no session can pass with another's drawing
+RECTS = ((0.05, 0.05, 0.25, 0.35), (0.60, 0.55, 0.95, 0.85), (0.30, 0.62, 0.80, 0.92), (0.02, 0.40, 0.42, 0.90),
+         (0.50, 0.03, 0.98, 0.57), (0.20, 0.20, 0.75, 0.80), (0.05, 0.45, 0.85, 0.95), (0.30, 0.02, 0.98, 0.72))
+ALPHAS = (0.45, 0.30, 0.55, 0.40, 0.60, 0.35, 0.50, 0.25)  # the links differ in alpha too
+CANVAS_MAX = 640  # app_pages/occlude.py: the canvas's width at most, and its rectangles' stroke width
+STROKE = 2
+
+HEADLINE_RE = re.compile(r"^(?P<name>.+?) \(class (?P<cls>\d+)\): (?P<before>[\d.]+)% → (?P<after>[\d.]+)% "
+                         r"\((?P<delta>[+\-−]?[\d.]+) points\) · (?P<frac>[\d.]+)% of the photo occluded")
+# the Occlude headline's class and occluded fraction, read in the page (null while absent)
+HEADLINE_JS = """() => {
+  const p = [...document.querySelectorAll('[data-testid="stMain"] p')]
+    .find(e => /of the photo occluded/.test(e.textContent));
+  if (!p) return null;
+  const m = p.textContent.match(/\\(class (\\d+)\\):.* ([\\d.]+)% of the photo occluded/);
+  return m ? {cls: +m[1], frac: +m[2]} : null;
+}"""
+# idle (or settled), and the headline names `cls` with an occluded fraction that is (non-)zero as asked
+READY_JS = ("(a) => { const h = (" + HEADLINE_JS + ")(); return !!h && h.cls === a.cls && (a.painted ? h.frac > 0 "
+            ": h.frac === 0) && (a.settled ? (" + SETTLED_JS + ")() : (" + IDLE_JS + ")()); }")
+# the page's readings in one go: headline, before/after table rows, sidebar captions, exceptions
+READ_JS = """() => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  const p = [...main.querySelectorAll('p')].find(e => /of the photo occluded/.test(e.textContent));
+  const rows = [...main.querySelectorAll('table tr')].map(r => [...r.querySelectorAll('th, td')]
+    .map(c => c.innerText.trim()));
+  const side = document.querySelector('[data-testid="stSidebar"]');
+  const captions = side ? [...side.querySelectorAll('[data-testid="stCaptionContainer"]')].map(c => c.innerText) : [];
+  const exceptions = [...document.querySelectorAll('[data-testid="stException"]')].map(e => e.innerText);
+  return {headline: p ? p.textContent : null, rows, captions, exceptions};
+}"""
+
+
+@dataclass
+class Plan:
+    """One session: its link, its photo, what it should show, and what it measured."""
+
+    n: int
+    sample: str  # the link's sample (for an upload session, the photo it shows before its upload)
+    layer: str
+    alpha: float
+    rect: tuple
+    rgb: np.ndarray  # the photo painted on (the sample, or the upload)
+    cls: int  # the class shown when painting
+    upload: Path | None = None
+    link_cls: int | None = None  # the class in the link (differs from cls for upload sessions)
+    link_rgb: np.ndarray | None = None
+    times: dict = field(default_factory=dict)
+    expected: dict = field(default_factory=dict)
+    seen: dict = field(default_factory=dict)
+
+    @property
+    def url_path(self) -> str:
+        q = {"model": MODEL, "sample": self.sample, "layer": self.layer, "class": self.link_cls,
+             "method": "gradcam", "alpha": f"{self.alpha:.2f}"}
+        return "/occlude?" + urlencode(q)
+
+
+def make_uploads(tmp_path: Path, photos) -> list[Path]:
+    """Two photos that are not samples: a mirrored Cat-and-dog (PNG) and a cropped cow (JPEG)."""
+    mirror = tmp_path / "mirrored cat and dog.png"
+    Image.fromarray(np.ascontiguousarray(photos["cat_and_dog.jpg"].rgb[:, ::-1])).save(mirror)
+    crop = tmp_path / "cow crop.jpg"
+    Image.fromarray(photos["cow.jpg"].rgb[40:460, 60:620]).save(crop, quality=92)
+    return [mirror, crop]
+
+
+def plan_sessions(engine, photos, uploads: list[Path]) -> list[Plan]:
+    """Eight sessions, each with its own photo, layer, class, alpha and rectangle."""
+    from core.imaging import images
+
+    taken: set[int] = set()
+    plans = []
+    # the uploads first: their class is their top-1 (a new photo resets the class), which no other session may use
+    up_imgs = [images.load_path(p).rgb for p in uploads]
+    for rgb in up_imgs:
+        top1 = engine.run(rgb).top_k(1)[0][0]
+        assert top1 not in taken, f"the two uploads share their top-1 class {top1}"
+        taken.add(top1)
+    for i, stem in enumerate(SAMPLES):
+        rgb = photos[stem + ".jpg"].rgb
+        ranked = [c for c, _ in engine.run(rgb).top_k(5)]
+        # not the top-1 where possible: the link's class must win over the default
+        cls = next(c for c in ranked[1:] + ranked[:1] if c not in taken)
+        taken.add(cls)
+        plans.append(Plan(i, stem, LAYERS[i], ALPHAS[i], RECTS[i], rgb, cls, link_cls=cls, link_rgb=rgb))
+    for j, (path, rgb) in enumerate(zip(uploads, up_imgs)):
+        n = len(SAMPLES) + j
+        origin = ("cat_and_dog", "cow")[j]
+        origin_rgb = photos[origin + ".jpg"].rgb
+        ranked = [c for c, _ in engine.run(origin_rgb).top_k(10)]
+        link_cls = next(c for c in ranked if c not in taken)  # differs from the upload's top-1: the reset shows
+        taken.add(link_cls)
+        cls = engine.run(rgb).top_k(1)[0][0]
+        plans.append(Plan(n, origin, LAYERS[n], ALPHAS[n], RECTS[n], rgb, cls, upload=path, link_cls=link_cls,
+                          link_rgb=origin_rgb))
+    assert len({p.cls for p in plans}) == len(plans) and len({p.layer for p in plans}) == len(plans)
+    return plans
+
+
+def rect_mask(rgb: np.ndarray, canvas_rect: tuple) -> np.ndarray:
+    """The photo pixels whose centres fall inside a rectangle drawn between two points in canvas pixels
+    (x0, y0, x1, y1), with the page's 2-px stroke around it (1 px outside the drag on each side)."""
+    h, w = rgb.shape[:2]
+    cw = min(CANVAS_MAX, w)
+    ch = max(1, round(cw * h / w))
+    x0, y0, x1, y1 = canvas_rect
+    x0, y0, x1, y1 = x0 - STROKE / 2, y0 - STROKE / 2, x1 + STROKE / 2, y1 + STROKE / 2
+    xs = (np.arange(w) + 0.5) * cw / w
+    ys = (np.arange(h) + 0.5) * ch / h
+    return ((ys >= y0) & (ys < y1))[:, None] & ((xs >= x0) & (xs < x1))[None, :]
+
+
+def percentiles(values: list[float]) -> dict:
+    v = np.asarray(values, float)
+    return {"p50": round(float(np.percentile(v, 50)), 2), "p95": round(float(np.percentile(v, 95)), 2),
+            "max": round(float(v.max()), 2), "n": len(values), "all": [round(float(x), 2) for x in values]}
+
+
+async def read(page) -> dict:
+    return await page.evaluate(READ_JS)
+
+
+def parse_headline(text: str | None) -> dict | None:
+    m = HEADLINE_RE.search(text or "")
+    if not m:
+        return None
+    return {"name": m["name"], "cls": int(m["cls"]), "before": float(m["before"]), "after": float(m["after"]),
+            "frac": float(m["frac"])}
+
+
+def row_probs(rows: list[list[str]], cls: int) -> tuple[float, float] | None:
+    """(before, after) in % from the before/after table's row of class ``cls``."""
+    for cells in rows:
+        if cells and f"[{cls}]" in cells[0]:
+            pcts = [float(c[:-1]) for c in cells[1:] if re.fullmatch(r"[\d.]+%", c)]
+            if len(pcts) >= 2:
+                return pcts[0], pcts[1]
+    return None
+
+
+async def open_link(plan: Plan, browser, base: str) -> object:
+    ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await ctx.new_page()
+    t0 = time.perf_counter()
+    await page.goto(base + plan.url_path, timeout=TIMEOUT_MS)
+    await page.wait_for_function(READY_JS, arg={"cls": plan.link_cls, "painted": False, "settled": False},
+                                 timeout=TIMEOUT_MS, polling=50)
+    plan.times["open"] = time.perf_counter() - t0
+    plan.seen["open"] = await read(page)
+    return page
+
+
+async def upload(plan: Plan, page) -> None:
+    await page.evaluate(WATCH_JS)
+    t0 = time.perf_counter()
+    await page.locator('[data-testid="stSidebar"] input[type=file]').set_input_files(str(plan.upload))
+    await page.wait_for_function(READY_JS, arg={"cls": plan.cls, "painted": False, "settled": True},
+                                 timeout=TIMEOUT_MS, polling=50)
+    plan.times["upload"] = time.perf_counter() - t0
+    plan.seen["upload"] = await read(page)
+
+
+async def paint(plan: Plan, page) -> None:
+    canvas = page.locator("canvas.upper-canvas").first
+    await canvas.wait_for(timeout=TIMEOUT_MS)
+    await canvas.scroll_into_view_if_needed()
+    box = await canvas.bounding_box()
+    fx0, fy0, fx1, fy1 = plan.rect
+    x0, y0 = box["x"] + box["width"] * fx0, box["y"] + box["height"] * fy0
+    x1, y1 = box["x"] + box["width"] * fx1, box["y"] + box["height"] * fy1
+    # the rectangle in canvas pixels (the canvas is drawn at its own size: CSS px = canvas px)
+    h, w = plan.rgb.shape[:2]
+    cw = min(CANVAS_MAX, w)
+    sx, sy = cw / box["width"], max(1, round(cw * h / w)) / box["height"]
+    plan.expected["canvas_rect"] = ((x0 - box["x"]) * sx, (y0 - box["y"]) * sy, (x1 - box["x"]) * sx,
+                                    (y1 - box["y"]) * sy)
+    await page.evaluate(WATCH_JS)
+    await page.mouse.move(x0, y0)
+    t0 = time.perf_counter()
+    await page.mouse.down()
+    for f in (0.25, 0.5, 0.75, 1.0):
+        await page.mouse.move(x0 + (x1 - x0) * f, y0 + (y1 - y0) * f, steps=4)
+    await page.mouse.up()
+    await page.wait_for_function(READY_JS, arg={"cls": plan.cls, "painted": True, "settled": True},
+                                 timeout=TIMEOUT_MS, polling=50)
+    plan.times["mask"] = time.perf_counter() - t0
+
+
+def expect(plan: Plan, engine) -> None:
+    """What the session's page should show once painted, from the same model in this process."""
+    from core.cam.occlusion import apply_fill
+
+    mask = rect_mask(plan.rgb, plan.expected["canvas_rect"])
+    before = float(engine.run(plan.rgb, plan.cls).probs[plan.cls]) * 100
+    after = float(engine.run(apply_fill(plan.rgb, mask, "gray"), plan.cls).probs[plan.cls]) * 100
+    shape = engine.layer_shape(plan.layer)
+    plan.expected.update(before=before, after=after, frac=float(mask.mean()) * 100,
+                         caption=f"{plan.layer} — {shape[0]}×{shape[1]}×{shape[2]} activations")
+
+
+def problems(plan: Plan, reading: dict, engine) -> list[str]:
+    """Where a painted session's page differs from what it should show (empty: all its own numbers)."""
+    from core.imaging import labels
+
+    e, out = plan.expected, []
+    if reading["exceptions"]:
+        out.append(f"exception on the page: {reading['exceptions'][0][:300]}")
+    hl = parse_headline(reading["headline"])
+    if hl is None:
+        return out + [f"no headline: {reading['headline']!r}"]
+    if hl["cls"] != plan.cls or hl["name"] != labels.label(plan.cls):
+        out.append(f"class {hl['cls']} ({hl['name']}), expected {plan.cls} ({labels.label(plan.cls)})")
+    if abs(hl["frac"] - e["frac"]) > 1.0:
+        out.append(f"occluded {hl['frac']}%, expected {e['frac']:.1f}%")
+    tol_after = max(2.0, 0.15 * e["after"])
+    table = row_probs(reading["rows"], plan.cls)
+    before, after = table if table else (hl["before"], hl["after"])
+    if table is None:
+        out.append(f"no table row for class {plan.cls}")
+    if abs(before - e["before"]) > max(0.1, 0.01 * e["before"]):
+        out.append(f"before {before}%, expected {e['before']:.2f}%")
+    if abs(hl["before"] - e["before"]) > 0.1:
+        out.append(f"headline before {hl['before']}%, expected {e['before']:.2f}%")
+    if abs(after - e["after"]) > tol_after or abs(hl["after"] - e["after"]) > tol_after:
+        out.append(f"after {after}% (headline {hl['after']}%), expected {e['after']:.2f}% ± {tol_after:.1f}")
+    if e["caption"] not in reading["captions"]:
+        out.append(f"layer caption {reading['captions']}, expected {e['caption']!r}")
+    return out
+
+
+async def drive(server: Server, plans: list[Plan], engine) -> dict:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+        # warm the server first (TensorFlow, the model, the page's code): the load is on a running server
+        t0 = time.perf_counter()
+        warm = await browser.new_context(viewport={"width": 1400, "height": 1000})
+        wp = await warm.new_page()
+        await wp.goto(server.url + "/occlude", timeout=TIMEOUT_MS)
+        await wp.wait_for_function(f"() => !!({HEADLINE_JS})() && ({IDLE_JS})()", timeout=TIMEOUT_MS, polling=100)
+        cold_s = time.perf_counter() - t0
+        await warm.close()
+
+        c0 = server.cpu_s()
+        pages = await asyncio.gather(*(open_link(pl, browser, server.url) for pl in plans))
+        c1 = server.cpu_s()
+        await asyncio.gather(*(upload(pl, pg) for pl, pg in zip(plans, pages) if pl.upload))
+        c2 = server.cpu_s()
+        await asyncio.gather(*(paint(pl, pg) for pl, pg in zip(plans, pages)))
+        cpu = {"open": round(c1 - c0, 2), "upload": round(c2 - c1, 2), "mask": round(server.cpu_s() - c2, 2)}
+
+        failures = {}
+        for pl in plans:  # before any reading: the session showed its link's view (and its upload's class)
+            hl = parse_headline(pl.seen["open"]["headline"])
+            want = engine.run(pl.link_rgb, pl.link_cls).probs[pl.link_cls] * 100
+            if hl is None or hl["cls"] != pl.link_cls or abs(hl["before"] - want) > 0.1 or hl["frac"] != 0:
+                failures.setdefault(pl.n, []).append(f"opened its link showing {pl.seen['open']['headline']!r}, "
+                                                     f"expected class {pl.link_cls} at {want:.1f}%, nothing occluded")
+            for step in ("open", "upload"):
+                if pl.seen.get(step, {}).get("exceptions"):
+                    failures.setdefault(pl.n, []).append(f"exception after {step}: {pl.seen[step]['exceptions']}")
+        for pl in plans:
+            expect(pl, engine)
+        # the readings: the page may still be taking the drawing in, so read again until it matches or time is up
+        for pl, pg in zip(plans, pages):
+            deadline = time.time() + 30
+            while True:
+                reading = await read(pg)
+                bad = problems(pl, reading, engine)
+                if not bad or time.time() > deadline:
+                    break
+                await asyncio.sleep(0.5)
+            pl.seen["final"] = reading
+            query = parse_qs(urlparse(pg.url).query)
+            want_q = {"layer": [pl.layer], "class": [str(pl.cls)]}
+            if pl.upload is None:
+                want_q["sample"] = [pl.sample]
+            got_q = {k: query.get(k) for k in ("layer", "class", "sample")}
+            if any(got_q[k] != v for k, v in want_q.items()) or (pl.upload and "sample" in query):
+                bad.append(f"URL {pg.url} does not name the session's view {want_q}")
+            if bad:
+                failures.setdefault(pl.n, []).extend(bad)
+            await pg.screenshot(path=str(ARTIFACTS / f"load-session-{pl.n + 1}.png"), full_page=True)
+        await browser.close()
+    return {"cold_start_s": round(cold_s, 2), "server_cpu_s": cpu, "failures": failures}
+
+
+@pytest.mark.timeout(900)
+def test_eight_sessions_at_once_each_show_their_own_numbers(lite_engine, photos, tmp_path):
+    why = unavailable()
+    assert why is None, f"the load test {why}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob("load-session-*.png"):
+        old.unlink()
+    plans = plan_sessions(lite_engine, photos, make_uploads(tmp_path, photos))
+    log_path = ARTIFACTS / "load-streamlit.log"
+    t0 = time.perf_counter()
+    with Server(log_path=log_path) as server:
+        out = asyncio.run(drive(server, plans, lite_engine))
+        peak_mb = server.peak_mb()
+    wall = time.perf_counter() - t0
+    log = log_path.read_text(errors="replace")
+
+    report = {
+        "sessions": len(plans),
+        "open_s": percentiles([p.times["open"] for p in plans]),
+        "upload_s": percentiles([p.times["upload"] for p in plans if "upload" in p.times]),
+        "mask_s": percentiles([p.times["mask"] for p in plans]),
+        "server_peak_mb": round(peak_mb, 1),
+        "server_cpu_s": out["server_cpu_s"],  # the server's CPU seconds in each phase, all sessions together
+        "cold_start_s": out["cold_start_s"],
+        "wall_s": round(wall, 1),
+        "views": [{"session": p.n + 1, "photo": p.upload.name if p.upload else p.sample, "layer": p.layer,
+                   "class": p.cls, **{k: round(v, 2) for k, v in p.expected.items() if isinstance(v, float)},
+                   "shown": p.seen["final"]["headline"]} for p in plans],
+    }
+    (ARTIFACTS / "load.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    print("\nload test, 8 sessions:", json.dumps({k: ({kk: vv for kk, vv in v.items() if kk != "all"}
+                                                      if isinstance(v, dict) else v)
+                                                  for k, v in report.items() if k != "views"}))
+
+    assert not out["failures"], "sessions showing the wrong view:\n" + "\n".join(
+        f"session {n + 1} ({plans[n].upload.name if plans[n].upload else plans[n].sample}, class {plans[n].cls}, "
+        f"{plans[n].layer}): " + "; ".join(msgs) for n, msgs in sorted(out["failures"].items()))
+    assert "Traceback" not in log, f"the server logged a traceback (see {log_path})"
+    assert peak_mb <= PEAK_MB, f"server peak RSS {peak_mb:.0f} MB > {PEAK_MB} MB"
