@@ -161,3 +161,16 @@ def test_every_method_through_the_cli(layer, shape, capsys):
         assert rc == 0 and r["method"] == name and r["layer"] == layer, name
         cam = np.array(r["cam"])
         assert cam.shape == shape and np.isfinite(cam).all() and cam.min() >= 0 and cam.max() > 0, name
+
+
+def test_help_and_readme_describe_every_part_of_core(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    layout = (ROOT / "README.md").read_text().split("## Layout", 1)[1]
+    packages = sorted(p.name for p in (ROOT / "core").iterdir() if (p / "__init__.py").exists())
+    modules = sorted(p.stem for p in (ROOT / "core").glob("*.py") if p.stem not in ("__init__", "__main__"))
+    assert packages == ["cam", "cli", "engine", "imaging", "metrics", "models"] and modules == ["compat", "view"]
+    for part in packages + modules:
+        assert f"core.{part} " in out, part
+        assert f"  {part}/ " in layout or f"  {part}.py " in layout, part

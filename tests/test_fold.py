@@ -63,11 +63,12 @@ def test_held_weights_leave_tensorflow_alone_and_go_with_the_engine(photos):
 
     import tensorflow as tf
 
+    from core import compat
     from core.models import held
     from core.engine.pool import release_memory
 
     release_memory()
-    pending = len(held.deferred_variables())
+    pending = len(compat.deferred_variables())
     before = tf.config.experimental.get_memory_info("CPU:0")["current"]
     spec = models.get_spec("efficientnet_lite0")
     engine = Engine(spec, *models.load_inference(spec.name))
@@ -75,7 +76,7 @@ def test_held_weights_leave_tensorflow_alone_and_go_with_the_engine(photos):
     assert 281 <= res.class_index <= 285  # a cat: the held weights are the real ones
     assert (tf.config.experimental.get_memory_info("CPU:0")["current"] - before) / 2**20 < 2
     assert 15 < engine.held.nbytes / 2**20 < 25
-    assert len(held.deferred_variables()) == pending
+    assert len(compat.deferred_variables()) == pending
     with pytest.raises(held.DetachedWeightError):
         engine.model(np.zeros((1, 224, 224, 3), np.float32))
     kernel = engine.layer_weights("predictions")[0]

@@ -135,3 +135,92 @@ def test_a_dropped_engine_is_freed_although_its_trace_used_custom_gradients():
     del engine, model, multi
     gc.collect()
     assert graph() is None
+
+
+def test_a_model_in_memory_is_served_while_another_loads():
+    """Many sessions share the pool: one loading a model (seconds) keeps no other session waiting for an
+    engine already in memory, and two sessions asking for the same new model load it once."""
+    import threading
+    import time
+
+    release = threading.Event()
+    loads = []
+
+    def load(name):
+        loads.append(name)
+        if name == "resnet50":
+            release.wait(30)  # a slow load
+        return f"engine:{name}"
+
+    pool = EnginePool(220, load=load)
+    pool.get("efficientnet_lite0")
+    got = []
+    slow = [threading.Thread(target=lambda: got.append(pool.get("resnet50"))) for _ in range(2)]
+    for t in slow:
+        t.start()
+    time.sleep(0.2)
+    t0 = time.perf_counter()
+    assert pool.get("efficientnet_lite0") == "engine:efficientnet_lite0"
+    assert time.perf_counter() - t0 < 1.0  # not behind the load
+    release.set()
+    for t in slow:
+        t.join(30)
+    assert got == ["engine:resnet50"] * 2 and loads.count("resnet50") == 1
+
+
+def test_concurrent_requests_for_one_result_run_one_pass():
+    """Eight sessions opening the same link at once: one pass, seven waits; an error reaches every waiter."""
+    import threading
+
+    cache = ResultCache(size=8, max_bytes=10**6)
+    started, release = threading.Event(), threading.Event()
+    calls = []
+
+    def result(nbytes=80):
+        a = np.zeros(nbytes // 8, np.float32)
+        return PassResult(np.zeros(1), np.zeros(1), 0, {"l": a}, {"l": a.copy()}, 0.0)
+
+    def make():
+        calls.append(1)
+        started.set()
+        release.wait(30)
+        return result()
+
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(cache.get_or_make(("img", None), make, lambda r: [("img", 0)])))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    started.wait(30)
+    release.set()
+    for t in threads:
+        t.join(30)
+    assert len(calls) == 1 and len(out) == 8 and all(r is out[0] for r in out)
+    assert cache.keys() == [("img", None), ("img", 0)]
+
+    def fail():
+        raise RuntimeError("the pass failed")
+
+    errors = []
+
+    def ask():
+        try:
+            cache.get_or_make(("other", None), fail)
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == ["the pass failed"] * 3 and ("other", None) not in cache
+
+
+def test_cached_results_and_sample_photos_are_read_only(lite_engine, photos):
+    """Every session shares them: a page that wrote into one would change what another session sees."""
+    res = lite_engine.run(photos["cat.jpg"].rgb)
+    for arr in (res.probs, res.logits, *res.acts.values(), *res.grads.values(), photos["cat.jpg"].rgb):
+        assert not arr.flags.writeable
+        with pytest.raises(ValueError):
+            arr[(0,) * arr.ndim] = 1

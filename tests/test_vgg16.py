@@ -158,7 +158,7 @@ def test_a_vgg16_file_with_a_wrong_layer_fails_in_one_sentence_and_leaves_nothin
 
     import h5py
 
-    from core.models import held
+    from core import compat
 
     _, path = vgg_file
     bad = tmp_path / path.name
@@ -168,8 +168,8 @@ def test_a_vgg16_file_with_a_wrong_layer_fails_in_one_sentence_and_leaves_nothin
         name = group.attrs["weight_names"][0]
         del group[name]
         group.create_dataset(name, data=np.zeros((3, 3, 512, 8), np.float32))
-    pending = len(held.deferred_variables())
+    pending = len(compat.deferred_variables())
     with pytest.raises(models.WeightsUnavailable) as err:
         models.load_inference("vgg16", weights=str(bad))
     assert "\n" not in str(err.value) and "wrong shape" in str(err.value)
-    assert len(held.deferred_variables()) == pending
+    assert len(compat.deferred_variables()) == pending

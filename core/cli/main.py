@@ -1,4 +1,4 @@
-"""Command line: ``python -m core models | explain | bench | prefetch`` (see README)."""
+"""Command line: ``python -m core models | explain | bench | evaluate | prefetch`` (see README)."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +7,17 @@ import json
 import math
 import sys
 from pathlib import Path
+
+
+LAYOUT = """the library behind these commands (core/, no Streamlit):
+  core.models    the model registry; Lite0, the Keras zoo, VGG16; BatchNorm folding; weights held in NumPy
+  core.engine    the compiled pass (every layer's activations and gradients), its result cache, the pool
+  core.cam       the methods (one registry entry each), occlusion, the explain use case
+  core.imaging   photos in (decode, check), maps out (upsample, colormap, overlay), ImageNet labels
+  core.metrics   localisation against annotated boxes (evaluate)
+  core.view      a view as a link (the app's URL)
+  core.compat    every private TensorFlow/Keras/libc call, probed once, with a public path
+  core.cli       these commands and the benchmark"""
 
 
 def _fail(msg: str, code: int = 2) -> int:
@@ -204,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ..imaging.render import COLORMAPS
     from ..models import DEFAULT_MODEL
 
-    p = argparse.ArgumentParser(prog="python -m core", description="Grad-CAM Studio command line")
+    p = argparse.ArgumentParser(
+        prog="python -m core", description="Grad-CAM Studio command line (the app: make run).",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=LAYOUT)
     sub = p.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("models", help="list models, input sizes, explainable layers, weights status")
     m.add_argument("--json", action="store_true")

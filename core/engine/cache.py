@@ -12,6 +12,8 @@ class ResultCache:
 
     Every method takes the cache's own lock for a few dictionary operations only: a network pass never
     runs under it, so sessions sharing an engine wait for each other's bookkeeping, not passes.
+    :meth:`get_or_make` makes a missing value once however many sessions ask for it at the same time
+    (a workshop opening one link together): the others wait for that one.
 
     Args:
         size: the most results kept.
@@ -22,6 +24,7 @@ class ResultCache:
         self.size = int(size)
         self.max_bytes = int(max_bytes)
         self._items: OrderedDict = OrderedDict()
+        self._pending: dict = {}  # key → _Pending, while one caller makes that value
         self._lock = threading.Lock()
 
     def get(self, key):
@@ -31,6 +34,40 @@ class ResultCache:
             if hit is not None:
                 self._items.move_to_end(key)
             return hit
+
+    def get_or_make(self, key, make, more_keys=None):
+        """The value under ``key``; if missing, ``make()`` stored under ``key`` (and ``more_keys(value)``).
+
+        Concurrent callers for the same missing key wait for the first one's ``make()`` and get its value
+        (or its exception); ``make`` runs outside the cache's lock.
+        """
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+            pending = self._pending.get(key)
+            owner = pending is None
+            if owner:
+                pending = self._pending[key] = _Pending()
+        if not owner:
+            pending.done.wait()
+            if pending.error is not None:
+                raise pending.error
+            return pending.value
+        try:
+            self.make_room()  # room first: a result the cache would drop after this one goes before it
+            value = make()
+            self.put(key, value, *(more_keys(value) if more_keys else ()))
+            pending.value = value
+            return value
+        except BaseException as exc:
+            pending.error = exc
+            raise
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
+            pending.done.set()
 
     def __contains__(self, key) -> bool:
         with self._lock:
@@ -78,3 +115,12 @@ class ResultCache:
         distinct = {id(v): v for v in self._items.values()}
         n, nbytes = len(distinct) + extra, sum(v.nbytes for v in distinct.values()) + extra_bytes
         return n <= 2 or (n <= self.size and nbytes <= self.max_bytes)
+
+
+class _Pending:
+    """A value one caller is making for others to wait for."""
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.value = None
+        self.error: BaseException | None = None

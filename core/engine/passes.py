@@ -27,9 +27,15 @@ def _copy_out(names, tensors: list) -> dict:
     would pin TensorFlow's buffers and slow every later pass)."""
     out = {}
     for i, name in enumerate(names):
-        out[name] = np.array(tensors[i].numpy()[0])
+        out[name] = _read_only(np.array(tensors[i].numpy()[0]))
         tensors[i] = None
     return out
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """Results are shared by every session: none may write into one."""
+    a.flags.writeable = False
+    return a
 
 
 class _Compiled:
@@ -181,14 +187,9 @@ class Engine:
             class_index = int(class_index)
             if not 0 <= class_index < 1000:
                 raise ValueError(f"class index {class_index} is outside 0..999")
-        key = (key_img, class_index)
-        hit = self.cache.get(key)
-        if hit is not None:
-            return hit
-        self.cache.make_room()  # room first: a result the cache would drop after this pass goes before it
-        res = self.run_input(self.prepare(rgb), class_index)
-        self.cache.put(key, res, *([(key_img, res.class_index)] if class_index is None else []))
-        return res
+        return self.cache.get_or_make(  # one pass however many sessions ask for it at once
+            (key_img, class_index), lambda: self.run_input(self.prepare(rgb), class_index),
+            lambda res: [(key_img, res.class_index)] if class_index is None else [])
 
     def cached(self, rgb: np.ndarray, class_index: int | None = None) -> bool:
         """Whether :meth:`run` would answer from the cache (no network pass)."""
@@ -202,7 +203,8 @@ class Engine:
         c = -1 if class_index is None else int(class_index)
         probs, logits, cls, acts, grads = self._explain(tf.constant(x, tf.float32), tf.constant([c], tf.int32))
         return PassResult(
-            probs=probs.numpy()[0].astype(np.float64), logits=logits.numpy()[0].astype(np.float64),
+            probs=_read_only(probs.numpy()[0].astype(np.float64)),
+            logits=_read_only(logits.numpy()[0].astype(np.float64)),
             class_index=int(cls.numpy()[0]), acts=_copy_out(self.layers, acts), grads=_copy_out(self.layers, grads),
             seconds=time.perf_counter() - t,
         )

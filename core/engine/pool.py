@@ -40,7 +40,8 @@ class EnginePool:
         self.budget_mb = float(budget_mb)
         self._load = load or _load_engine
         self._engines: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the dictionary, for a moment
+        self._load_lock = threading.Lock()  # one load at a time
 
     def names(self) -> list[str]:
         """Models in memory, least recently used first."""
@@ -68,23 +69,39 @@ class EnginePool:
                 f"{ENGINE_OVERHEAD_MB} MB per model for its compiled pass and results).")
 
     def get(self, name: str):
-        """The engine for ``name``, loaded if needed (raises what the loader raises, e.g. WeightsUnavailable)."""
+        """The engine for ``name``, loaded if needed (raises what the loader raises, e.g. WeightsUnavailable).
+
+        An engine in memory is returned at once, also while another session loads a model: loads take
+        their own lock, one at a time (so the budget holds), and two sessions asking for the same new
+        model load it once.
+        """
         with self._lock:
-            engine = self._engines.get(name)
-            if engine is not None:
-                self._engines.move_to_end(name)
-                return engine
-            need = engine_mb(name)
-            dropped = False
-            while self._engines and sum(engine_mb(n) for n in self._engines) + need > self.budget_mb:
-                self._engines.popitem(last=False)
-                dropped = True
+            engine = self._take(name)
+        if engine is not None:
+            return engine
+        with self._load_lock:
+            with self._lock:
+                engine = self._take(name)  # loaded by another session while this one waited
+                if engine is not None:
+                    return engine
+                need = engine_mb(name)
+                dropped = False
+                while self._engines and sum(engine_mb(n) for n in self._engines) + need > self.budget_mb:
+                    self._engines.popitem(last=False)
+                    dropped = True
             if dropped:
                 release_memory()  # before loading, so the dropped engines' memory can be reused
             engine = self._load(name)
-            self._engines[name] = engine
+            with self._lock:
+                self._engines[name] = engine
             release_memory()  # the loader's temporaries: the file's arrays, the folding's float64 copies
             return engine
+
+    def _take(self, name: str):
+        engine = self._engines.get(name)
+        if engine is not None:
+            self._engines.move_to_end(name)
+        return engine
 
 
 def tune_allocator() -> bool:

@@ -28,7 +28,7 @@ class LoadedImage:
     """An RGB photo ready for the models.
 
     Attributes:
-        rgb: (H, W, 3) uint8, EXIF orientation applied; treat as read-only.
+        rgb: (H, W, 3) uint8, EXIF orientation applied; read-only.
         name: a display name (file name or sample name).
         format: the decoded container format (e.g. 'PNG').
     """
@@ -36,6 +36,9 @@ class LoadedImage:
     rgb: np.ndarray
     name: str
     format: str
+
+    def __post_init__(self):
+        self.rgb.flags.writeable = False  # shared by every session (the sample cache): nobody writes into it
 
     @property
     def size(self) -> tuple[int, int]:
