@@ -6,22 +6,18 @@ exists **and behaves as expected** on a tiny example. Where a probe fails, :func
 one warning line names the internal on the ``core.compat`` logger, and the callers take the public
 path: memory may grow, results never change, nothing fails.
 
-=====================  =========================================================  ==========================================
-internal               used for                                                   without it
-=====================  =========================================================  ==========================================
-``tf_gradient_registry``  TensorFlow's ``ops._gradient_registry``: drop the       each traced model that uses
-                       ``tf.custom_gradient`` registrations a trace added         ``tf.custom_gradient`` (EfficientNetB0's
-                       (TensorFlow issues #27492, #97697)                          swish, VGG16's float16 layers) stays in
-                                                                                  memory for good (~40 MB B0, ~300 MB VGG16)
-``keras_deferred``     Keras's list of deferred variables (``keras.src.backend.   weights are loaded the public way: into
-                       common.global_state``), a variable's ``_initializer``,      TensorFlow's allocator, which never gives
-                       and ``StatelessScope``'s ``add_update`` /                   memory back (+100 to 400 MB after a tour
-                       ``get_current_value`` hooks: hold weights in NumPy          of the models)
-``tf_kernel_cache``    ``context.context().clear_kernel_cache()``: drop kernels   a few MB per model stay after it goes
-                       of dropped models
-``glibc_malloc``       ``mallopt`` (2 arenas, fixed 4 MB mmap threshold) and      freed models' memory stays in the heap
-                       ``malloc_trim`` through ctypes                             (+40 MB peak while switching models)
-=====================  =========================================================  ==========================================
+- ``tf_custom_gradients``: TensorFlow's ``ops._gradient_registry``, to drop the ``tf.custom_gradient``
+  registrations a trace added (TensorFlow issues #27492, #97697). Without it, each traced model that uses
+  ``tf.custom_gradient`` (EfficientNetB0's swish, VGG16's float16 layers) stays in memory for good
+  (~40 MB a B0 engine, ~300 MB a VGG16 one).
+- ``keras_deferred``: Keras's list of deferred variables (``keras.src.backend.common.global_state``), a
+  variable's ``_initializer``, and ``StatelessScope``'s ``add_update`` / ``get_current_value`` hooks, to
+  hold a model's weights in NumPy. Without it, weights load the public way, into TensorFlow's allocator,
+  which never gives memory back (+100 to 400 MB after a tour of the models).
+- ``tf_kernel_cache``: ``context.context().clear_kernel_cache()``, to drop the kernels of dropped models.
+  Without it, a few MB per model stay after it goes.
+- ``glibc_malloc``: ``mallopt`` (2 arenas, a fixed 4 MB mmap threshold) and ``malloc_trim`` through
+  ctypes. Without it, freed models' memory stays in the heap (+40 MB at the switching peak).
 
 For tests and for people who want the public path only, ``GRADCAM_STUDIO_PUBLIC_ONLY=1`` (or a
 comma-separated list of the names above) turns probes off, and :func:`forced_off` does so in-process.
@@ -37,9 +33,9 @@ from typing import Callable
 
 log = logging.getLogger("core.compat")
 
-NAMES = ("tf_gradient_registry", "keras_deferred", "tf_kernel_cache", "glibc_malloc")
+NAMES = ("tf_custom_gradients", "keras_deferred", "tf_kernel_cache", "glibc_malloc")
 LOST = {
-    "tf_gradient_registry": "traced models using tf.custom_gradient stay in memory",
+    "tf_custom_gradients": "traced models using tf.custom_gradient stay in memory",
     "keras_deferred": "weights load into TensorFlow's allocator, which keeps the memory",
     "tf_kernel_cache": "kernels of dropped models stay in memory",
     "glibc_malloc": "freed memory stays in the process heap",
@@ -106,14 +102,14 @@ def _gradient_registry() -> dict:
 def custom_gradient_names() -> set:
     """Names under which ``tf.custom_gradient`` has registered graph-mode gradients so far (empty on the
     public path)."""
-    if not available("tf_gradient_registry"):
+    if not available("tf_custom_gradients"):
         return set()
     return {k for k in _gradient_registry() if k.startswith("CustomGradient-")}
 
 
 def forget_custom_gradients(names) -> None:
     """Drop these registrations (nothing on the public path)."""
-    if names and available("tf_gradient_registry"):
+    if names and available("tf_custom_gradients"):
         registry = _gradient_registry()
         for name in names:
             registry.pop(name, None)
@@ -224,7 +220,7 @@ def _probe_keras_deferred() -> bool:
 
 
 # --- TensorFlow's kernel cache -------------------------------------------------------------------------------
-def clear_kernel_cache() -> None:
+def drop_kernel_cache() -> None:
     """Drop the kernels TensorFlow keeps for functions and ops that ran (nothing on the public path)."""
     if available("tf_kernel_cache"):
         from tensorflow.python.eager import context
@@ -243,12 +239,12 @@ def _probe_kernel_cache() -> bool:
 M_ARENA_MAX, M_MMAP_THRESHOLD = -8, -3  # glibc's mallopt parameters
 
 
-def mallopt(param: int, value: int) -> bool:
+def malloc_option(param: int, value: int) -> bool:
     """glibc's ``mallopt``; False (nothing changed) on the public path."""
     return available("glibc_malloc") and bool(ctypes.CDLL(None).mallopt(param, value))
 
 
-def malloc_trim() -> None:
+def trim_heap() -> None:
     """glibc's ``malloc_trim(0)``: hand free heap memory back to the system (nothing on the public path)."""
     if available("glibc_malloc"):
         ctypes.CDLL(None).malloc_trim(0)
@@ -259,5 +255,5 @@ def _probe_glibc() -> bool:
     return callable(libc.mallopt) and callable(libc.malloc_trim) and libc.malloc_trim(0) in (0, 1)
 
 
-_PROBES = {"tf_gradient_registry": _probe_gradient_registry, "keras_deferred": _probe_keras_deferred,
+_PROBES = {"tf_custom_gradients": _probe_gradient_registry, "keras_deferred": _probe_keras_deferred,
            "tf_kernel_cache": _probe_kernel_cache, "glibc_malloc": _probe_glibc}

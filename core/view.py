@@ -54,16 +54,12 @@ def parse(params: Mapping[str, object], samples, default_model: str, num_classes
     """
     got = {k: _first(params[k]) for k in KEYS if k in params and _first(params[k]) != ""}
     ignored, out = [], {}
-    if "model" in got:
-        if got["model"] in REGISTRY:
-            out["model"] = got["model"]
-        else:
-            ignored.append(f"unknown model {got['model']!r}")
-    if "sample" in got:
-        if got["sample"] in samples:
-            out["sample"] = got["sample"]
-        else:
-            ignored.append(f"unknown sample {got['sample']!r}")
+    for key, valid in (("model", REGISTRY), ("sample", samples), ("method", methods.REGISTRY)):
+        if key in got:
+            if got[key] in valid:
+                out[key] = got[key]
+            else:
+                ignored.append(f"unknown {key} {got[key]!r}")
     if "layer" in got:
         spec = REGISTRY[out.get("model", default_model)]
         if got["layer"] in spec.layers:
@@ -78,11 +74,6 @@ def parse(params: Mapping[str, object], samples, default_model: str, num_classes
             out["class_index"] = c
         except ValueError:
             ignored.append(f"class {got['class']!r} is not an index 0…{num_classes - 1}")
-    if "method" in got:
-        if got["method"] in methods.REGISTRY:
-            out["method"] = got["method"]
-        else:
-            ignored.append(f"unknown method {got['method']!r}")
     if "alpha" in got:
         try:
             a = float(got["alpha"])

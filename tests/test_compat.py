@@ -125,13 +125,13 @@ def test_a_probe_that_returns_wrong_results_counts_as_unavailable(monkeypatch):
     monkeypatch.setitem(compat._PROBES, "glibc_malloc", lambda: False)
     monkeypatch.setattr(compat, "_results", {})
     assert compat.available("glibc_malloc") is False
-    assert compat.mallopt(compat.M_ARENA_MAX, 2) is False  # nothing was changed
-    compat.malloc_trim()  # a no-op, not an error
+    assert compat.malloc_option(compat.M_ARENA_MAX, 2) is False  # nothing was changed
+    compat.trim_heap()  # a no-op, not an error
 
 
 def test_the_public_path_can_be_chosen_by_environment(monkeypatch):
-    monkeypatch.setenv("GRADCAM_STUDIO_PUBLIC_ONLY", "tf_gradient_registry,glibc_malloc")
-    assert not compat.available("tf_gradient_registry") and not compat.available("glibc_malloc")
+    monkeypatch.setenv("GRADCAM_STUDIO_PUBLIC_ONLY", "tf_custom_gradients,glibc_malloc")
+    assert not compat.available("tf_custom_gradients") and not compat.available("glibc_malloc")
     assert compat.available("keras_deferred")
     assert compat.custom_gradient_names() == set()
     monkeypatch.setenv("GRADCAM_STUDIO_PUBLIC_ONLY", "1")

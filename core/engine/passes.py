@@ -48,7 +48,7 @@ class _Compiled:
     stayed in memory: about 300 MB per VGG16 engine, 40 MB per B0 one. The gradient tape inside the
     function keeps its own reference to those gradient functions, and nothing here differentiates a
     traced function from outside, so the registrations this trace added are dropped right after it
-    (:mod:`core.compat`, ``tf_gradient_registry``; on the public path they stay).
+    (:mod:`core.compat`, ``tf_custom_gradients``; on the public path they stay).
     """
 
     def __init__(self, fn):

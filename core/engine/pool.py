@@ -105,7 +105,7 @@ class EnginePool:
 
 
 def tune_allocator() -> bool:
-    """Process-wide glibc ``malloc`` settings for a long-lived process that loads and drops models.
+    """Process-wide glibc allocator settings for a long-lived process that loads and drops models.
 
     Call it at start-up, before TensorFlow is imported (the CLI and the app's pool do). Two arenas
     instead of eight per core, and a fixed 4 MB threshold above which a block is mapped on its own
@@ -116,18 +116,18 @@ def tune_allocator() -> bool:
     fresh each time), and a fixed 128 kB threshold cost 50-70 % of the speed.
 
     Returns:
-        False where the C library has no ``mallopt`` (not glibc, or :mod:`core.compat`'s public path):
+        False where the C library is not glibc (or on :mod:`core.compat`'s public path):
         nothing was changed.
     """
-    return compat.mallopt(compat.M_ARENA_MAX, 2) and compat.mallopt(compat.M_MMAP_THRESHOLD, 4 * 2**20)
+    return compat.malloc_option(compat.M_ARENA_MAX, 2) and compat.malloc_option(compat.M_MMAP_THRESHOLD, 4 * 2**20)
 
 
 def release_memory() -> None:
     """Collect garbage cycles (Keras models and compiled functions are full of them) and hand free
-    heap memory back to the system (glibc's ``malloc_trim``; elsewhere only the collection)."""
+    heap memory back to the system (glibc only; elsewhere only the collection)."""
     gc.collect()
-    compat.clear_kernel_cache()  # kernels TensorFlow keeps for functions and ops that ran (no weights, but memory)
-    compat.malloc_trim()
+    compat.drop_kernel_cache()  # kernels TensorFlow keeps for functions and ops that ran (no weights, but memory)
+    compat.trim_heap()
 
 
 def _load_engine(name: str):
