@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
-
-from pathlib import Path
 
 from core import models, view
 from core.cam import methods
