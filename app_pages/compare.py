@@ -8,6 +8,7 @@ from core.cam import methods
 from core.cam.explain import spread_layers
 from core.imaging import labels, render
 from ui.resources import engine_pool, get_engine
+from ui.pictures import show
 from ui.sidebar import sidebar
 
 
@@ -78,6 +79,6 @@ for eng, layer in cells:
             continue
         ms = (time.perf_counter() - t) * 1000
         note = " · no positive evidence" if render.is_empty(cam) else ""
-        col.image(render.overlay(base, cam, ctx.alpha, ctx.colormap), width="stretch", output_format="JPEG",
+        show(col, render.overlay(base, cam, ctx.alpha, ctx.colormap),
                   caption=f"{ms:.0f} ms{extra}{note}")
 st.caption("The times are those of the map itself (the shared network pass is computed once per photo and class).")

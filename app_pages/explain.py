@@ -7,6 +7,7 @@ from core.cam import methods
 from core.cam.explain import explain
 from core.imaging import images, labels, render
 from ui.charts import top_k_chart
+from ui.pictures import show
 from ui.sidebar import sidebar
 
 SCORECAM_TOP_N = 256  # Score-CAM masks the input with the N most active channels (one forward pass each)
@@ -41,12 +42,12 @@ name = labels.label(res.class_index)
 st.markdown(f"Explaining **{name}** (class {res.class_index}, p = {res.probs[res.class_index]:.1%}) "
             f"at layer `{ctx.layer}` of {ctx.engine.spec.title} with {method.title}.")
 c1, c2, c3 = st.columns(3)
-c1.image(base, caption=f"Original · {ctx.image.size[0]}×{ctx.image.size[1]}", width="stretch", output_format="JPEG")
-c2.image(over, caption=f"{method.title} overlay · {name}", width="stretch", output_format="JPEG")
+show(c1, base, caption=f"Original · {ctx.image.size[0]}×{ctx.image.size[1]}")
+show(c2, over, caption=f"{method.title} overlay · {name}")
 h, w = cam.shape
 raw = render.colorize(render.normalise(cam), ctx.colormap)
-c3.image(render.upsample_nearest(raw, base.shape[1], base.shape[0]),
-         caption=f"Raw map · {h}×{w} at the layer's resolution · max {cam.max():.3g}", width="stretch")
+show(c3, render.upsample_nearest(raw, base.shape[1], base.shape[0]),
+         caption=f"Raw map · {h}×{w} at the layer's resolution · max {cam.max():.3g}", fmt="PNG")
 if render.is_empty(cam):
     st.info(render.NO_EVIDENCE)
 

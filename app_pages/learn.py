@@ -7,6 +7,7 @@ import streamlit as st
 from core import models
 from core.cam import methods
 from core.imaging import labels, render
+from ui.pictures import show
 from ui.sidebar import sidebar
 
 st.title("Learn how Grad-CAM works")  # before the sidebar: on screen while a cold server starts
@@ -65,9 +66,8 @@ st.markdown("The four channels that contribute most to this class here (largest 
             "activations A^k (where the channel fires) and their gradients (where firing more would raise the score).")
 cols = st.columns(4)
 for col, ch in zip(cols, top):
-    col.image(small(A[..., ch]), caption=f"A^{ch} · max {A[..., ch].max():.2f}", width="stretch")
-    col.image(small(np.maximum(G[..., ch], 0)), caption=f"∂y/∂A^{ch} (positive part) · α = {alpha[ch]:.2e}",
-              width="stretch")
+    show(col, small(A[..., ch]), caption=f"A^{ch} · max {A[..., ch].max():.2f}", fmt="PNG")
+    show(col, small(np.maximum(G[..., ch], 0)), caption=f"∂y/∂A^{ch} (positive part) · α = {alpha[ch]:.2e}", fmt="PNG")
 
 st.subheader("Step 3 — the weighted sum and the ReLU")
 st.latex(r"L^c_{\text{Grad-CAM}} \;=\; \mathrm{ReLU}\Big(\sum_k \alpha_k^c\, A^k\Big)")
@@ -75,11 +75,10 @@ lin = methods.weighted_sum(A, alpha)
 pos, neg = np.maximum(lin, 0), np.maximum(-lin, 0)
 vmax = float(max(pos.max(), neg.max())) or None
 c1, c2, c3 = st.columns(3)
-c1.image(small(pos, vmax=vmax), caption=f"positive part (kept) · max {pos.max():.3g}", width="stretch")
-c2.image(small(neg, "viridis", vmax=vmax), caption=f"negative part (removed by the ReLU) · max {neg.max():.3g}",
-         width="stretch")
+show(c1, small(pos, vmax=vmax), caption=f"positive part (kept) · max {pos.max():.3g}", fmt="PNG")
+show(c2, small(neg, "viridis", vmax=vmax), caption=f"negative part (removed by the ReLU) · max {neg.max():.3g}", fmt="PNG")
 cf = methods.counterfactual(A, G)
-c3.image(small(cf, "viridis", vmax=vmax), caption="counterfactual map (weights −α)", width="stretch")
+show(c3, small(cf, "viridis", vmax=vmax), caption="counterfactual map (weights −α)", fmt="PNG")
 st.markdown(
     f"The sum Σ α_k A^k ranges from **{lin.min():.3g}** to **{lin.max():.3g}**. The ReLU keeps only the cells that "
     f"argue *for* {name}; the negative cells argue *against* it. Flipping the weights (−α) gives the "
@@ -94,9 +93,9 @@ st.markdown(f"The {h}×{w} map is upsampled bilinearly to the photo ({ctx.image.
             "its aspect ratio kept), scaled to 0…1 by its maximum for display only, coloured, and blended with "
             f"the photo (alpha {ctx.alpha:.2f}).")
 d1, d2, d3 = st.columns(3)
-d1.image(small(pos), caption=f"{h}×{w} map", width="stretch")
-d2.image(render.heatmap(pos, base.shape[1], base.shape[0], ctx.colormap), caption="upsampled", width="stretch")
-d3.image(render.overlay(base, pos, ctx.alpha, ctx.colormap), caption="overlay", width="stretch", output_format="JPEG")
+show(d1, small(pos), caption=f"{h}×{w} map", fmt="PNG")
+show(d2, render.heatmap(pos, base.shape[1], base.shape[0], ctx.colormap), caption="upsampled", fmt="PNG")
+show(d3, render.overlay(base, pos, ctx.alpha, ctx.colormap), caption="overlay")
 
 st.header("3 · The relatives: one idea each")
 COST = {False: "free given the pass", True: "one forward pass per channel"}
@@ -118,7 +117,7 @@ for start in range(0, len(strip), per_row):
     for col, lname in zip(cols, strip[start:start + per_row]):
         cam = methods.gradcam(res.acts[lname], res.grads[lname])
         s = engine.layer_shape(lname)
-        col.image(render.overlay(render.display_base(rgb, 200), cam, ctx.alpha, ctx.colormap), width="stretch", output_format="JPEG",
+        show(col, render.overlay(render.display_base(rgb, 200), cam, ctx.alpha, ctx.colormap),
                   caption=f"{lname} · {s[0]}×{s[1]}" + (" · empty" if render.is_empty(cam) else ""))
 
 st.header("5 · Strengths and limits")

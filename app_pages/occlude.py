@@ -10,6 +10,7 @@ from streamlit_drawable_canvas import st_canvas
 from core.cam import methods, occlusion
 from core.imaging import images, labels, render
 from ui.charts import change_chart, change_table
+from ui.pictures import show
 from ui.sidebar import sidebar
 
 TOOLS = {"Rectangle": "rect", "Circle": "circle", "Polygon": "polygon", "Brush": "freedraw"}
@@ -65,12 +66,10 @@ st.markdown(f"**{name}** (class {cls}): {pb:.1%} → **{pa:.1%}** ({(pa - pb) * 
 vmax = max(cam_b.max(), cam_a.max()) or None  # one colour scale for both maps, so a drop shows as a drop
 base_b, base_a = render.display_base(rgb), render.display_base(occluded)
 c1, c2, c3, c4 = st.columns(4)
-c1.image(base_b, caption="Original", width="stretch", output_format="JPEG")
-c2.image(base_a, caption=f"Occluded ({fill})", width="stretch", output_format="JPEG")
-c3.image(render.overlay(base_b, cam_b, ctx.alpha, ctx.colormap, vmax), caption=f"{used.title} · {name} · original",
-         width="stretch", output_format="JPEG")
-c4.image(render.overlay(base_a, cam_a, ctx.alpha, ctx.colormap, vmax), caption=f"{used.title} · {name} · occluded",
-         width="stretch", output_format="JPEG")
+show(c1, base_b, caption="Original")
+show(c2, base_a, caption=f"Occluded ({fill})")
+show(c3, render.overlay(base_b, cam_b, ctx.alpha, ctx.colormap, vmax), caption=f"{used.title} · {name} · original")
+show(c4, render.overlay(base_a, cam_a, ctx.alpha, ctx.colormap, vmax), caption=f"{used.title} · {name} · occluded")
 if render.is_empty(cam_a) and mask.any():
     st.info(render.NO_EVIDENCE)
 
@@ -97,7 +96,7 @@ if action:
         res = engine.run(auto[0], cls)
         d = res.probs[cls] - pb
         verb = "Removing" if action == "remove" else "Keeping only"
-        st.image(render.display_base(auto[0], 480), caption=f"{verb} the top {pct} % of the map", output_format="JPEG")
+        show(st, render.display_base(auto[0], 480), caption=f"{verb} the top {pct} % of the map", width="content")
         st.metric(f"p({name})", f"{res.probs[cls]:.1%}", f"{d * 100:+.1f} points")
         st.caption("A faithful map points at what the model uses: removing it should make the score drop, keeping "
                    "only it should keep much of the score.")
@@ -121,9 +120,8 @@ saved = st.session_state.get("occ_sens")
 if saved and saved[0] == skey:
     _, smap, passes, secs = saved
     m1, m2 = st.columns(2)
-    m1.image(render.overlay(base_b, np.maximum(smap, 0), ctx.alpha, ctx.colormap),
-             caption=f"Occlusion sensitivity · {passes} forward passes · {secs:.1f} s", width="stretch", output_format="JPEG")
-    m2.image(render.overlay(base_b, cam_b, ctx.alpha, ctx.colormap), caption=f"{used.title} · {ctx.layer}",
-             width="stretch", output_format="JPEG")
+    show(m1, render.overlay(base_b, np.maximum(smap, 0), ctx.alpha, ctx.colormap),
+             caption=f"Occlusion sensitivity · {passes} forward passes · {secs:.1f} s")
+    show(m2, render.overlay(base_b, cam_b, ctx.alpha, ctx.colormap), caption=f"{used.title} · {ctx.layer}")
     if render.is_empty(smap):
         st.info("No patch lowered the score of this class: nothing here supports it.")

@@ -55,8 +55,8 @@ def _open_link() -> None:
         st.session_state["model"] = link.model
     if link.sample:
         st.session_state["sample"] = STEMS[link.sample]
-    if link.layer:
-        st.session_state[f"layer_{st.session_state['model']}"] = link.layer
+    if link.layer:  # given to the layer slider as its value (setting the widget's own key here would warn)
+        st.session_state["link_layers"] = {st.session_state["model"]: link.layer}
     if link.class_index is not None:
         st.session_state["class_index"] = link.class_index
     if link.method:
@@ -82,6 +82,7 @@ def reset() -> None:
         del st.session_state[k]
     st.session_state["upload_nonce"] += 1
     st.session_state["link_message"] = None
+    st.session_state.pop("link_layers", None)
 
 
 def _choose_model() -> str:
@@ -172,8 +173,10 @@ def sidebar() -> Context | None:
         return None
     spec = engine.spec
     shapes = {n: engine.layer_shape(n) for n in spec.layers}
+    linked = st.session_state.get("link_layers", {}).pop(spec.name, None)  # a link's layer, used once
     layer = st.sidebar.select_slider(
-        "Layer (early → late)", options=list(spec.layers), value=st.session_state.get(f"layer_{spec.name}", spec.default_layer),
+        "Layer (early → late)", options=list(spec.layers),
+        value=st.session_state.get(f"layer_{spec.name}") or linked or spec.default_layer,
         format_func=lambda n: f"{n} · {shapes[n][0]}×{shapes[n][1]}", key=f"layer_{spec.name}",
         help="Early layers: fine, low-level detail. Late layers: coarse, semantic. The last feeds the classifier.",
     )

@@ -56,6 +56,13 @@ HEADLINE_JS = """() => {
 # idle (or settled), and the headline names `cls` with an occluded fraction that is (non-)zero as asked
 READY_JS = ("(a) => { const h = (" + HEADLINE_JS + ")(); return !!h && h.cls === a.cls && (a.painted ? h.frac > 0 "
             ": h.frac === 0) && (a.settled ? (" + SETTLED_JS + ")() : (" + IDLE_JS + ")()); }")
+# pictures in the main area that failed to load while the script is not running (they will not load any more)
+BROKEN_JS = """() => {
+  const el = document.querySelector('[data-test-script-state]');
+  if (!el || el.getAttribute('data-test-script-state') !== 'notRunning') return [];
+  return [...document.querySelectorAll('[data-testid="stMain"] img')]
+    .filter(i => i.complete && i.naturalWidth === 0).map(i => i.src);
+}"""
 # what the drawing canvas holds: its size, and the bounds and count of its painted pixels (as the app thresholds them)
 PAINTED_JS = """(c) => {
   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -97,6 +104,7 @@ class Plan:
     times: dict = field(default_factory=dict)
     expected: dict = field(default_factory=dict)
     seen: dict = field(default_factory=dict)
+    media_errors: list = field(default_factory=list)
 
     @property
     def url_path(self) -> str:
@@ -188,11 +196,26 @@ def row_probs(rows: list[list[str]], cls: int) -> tuple[float, float] | None:
     return None
 
 
+async def settle(page, arg: dict) -> None:
+    """Wait for READY_JS; pictures that stay broken (not loaded, script not running) for 5 s fail at once, with
+    what the server answers for them."""
+    deadline = time.perf_counter() + TIMEOUT_MS / 1000
+    ready = f"(a) => ({READY_JS})(a) ? 'ready' : (({BROKEN_JS})().length ? 'broken' : false)"
+    while True:
+        left = max(1, int((deadline - time.perf_counter()) * 1000))
+        if await (await page.wait_for_function(ready, arg=arg, timeout=left, polling=50)).json_value() == "ready":
+            return
+        await asyncio.sleep(5)
+        broken = await page.evaluate(BROKEN_JS)
+        if broken and not await page.evaluate(READY_JS, arg):
+            now = await page.evaluate("(srcs) => Promise.all(srcs.map(s => fetch(s).then(r => r.status)))", broken)
+            raise AssertionError(f"pictures that did not load: {broken} (asked again now: HTTP {now})")
+
+
 async def open_link(plan: Plan, page, base: str) -> None:
     t0 = time.perf_counter()
     await page.goto(base + plan.url_path, timeout=TIMEOUT_MS)
-    await page.wait_for_function(READY_JS, arg={"cls": plan.link_cls, "painted": False, "settled": False},
-                                 timeout=TIMEOUT_MS, polling=50)
+    await settle(page, {"cls": plan.link_cls, "painted": False, "settled": False})
     plan.times["open"] = time.perf_counter() - t0
     plan.seen["open"] = await read(page)
 
@@ -201,8 +224,7 @@ async def upload(plan: Plan, page) -> None:
     await page.evaluate(WATCH_JS)
     t0 = time.perf_counter()
     await page.locator('[data-testid="stSidebar"] input[type=file]').set_input_files(str(plan.upload))
-    await page.wait_for_function(READY_JS, arg={"cls": plan.cls, "painted": False, "settled": True},
-                                 timeout=TIMEOUT_MS, polling=50)
+    await settle(page, {"cls": plan.cls, "painted": False, "settled": True})
     plan.times["upload"] = time.perf_counter() - t0
     plan.seen["upload"] = await read(page)
 
@@ -222,8 +244,7 @@ async def paint(plan: Plan, page) -> None:
     for f in (0.25, 0.5, 0.75, 1.0):
         await page.mouse.move(x0 + (x1 - x0) * f, y0 + (y1 - y0) * f, steps=4)
     await page.mouse.up()
-    await page.wait_for_function(READY_JS, arg={"cls": plan.cls, "painted": True, "settled": True},
-                                 timeout=TIMEOUT_MS, polling=50)
+    await settle(page, {"cls": plan.cls, "painted": True, "settled": True})
     plan.times["mask"] = time.perf_counter() - t0
     # what was painted: one solid rectangle where the mouse went (2-px stroke included), on a canvas of the
     # photo's aspect ratio; the expected numbers are computed from it
@@ -252,7 +273,9 @@ async def step(name: str, plan: Plan, page, work, failures: dict) -> bool:
             await page.screenshot(path=str(ARTIFACTS / f"load-session-{plan.n + 1}-{name}-failed.png"), full_page=True)
         except Exception as why:  # noqa: BLE001
             shown = f"(page unreadable: {why})"
-        failures.setdefault(plan.n, []).append(f"{name} failed: {str(exc).splitlines()[0][:300]}; page: {shown}")
+        failures.setdefault(plan.n, []).append(f"{name} failed: {str(exc).splitlines()[0][:300]}; page: {shown}"
+                                               + (f"; the server answered {plan.media_errors}" if plan.media_errors
+                                                  else ""))
         return False
 
 
@@ -268,7 +291,7 @@ def expect(plan: Plan, engine) -> None:
                          caption=f"{plan.layer} — {shape[0]}×{shape[1]}×{shape[2]} activations")
 
 
-def problems(plan: Plan, reading: dict, engine) -> list[str]:
+def problems(plan: Plan, reading: dict) -> list[str]:
     """Where a painted session's page differs from what it should show (empty: all its own numbers)."""
     from core.imaging import labels
 
@@ -314,6 +337,9 @@ async def drive(server: Server, plans: list[Plan], engine) -> dict:
 
         failures: dict[int, list[str]] = {}
         pages = [await (await browser.new_context(viewport={"width": 1400, "height": 1000})).new_page() for _ in plans]
+        for pl, pg in zip(plans, pages):  # the server's failed answers for pictures (a picture that never loads)
+            pg.on("response", lambda r, pl=pl: pl.media_errors.append(f"{r.status} {urlparse(r.url).path}")
+                  if r.status >= 400 and "/media/" in r.url else None)
         live = list(zip(plans, pages))
 
         async def phase(name, work, who):
@@ -347,13 +373,14 @@ async def drive(server: Server, plans: list[Plan], engine) -> dict:
             deadline = time.time() + 30
             while True:
                 reading = await read(pg)
-                bad = problems(pl, reading, engine)
+                bad = problems(pl, reading)
                 if not bad or time.time() > deadline:
                     break
                 await asyncio.sleep(0.5)
             pl.seen["final"] = reading
             query = parse_qs(urlparse(pg.url).query)
-            want_q = {"layer": [pl.layer], "class": [str(pl.cls)], "sample": None if pl.upload else [pl.sample]}
+            want_q = {"layer": [pl.layer], "class": [str(pl.cls)], "alpha": [f"{pl.alpha:.2f}"],
+                      "sample": None if pl.upload else [pl.sample]}
             if any(query.get(k) != v for k, v in want_q.items()):
                 bad.append(f"URL {pg.url} does not name the session's view {want_q}")
             if bad:
@@ -391,6 +418,7 @@ def test_eight_sessions_at_once_each_show_their_own_numbers(lite_engine, photos,
         "views": [{"session": p.n + 1, "photo": p.upload.name if p.upload else p.sample, "layer": p.layer,
                    "class": p.cls, **{k: round(v, 2) for k, v in p.expected.items() if isinstance(v, float)},
                    "shown": p.seen.get("final", {}).get("headline")} for p in plans],
+        "media_errors": {str(p.n + 1): p.media_errors for p in plans if p.media_errors},
         "failures": {str(n + 1): msgs for n, msgs in sorted(out["failures"].items())},
     }
     (ARTIFACTS / "load.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
