@@ -8,7 +8,6 @@ reads the classifier's weights and applies only where the layer feeds GAP → De
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 
