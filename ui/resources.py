@@ -64,8 +64,11 @@ def wait_for_start(notice=None) -> None:
             notice.empty()
         return
     notice = notice or st.progress(work.fraction, text=_stage_text(work))
+    shown = work.stage
     while not work.wait(0.1):
-        notice.progress(work.fraction, text=_stage_text(work))
+        if work.stage != shown:  # a message only when the stage changes: the interpreter is busy loading
+            shown = work.stage
+            notice.progress(work.fraction, text=_stage_text(work))
     notice.empty()
 
 
