@@ -52,7 +52,8 @@ SETTLED_JS = "() => window.__ran === true && (" + IDLE_JS + ")()"
 
 
 def chromium_path() -> str | None:
-    return shutil.which("chromium") or (("/usr/bin/chromium") if Path("/usr/bin/chromium").exists() else None)
+    """Debian's Chromium (``make browser`` installs it), or None."""
+    return shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
 
 def unavailable() -> str | None:
