@@ -12,21 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def memory_mb(pid: int) -> tuple[int, int]:
-    """(RSS, peak RSS) of a process, in MB."""
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    return int(fields["VmRSS"].split()[0]) // 1024, int(fields["VmHWM"].split()[0]) // 1024
 
 
 def main() -> int:
@@ -36,61 +27,41 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     from core import models
+    from core.cli.serverbench import Server, launch
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     steps = []
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                        args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            deadline = time.time() + 120
-            while True:
-                try:
-                    page.goto(f"http://127.0.0.1:{port}/", timeout=120_000)
-                    break
-                except Exception:
-                    if time.time() > deadline:
-                        raise
-                    time.sleep(1)
+    with Server(env={"TF_CPP_MIN_LOG_LEVEL": "2"}) as server, sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(server.url, timeout=120_000)
 
-            def settle():
-                time.sleep(1.0)  # let the rerun start, then wait until Streamlit's "running" widget is gone
-                page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-                                       timeout=300_000)
+        def settle():
+            time.sleep(1.0)  # let the rerun start, then wait until Streamlit's "running" widget is gone
+            page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
+                                   timeout=300_000)
 
-            def choose(label: str, option: str):
-                page.get_by_role("combobox", name=label, exact=True).click()
-                page.get_by_role("option").filter(has_text=option).first.click()
-                settle()
-
-            page.get_by_text("Top-k predictions").first.wait_for(timeout=300_000)
+        def choose(label: str, option: str):
+            page.get_by_role("combobox", name=label, exact=True).click()
+            page.get_by_role("option").filter(has_text=option).first.click()
             settle()
-            rss, peak = memory_mb(server.pid)
-            steps.append({"step": "start", "rss_mb": rss, "peak_mb": peak})
-            names = [n for n, s in models.REGISTRY.items() if s.family == "lite" or s.weights_cached()]
-            for r in range(args.rounds):
-                for name in names:
-                    choose("Model", models.REGISTRY[name].title)
-                    choose("Sample photo", "Espresso cup")
-                    choose("Sample photo", "Cat and dog")
-                    shown = page.get_by_text(models.REGISTRY[name].title).count() > 0
-                    errors = page.locator('[data-testid="stException"]').count()
-                    rss, peak = memory_mb(server.pid)
-                    steps.append({"step": f"{r + 1}:{name}", "rss_mb": rss, "peak_mb": peak,
-                                  "model_shown": shown, "exceptions": errors})
-                    print(json.dumps(steps[-1]), flush=True)
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(10)
+
+        page.get_by_text("Top-k predictions").first.wait_for(timeout=300_000)
+        settle()
+        rss, peak = round(server.rss_mb()), round(server.peak_mb())
+        steps.append({"step": "start", "rss_mb": rss, "peak_mb": peak})
+        names = [n for n, s in models.REGISTRY.items() if s.family == "lite" or s.weights_cached()]
+        for r in range(args.rounds):
+            for name in names:
+                choose("Model", models.REGISTRY[name].title)
+                choose("Sample photo", "Espresso cup")
+                choose("Sample photo", "Cat and dog")
+                shown = page.get_by_text(models.REGISTRY[name].title).count() > 0
+                errors = page.locator('[data-testid="stException"]').count()
+                rss, peak = round(server.rss_mb()), round(server.peak_mb())
+                steps.append({"step": f"{r + 1}:{name}", "rss_mb": rss, "peak_mb": peak,
+                              "model_shown": shown, "exceptions": errors})
+                print(json.dumps(steps[-1]), flush=True)
+        browser.close()
     print(json.dumps({"peak_rss_mb": max(s["peak_mb"] for s in steps), "models": names, "rounds": args.rounds,
                       "target": {"peak_rss_mb": "<= 1200"}}))
     return 0

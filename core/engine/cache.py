@@ -27,14 +27,6 @@ class ResultCache:
         self._pending: dict = {}  # key → _Pending, while one caller makes that value
         self._lock = threading.Lock()
 
-    def get(self, key):
-        """The value under ``key`` (now the most recently used), or None."""
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is not None:
-                self._items.move_to_end(key)
-            return hit
-
     def get_or_make(self, key, make, more_keys=None):
         """The value under ``key``; if missing, ``make()`` stored under ``key`` (and ``more_keys(value)``).
 
