@@ -6,7 +6,7 @@ import streamlit as st
 from core import models
 from core.cam import methods
 from core.cam.explain import spread_layers
-from core.imaging import labels, render
+from core.imaging import render
 from ui.resources import engine_pool, get_engine
 from ui.pictures import show
 from ui.sidebar import sidebar
@@ -20,7 +20,7 @@ ctx = sidebar()
 if ctx is None:
     st.stop()
 engine, rgb, cls = ctx.engine, ctx.image.rgb, ctx.class_index
-st.markdown(f"Explaining **{labels.label(cls)}** (class {cls}) on the same photo. Every gradient method reuses the "
+st.markdown(f"Explaining **{engine.spec.label(cls)}** (class {cls}) on the same photo. Every gradient method reuses the "
             "one cached pass; Score-CAM runs its own batched forward passes. Each map is scaled to its own "
             f"maximum and drawn with the sidebar's colormap ({ctx.colormap}) and alpha ({ctx.alpha:.2f}).")
 

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.cam import methods
 from core.cam.explain import explain
-from core.imaging import images, labels, render
+from core.imaging import images, render
 from ui.charts import top_k_chart
 from ui.pictures import show
 from ui.sidebar import sidebar
@@ -38,7 +38,7 @@ base = render.display_base(ctx.image.rgb)
 over = render.overlay(base, cam, ctx.alpha, ctx.colormap)
 elapsed = time.perf_counter() - t + st.session_state.get("last_pass", 0.0)
 
-name = labels.label(res.class_index)
+name = ctx.engine.spec.label(res.class_index)
 st.markdown(f"Explaining **{name}** (class {res.class_index}, p = {res.probs[res.class_index]:.1%}) "
             f"at layer `{ctx.layer}` of {ctx.engine.spec.title} with {method.title}.")
 c1, c2, c3 = st.columns(3)
@@ -54,7 +54,7 @@ if render.is_empty(cam):
 left, right = st.columns([3, 2])
 with left:
     st.subheader(f"Top-{ctx.top_k} predictions")
-    st.altair_chart(top_k_chart(res.top_k(ctx.top_k), res.class_index), width="stretch")
+    st.altair_chart(top_k_chart(res.top_k(ctx.top_k), res.class_index, ctx.engine.spec.label), width="stretch")
 with right:
     st.metric("Compute time of the last interaction", f"{elapsed * 1000:.0f} ms")
     st.caption("A new photo or class runs one compiled forward+backward pass for every layer; "

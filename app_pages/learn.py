@@ -6,7 +6,7 @@ import streamlit as st
 
 from core import models
 from core.cam import methods
-from core.imaging import labels, render
+from core.imaging import render
 from ui.pictures import show
 from ui.sidebar import sidebar
 
@@ -18,7 +18,7 @@ engine, rgb, cls, layer = ctx.engine, ctx.image.rgb, ctx.class_index, ctx.layer
 res = engine.run(rgb, cls)
 A, G = res.acts[layer], res.grads[layer]
 h, w, k = A.shape
-name = labels.label(cls)
+name = engine.spec.label(cls)
 base = render.display_base(rgb, 300)
 
 

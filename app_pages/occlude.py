@@ -8,7 +8,7 @@ from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
 from core.cam import methods, occlusion
-from core.imaging import images, labels, render
+from core.imaging import images, render
 from ui.charts import change_chart, change_table
 from ui.pictures import show
 from ui.sidebar import sidebar
@@ -59,7 +59,7 @@ elapsed = time.perf_counter() - t
 if why:
     st.caption(why)
 
-name = labels.label(cls)
+name = engine.spec.label(cls)
 pb, pa = before.probs[cls], after.probs[cls]
 st.markdown(f"**{name}** (class {cls}): {pb:.1%} → **{pa:.1%}** ({(pa - pb) * 100:+.1f} points) · "
             f"{mask.mean():.1%} of the photo occluded · {elapsed * 1000:.0f} ms")
@@ -73,7 +73,7 @@ show(c4, render.overlay(base_a, cam_a, ctx.alpha, ctx.colormap, vmax), caption=f
 if render.is_empty(cam_a) and mask.any():
     st.info(render.NO_EVIDENCE)
 
-table = change_table(before, after, ctx.top_k)
+table = change_table(before, after, ctx.top_k, engine.spec.label)
 st.subheader("How the top-k moved")
 st.altair_chart(change_chart(table, cls), width="stretch")
 shown = table.assign(before=table["before"].map("{:.2%}".format), after=table["after"].map("{:.2%}".format),

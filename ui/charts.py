@@ -7,10 +7,15 @@ import pandas as pd
 from core.imaging import labels
 
 
-def top_k_chart(top: list[tuple[int, float]], highlight: int) -> alt.Chart:
-    """Horizontal bars of the top-k probabilities; the explained class in a contrasting colour."""
+def _imagenet(i: int) -> str:
+    return labels.label(i)
+
+
+def top_k_chart(top: list[tuple[int, float]], highlight: int, label=_imagenet) -> alt.Chart:
+    """Horizontal bars of the top-k probabilities; the explained class in a contrasting colour.
+    ``label(index)`` names a class (the model's ``spec.label``)."""
     df = pd.DataFrame({
-        "class": [f"{labels.label(i)} [{i}]" for i, _ in top],
+        "class": [f"{label(i)} [{i}]" for i, _ in top],
         "probability": [p for _, p in top],
         "explained": ["explained class" if i == highlight else "other" for i, _ in top],
     })
@@ -28,7 +33,7 @@ def top_k_chart(top: list[tuple[int, float]], highlight: int) -> alt.Chart:
     )
 
 
-def change_table(before, after, k: int) -> pd.DataFrame:
+def change_table(before, after, k: int, label=_imagenet) -> pd.DataFrame:
     """Rows for the union of both top-k lists: probability before/after, change, entered/left."""
     top_b = [i for i, _ in before.top_k(k)]
     top_a = [i for i, _ in after.top_k(k)]
@@ -36,7 +41,7 @@ def change_table(before, after, k: int) -> pd.DataFrame:
     for i in list(dict.fromkeys(top_b + top_a)):
         status = "" if i in top_b and i in top_a else ("entered top-k" if i in top_a else "left top-k")
         mark = {"": "", "entered top-k": "  ▲ new in top-k", "left top-k": "  ▼ left top-k"}[status]
-        rows.append({"class": f"{labels.label(i)} [{i}]{mark}", "index": i, "before": float(before.probs[i]),
+        rows.append({"class": f"{label(i)} [{i}]{mark}", "index": i, "before": float(before.probs[i]),
                      "after": float(after.probs[i]), "change": float(after.probs[i] - before.probs[i]),
                      "status": status})
     return pd.DataFrame(rows)

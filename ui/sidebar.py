@@ -15,7 +15,7 @@ import streamlit as st
 from core import models, view
 from core.cam import methods
 from core.engine import Engine, PassResult
-from core.imaging import images, labels, render
+from core.imaging import images, render
 
 from .resources import SAMPLES, decode_upload, get_engine, sample, start_notice, wait_for_start
 
@@ -135,7 +135,7 @@ def _choose_image() -> tuple[images.LoadedImage, bool]:
     return sample(SAMPLES[st.session_state["sample"]]), False
 
 
-def _choose_class(top1: PassResult, k: int) -> int:
+def _choose_class(top1: PassResult, k: int, spec: models.ModelSpec) -> int:
     tops = [i for i, _ in top1.top_k(k)]
     current = st.session_state.get("class_index")
     if current is None:
@@ -144,12 +144,13 @@ def _choose_class(top1: PassResult, k: int) -> int:
     # The texts are made here, not in a closure over top1: Streamlit keeps a widget's format_func for as
     # long as the session lives, and this radio gets a new key per photo and class, so a closure would
     # keep every photo's result (all layers' activations and gradients, up to 26 MB each) alive.
-    texts = {i: (f"#{tops.index(i) + 1} " if i in tops else "") + f"{labels.label(i)} · {top1.probs[i]:.1%}"
+    texts = {i: (f"#{tops.index(i) + 1} " if i in tops else "") + f"{spec.label(i)} · {top1.probs[i]:.1%}"
              for i in options}
     picked = st.sidebar.radio("Class to explain", options, index=options.index(current), format_func=texts.get,
                               key=f"class_radio_{current}_{'-'.join(map(str, tops))}")
-    other = st.sidebar.selectbox("…or any ImageNet class (type to search)", [None] + list(range(labels.NUM_CLASSES)),
-                                 index=0, format_func=lambda i: "—" if i is None else f"{i} · {labels.label(i)}",
+    other = st.sidebar.selectbox(f"…or any of its {spec.num_classes} classes (type to search)",
+                                 [None] + list(range(spec.num_classes)),
+                                 index=0, format_func=lambda i: "—" if i is None else f"{i} · {spec.label(i)}",
                                  key=f"class_any_{current}")
     chosen = other if other is not None else picked
     if chosen != current or st.session_state.get("class_index") is None:
@@ -192,7 +193,7 @@ def sidebar() -> Context | None:
         if st.session_state.get("photo_key") is not None:
             st.session_state["class_index"] = None
         st.session_state["photo_key"] = photo_key
-    class_index = _choose_class(top1, top_k)
+    class_index = _choose_class(top1, top_k, spec)
     method = st.sidebar.selectbox("Method", methods.names(), key="method",
                                   format_func=lambda m: methods.REGISTRY[m].title,
                                   help="How the map weighs the layer's channels (the Learn page explains each).")

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..imaging import labels
 from . import methods, occlusion
 from ..engine import Engine, PassResult
+from ..models import ModelSpec
 
 OCCLUSION_LAYER = "input"  # the occlusion-sensitivity map lives at the model input's resolution
 
@@ -18,6 +18,7 @@ class Explanation:
     """One explained photo: the pass, the map at one layer, and what it took."""
 
     result: PassResult
+    spec: ModelSpec
     layer: str
     method: str
     cam: np.ndarray
@@ -28,11 +29,15 @@ class Explanation:
         return self.result.class_index
 
     @property
+    def class_label(self) -> str:
+        return self.spec.label(self.result.class_index)
+
+    @property
     def class_prob(self) -> float:
         return float(self.result.probs[self.result.class_index])
 
     def top_k_records(self, k: int) -> list[dict]:
-        return [{"index": i, "label": labels.label(i), "prob": p} for i, p in self.result.top_k(k)]
+        return [{"index": i, "label": self.spec.label(i), "prob": p} for i, p in self.result.top_k(k)]
 
 
 def method_names() -> list[str]:
@@ -56,7 +61,7 @@ def explain(engine: Engine, rgb: np.ndarray, class_index: int | None = None, lay
         t = time.perf_counter()
         res = engine.run(rgb, class_index)
         cam, _passes = occlusion.sensitivity(engine, rgb, res.class_index, patch, stride, progress=progress)
-        return Explanation(result=res, layer=OCCLUSION_LAYER, method=method, cam=cam,
+        return Explanation(result=res, spec=engine.spec, layer=OCCLUSION_LAYER, method=method, cam=cam,
                            seconds=time.perf_counter() - t)
     layer = layer or engine.spec.default_layer
     if layer not in engine.layers:
@@ -64,7 +69,7 @@ def explain(engine: Engine, rgb: np.ndarray, class_index: int | None = None, lay
     t = time.perf_counter()
     res = engine.run(rgb, class_index)
     cam = methods.compute(method, res, layer, engine=engine, rgb=rgb, top_n=top_n, progress=progress)
-    return Explanation(result=res, layer=layer, method=method, cam=cam, seconds=time.perf_counter() - t)
+    return Explanation(result=res, spec=engine.spec, layer=layer, method=method, cam=cam, seconds=time.perf_counter() - t)
 
 
 def spread_layers(layers, n: int = 3) -> list[str]:

@@ -71,8 +71,8 @@ class PassResult:
     """What one engine pass knows about one image and one class.
 
     Attributes:
-        probs: (1000,) softmax probabilities.
-        logits: (1000,) pre-softmax scores.
+        probs: (classes,) softmax probabilities (1000 for ImageNet).
+        logits: (classes,) pre-softmax scores.
         class_index: the explained class.
         acts: layer name → (h, w, c) activations.
         grads: layer name → (h, w, c) gradients of the class logit.
@@ -184,9 +184,7 @@ class Engine:
         """
         key_img = pixel_hash(rgb)
         if class_index is not None:
-            class_index = int(class_index)
-            if not 0 <= class_index < 1000:
-                raise ValueError(f"class index {class_index} is outside 0..999")
+            class_index = self.spec.check_class(class_index)
         return self.cache.get_or_make(  # one pass however many sessions ask for it at once
             (key_img, class_index), lambda: self.run_input(self.prepare(rgb), class_index),
             lambda res: [(key_img, res.class_index)] if class_index is None else [])
@@ -210,14 +208,14 @@ class Engine:
         )
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities (N, 1000) for a preprocessed batch (compiled forward only)."""
+        """Probabilities (N, classes) for a preprocessed batch (compiled forward only)."""
         import tensorflow as tf
 
         probs, _ = self._forward(tf.constant(batch, tf.float32))
         return probs.numpy().astype(np.float64)
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
-        """Logits (N, 1000) for a preprocessed batch (compiled forward only)."""
+        """Logits (N, classes) for a preprocessed batch (compiled forward only)."""
         import tensorflow as tf
 
         _, lg = self._forward(tf.constant(batch, tf.float32))

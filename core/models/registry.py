@@ -23,6 +23,7 @@ from .keras_zoo import KERAS_APPLICATIONS as _KERAS
 from .keras_zoo import effnet_layers, fetch_weights, keras_builder, keras_cache_dir
 
 DEFAULT_MODEL = "efficientnet_lite0"
+IMAGENET_CLASSES = 1000
 
 
 class WeightsUnavailable(RuntimeError):
@@ -56,6 +57,8 @@ class ModelSpec:
         family: 'lite' or 'keras'.
         measured_top1: top-1 accuracy (%) measured here with ``python -m core evaluate`` (0: not measured).
         measured_on: the images of that measurement.
+        classes: the class names in index order; empty for ImageNet's 1000 (:mod:`core.imaging.labels`).
+            A model trained on a user's classes (:mod:`core.training`) names its own.
     """
 
     name: str
@@ -76,11 +79,32 @@ class ModelSpec:
     family: str = "keras"
     measured_top1: float = 0.0
     measured_on: str = ""
+    classes: tuple[str, ...] = ()
     builder: Callable | None = field(default=None, repr=False, compare=False)
 
     @property
     def default_layer(self) -> str:
         return self.layers[-1]
+
+    @property
+    def num_classes(self) -> int:
+        """How many classes the model scores."""
+        return len(self.classes) or IMAGENET_CLASSES
+
+    def label(self, index: int) -> str:
+        """The name of class ``index`` (the user's name for a trained model's class)."""
+        if self.classes:
+            return self.classes[int(index)]
+        from ..imaging import labels
+
+        return labels.label(index)
+
+    def check_class(self, index: int) -> int:
+        """``index`` as an int; ValueError (one sentence) when the model has no such class."""
+        index = int(index)
+        if not 0 <= index < self.num_classes:
+            raise ValueError(f"class index {index} is outside 0..{self.num_classes - 1}")
+        return index
 
     def preprocess(self, x: np.ndarray) -> np.ndarray:
         """Model input from RGB float values in 0..255, shape (..., H, W, 3)."""
