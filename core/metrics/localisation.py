@@ -1,29 +1,79 @@
-"""Evaluation: top-1 accuracy and Grad-CAM localisation error on images with object boxes.
+"""Localisation: how well a map picks out the object, against annotated boxes.
 
-Localisation follows the ILSVRC/CAM protocol: threshold the upsampled map at a fraction of its
-max, take the bounding box of the largest connected component, and count a hit when the class
-is right and the box overlaps any ground-truth box with IoU ≥ 0.5 (top-1 localisation error).
+Every function here takes a map already upsampled to the photo (``cam_up``, (H, W), any scale) and the
+object's boxes ``(x0, y0, x1, y1)`` in the photo's pixels. Nothing here normalises the map except where
+a threshold is a fraction of its maximum.
+
+- :func:`cam_box` / :func:`iou` / :func:`best_iou`: the ILSVRC/CAM protocol. Threshold the map at a
+  fraction of its maximum, take the bounding box of the largest connected component, and compare it to
+  the boxes; a hit is IoU ≥ 0.5 (with the right class: the top-1 localisation error).
+- :func:`iou_curve`: that IoU at many thresholds ("IoU" depends on a choice).
+- :func:`pointing`: the pointing game (Zhang et al., ECCV 2016, without its 15-px tolerance): is the
+  map's maximum inside a box?
+- :func:`energy`: energy-based pointing (Wang et al., Score-CAM, 2020): the share of the map's positive
+  mass inside the boxes.
+- :func:`read_boxes`: the annotations CSV, bad rows reported one line each and skipped.
 """
 from __future__ import annotations
 
 import csv
+import math
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from ..cam import methods
 from ..imaging import images, render
 
+BOX_COLUMNS = ("file", "class_index", "x0", "y0", "x1", "y1")
+Box = tuple[float, float, float, float]
 
-def read_boxes(csv_path) -> dict[str, tuple[int, list[tuple[float, float, float, float]]]]:
-    """``file → (class_index, [boxes])`` from a CSV with columns file,class_index,x0,y0,x1,y1."""
+
+def read_boxes(csv_path, on_error: Callable[[str], None] | None = None) -> dict[str, tuple[int, list[Box]]]:
+    """``file → (class_index, [boxes])`` from a CSV with columns file,class_index,x0,y0,x1,y1.
+
+    A row that cannot be used (missing value, not a number, an empty box, a second class for the same
+    file) is skipped and described in one line to ``on_error`` (without one, it raises ValueError).
+
+    Raises:
+        ValueError: the file cannot be read or lacks the columns.
+    """
+    def bad(msg):
+        if on_error is None:
+            raise ValueError(msg)
+        on_error(msg)
+
+    try:
+        with open(csv_path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            if not set(BOX_COLUMNS) <= set(reader.fieldnames or ()):
+                raise ValueError(f"{Path(csv_path).name} needs the columns {','.join(BOX_COLUMNS)}")
+            rows = list(reader)
+    except OSError as exc:
+        raise ValueError(f"cannot read {csv_path}: {exc.strerror or type(exc).__name__}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{Path(csv_path).name} is not a readable CSV ({type(exc).__name__})") from None
     out: dict = defaultdict(lambda: [None, []])
-    with open(csv_path, newline="") as fh:
-        for r in csv.DictReader(fh):
-            entry = out[r["file"]]
-            entry[0] = int(r["class_index"])
-            entry[1].append(tuple(float(r[k]) for k in ("x0", "y0", "x1", "y1")))
+    for line, r in enumerate(rows, start=2):
+        where = f"{Path(csv_path).name} line {line}"
+        try:
+            name = (r["file"] or "").strip()
+            cls = int(r["class_index"])
+            box = tuple(float(r[k]) for k in ("x0", "y0", "x1", "y1"))
+        except (TypeError, ValueError):
+            bad(f"{where}: skipped (needs a file name, an integer class and four numbers)")
+            continue
+        if not name or not all(math.isfinite(v) for v in box) or box[2] <= box[0] or box[3] <= box[1]:
+            bad(f"{where}: skipped (no file name, or the box is empty or not finite)")
+            continue
+        entry = out[name]
+        if entry[0] is not None and entry[0] != cls:
+            bad(f"{where}: skipped ({name} already has class {entry[0]})")
+            continue
+        entry[0] = cls
+        entry[1].append(box)
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
@@ -51,8 +101,52 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def best_iou(cam_up: np.ndarray, boxes, threshold: float = 0.2) -> float:
+    """The best IoU between the map's box at ``threshold`` (:func:`cam_box`) and any of ``boxes``; 0 for an
+    empty map."""
+    box = cam_box(np.asarray(cam_up), threshold)
+    return 0.0 if box is None else max(iou(box, g) for g in boxes)
+
+
+def iou_curve(cam_up: np.ndarray, boxes, thresholds=None) -> tuple[np.ndarray, np.ndarray]:
+    """(thresholds, best IoU at each): by default 0.05, 0.10, …, 0.95 of the map's maximum."""
+    t = np.round(np.arange(1, 20) * 0.05, 2) if thresholds is None else np.asarray(thresholds, np.float64)
+    return t, np.array([best_iou(cam_up, boxes, float(v)) for v in t])
+
+
+def boxes_mask(boxes, width: int, height: int) -> np.ndarray:
+    """(height, width) bool: pixels whose centre lies inside any box (boxes in pixel coordinates)."""
+    m = np.zeros((height, width), bool)
+    xc = np.arange(width) + 0.5
+    yc = np.arange(height) + 0.5
+    for x0, y0, x1, y1 in boxes:
+        m |= ((yc >= y0) & (yc <= y1))[:, None] & ((xc >= x0) & (xc <= x1))[None, :]
+    return m
+
+
+def pointing(cam_up: np.ndarray, boxes) -> bool:
+    """The pointing game: True when a pixel at the map's maximum lies inside a box (any of the pixels, where
+    several share the maximum, as Quantus's ``PointingGame``). A map without positive values points nowhere."""
+    c = np.nan_to_num(np.asarray(cam_up, np.float64))
+    top = c.max()
+    if top <= 0:
+        return False
+    inside = boxes_mask(boxes, c.shape[1], c.shape[0])
+    return bool(inside[c == top].any())
+
+
+def energy(cam_up: np.ndarray, boxes) -> float:
+    """Energy-based pointing: Σ ReLU(map) inside the boxes / Σ ReLU(map); 0 for a map without positive mass."""
+    c = np.maximum(np.nan_to_num(np.asarray(cam_up, np.float64)), 0.0)
+    total = c.sum()
+    if total <= 0:
+        return 0.0
+    return float(c[boxes_mask(boxes, c.shape[1], c.shape[0])].sum() / total)
+
+
 def evaluate(engine, folder, csv_path, layer: str | None = None, threshold: float = 0.2, limit: int | None = None) -> dict:
-    """Top-1 accuracy and top-1 localisation error of Grad-CAM on a folder of images with boxes."""
+    """Top-1 accuracy and top-1 localisation error of Grad-CAM on a folder of images with boxes
+    (the short form of :func:`core.metrics.evaluation.evaluate_dataset`)."""
     layer = layer or engine.spec.default_layer
     boxes = read_boxes(csv_path)
     names = sorted(boxes)[:limit] if limit else sorted(boxes)
@@ -66,8 +160,8 @@ def evaluate(engine, folder, csv_path, layer: str | None = None, threshold: floa
             continue
         correct += 1
         w, h = img.size
-        box = cam_box(render.upsample(methods.gradcam(res.acts[layer], res.grads[layer]), w, h), threshold)
-        if box is not None and max(iou(box, g) for g in gt) >= 0.5:
+        cam_up = render.upsample(methods.gradcam(res.acts[layer], res.grads[layer]), w, h)
+        if best_iou(cam_up, gt, threshold) >= 0.5:
             located += 1
     return {"images": n, "top1": correct / n if n else 0.0, "top1_loc_error": 1 - located / n if n else 1.0,
             "layer": layer, "threshold": threshold}

@@ -1,0 +1,162 @@
+"""The sanity check: cascading model-parameter randomisation (Adebayo et al., "Sanity Checks for Saliency
+Maps", NeurIPS 2018).
+
+Re-initialise the model's weights from the top block downward, one block at a time, recompute the map after
+each step (for the class the intact model chose) and compare it to the original map. A method whose map
+survives the destruction of the model explains the photo (edges, contrast), not the model.
+
+How it is done here:
+
+- The randomised model is always a **separate copy**: :func:`cascade` clones the Keras model it is given and
+  builds its own :class:`core.engine.Engine` on the copy; a cached engine or the app's pool is never touched.
+- The engine runs the model with every BatchNorm folded into its convolution (:mod:`core.models.fold`), so a
+  "layer" here is a convolution (or dense layer) together with its BatchNorm.
+- Blocks: consecutive layers with weights that share a name prefix (:func:`block_of`): Lite0's ``predictions``,
+  ``top``, ``block7a`` … ``block1a``, ``stem``; ResNet50's ``conv5_block3`` …; VGG16's ``fc2`` … ``block1``.
+- Re-initialisation draws what a freshly built layer would hold: kernels Glorot-uniform (Keras's default
+  initialiser, with Keras's fan-in/fan-out), biases zero (a fresh BatchNorm folded into a zero bias), from a
+  seeded NumPy generator.
+- Both maps are upsampled (bilinear) to the model's input size before comparing. Spearman's rank
+  correlation is taken on the raw values; SSIM on each map divided by its maximum (:mod:`.similarity`).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..cam import methods
+from ..imaging import render
+from . import baselines, similarity
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the cascade: every block from the top down to ``randomised_from`` is random now."""
+
+    randomised_from: str
+    layers: tuple[str, ...]
+    spearman: float
+    ssim: float
+    cam: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """The whole cascade: the intact map and one :class:`Step` per block, top first."""
+
+    method: str
+    layer: str
+    class_index: int
+    original: np.ndarray
+    steps: tuple[Step, ...]
+
+    def records(self) -> list[dict]:
+        """``[{randomised_from, spearman, ssim, empty}, ...]`` (the CLI's ``steps``); ``empty``: the map has no
+        positive value left (its Spearman correlation is then 0 by convention)."""
+        return [{"randomised_from": s.randomised_from, "spearman": round(s.spearman, 6), "ssim": round(s.ssim, 6),
+                 "empty": bool(render.is_empty(s.cam))} for s in self.steps]
+
+
+def block_of(layer_name: str) -> str:
+    """The block a layer belongs to, from its name: ``block6d_expand_conv`` → ``block6d``,
+    ``conv5_block3_1_conv`` → ``conv5_block3``, ``block_16_project`` → ``block_16``, ``top_conv`` → ``top``."""
+    parts = layer_name.split("_")
+    head = parts[0]
+    if len(parts) > 1 and (parts[1].isdigit() or re.fullmatch(r"block\d+\w*", parts[1])):
+        head += "_" + parts[1]
+    return head
+
+
+def blocks(model) -> list[tuple[str, list]]:
+    """(block name, [layers with weights]) of a Keras model, from the top (output) block down."""
+    out: list[tuple[str, list]] = []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        name = block_of(layer.name)
+        if out and out[-1][0] == name:
+            out[-1][1].append(layer)
+        else:
+            out.append((name, [layer]))
+    return out[::-1]
+
+
+def fresh_weights(layer, rng: np.random.Generator) -> list[np.ndarray]:
+    """New values for a layer's weights, as a freshly built layer would hold them (see the module's notes)."""
+    new = []
+    for w in layer.get_weights():
+        if w.ndim >= 2:
+            receptive = int(np.prod(w.shape[:-2])) if w.ndim > 2 else 1
+            fan_in, fan_out = w.shape[-2] * receptive, w.shape[-1] * receptive
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            new.append(rng.uniform(-limit, limit, w.shape).astype(w.dtype))
+        else:
+            new.append(np.zeros_like(w))
+    return new
+
+
+def _map(engine, rgb, method: str, layer: str, class_index: int, seed: int) -> np.ndarray:
+    size = engine.spec.input_size
+    if method in baselines.BASELINES:
+        h, w = engine.layer_shape(layer)[:2]
+        cam = baselines.baseline(method, h, w, seed)
+    else:
+        res = engine.run_input(engine.prepare(rgb), class_index)
+        cam = methods.compute(method, res, layer, engine=engine, rgb=rgb)
+    return np.asarray(render.upsample(cam, size, size), np.float64)
+
+
+def compare(original: np.ndarray, cam: np.ndarray) -> tuple[float, float]:
+    """(Spearman, SSIM) of a map against the original (both at the same size)."""
+    return similarity.spearman(original, cam), similarity.ssim(similarity.unit(original), similarity.unit(cam))
+
+
+def cascade(spec, model, rgb: np.ndarray, method: str = "gradcam", layer: str | None = None,
+            class_index: int | None = None, seed: int = 0,
+            progress: Callable[[float], None] | None = None) -> Cascade:
+    """Cascading randomisation of ``model`` (a Keras model, left as it is) for one photo.
+
+    Args:
+        spec: the model's :class:`core.models.ModelSpec`.
+        model: a Keras model with its trained weights (e.g. ``core.models.load_model(spec.name)``); it is
+            cloned, never modified.
+        rgb: (H, W, 3) uint8 photo.
+        method: a method name, or a baseline ('random', 'centre': maps that ignore the model).
+        layer: the explained layer (default: the model's last explainable one).
+        class_index: the class to explain (default: the intact model's top-1), kept through the cascade.
+        seed: for the re-initialisation (and the random baseline).
+        progress: called with the fraction done, 0..1.
+    """
+    import keras
+
+    from ..engine import Engine
+
+    layer = layer or spec.default_layer
+    if layer not in spec.layers:
+        raise ValueError(f"unknown layer {layer!r} for {spec.name}; choose one of {', '.join(spec.layers)}")
+    if method not in baselines.BASELINES:
+        methods.get(method)
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    engine = Engine(spec, copy)  # its own (folded) copy: the pool's engines are never touched
+    if engine.model is not copy:
+        del copy
+    if class_index is None:
+        class_index = engine.run_input(engine.prepare(rgb)).class_index
+    class_index = spec.check_class(class_index)
+    original = _map(engine, rgb, method, layer, class_index, seed)
+    rng = np.random.default_rng(seed)
+    parts = blocks(engine.model)
+    steps = []
+    for i, (name, layers) in enumerate(parts):
+        for lay in layers:
+            lay.set_weights(fresh_weights(lay, rng))
+        cam = _map(engine, rgb, method, layer, class_index, seed)
+        rho, s = compare(original, cam)
+        steps.append(Step(name, tuple(l.name for l in layers), rho, s, cam))
+        if progress:
+            progress((i + 1) / len(parts))
+    return Cascade(method, layer, class_index, original, tuple(steps))
