@@ -162,7 +162,16 @@ class Engine:
                 score = tf.gather(logits, c, axis=1, batch_dims=1)
             return logits, tape.gradient(score, x)
 
-        self._explain, self._forward, self._input_gradient = map(_Compiled, (explain, forward, input_gradient))
+        last = model.get_layer(spec.default_layer).output
+        self._last = keras.Model(model.inputs, last)
+
+        @tf.function(input_signature=[sig_x], reduce_retracing=True)
+        def features(x):
+            with weights():
+                return tf.reduce_mean(self._last(x, training=False), axis=[1, 2])
+
+        self._explain, self._forward, self._input_gradient, self._features = map(
+            _Compiled, (explain, forward, input_gradient, features))
         # (photo, class) results: a Lite0 result is 8 MB, a VGG16 one 12 MB (its first layer is block1_pool, 112×112×64)
         self.cache = ResultCache(size=8, max_bytes=64 * 2**20)
 
@@ -220,6 +229,13 @@ class Engine:
 
         _, lg = self._forward(tf.constant(batch, tf.float32))
         return lg.numpy().astype(np.float64)
+
+    def features(self, batch: np.ndarray) -> np.ndarray:
+        """Pooled features (N, channels) for a preprocessed batch: the global average of the last explainable
+        layer, what a classifier head on this backbone reads (compiled forward only, stopping there)."""
+        import tensorflow as tf
+
+        return self._features(tf.constant(batch, tf.float32)).numpy()
 
     def input_gradient(self, x: np.ndarray, class_index: int | None = None) -> np.ndarray:
         """Gradient of the class logit with respect to the input (the least work giving every layer's gradient)."""

@@ -28,9 +28,13 @@ def resident_mb(name: str) -> float:
     return models.get_spec(name).resident_mb
 
 
-def engine_mb(name: str) -> float:
-    """What the pool counts for a model's engine: its weights plus ENGINE_OVERHEAD_MB (MiB)."""
-    return resident_mb(name) + ENGINE_OVERHEAD_MB
+def engine_mb(name) -> float:
+    """What the pool counts for a model's engine: its weights plus ENGINE_OVERHEAD_MB (MiB).
+
+    ``name``: a registry name, or a trained model (:class:`core.models.TrainedModel`: ``name``, ``resident_mb``,
+    ``spec``, ``keras_model()``).
+    """
+    return (resident_mb(name) if isinstance(name, str) else float(name.resident_mb)) + ENGINE_OVERHEAD_MB
 
 
 class EnginePool:
@@ -39,7 +43,8 @@ class EnginePool:
     def __init__(self, budget_mb: float = BUDGET_MB, load: Callable | None = None):
         self.budget_mb = float(budget_mb)
         self._load = load or _load_engine
-        self._engines: OrderedDict = OrderedDict()
+        self._engines: OrderedDict = OrderedDict()  # name → engine
+        self._mb: dict[str, float] = {}  # name → what it counts for
         self._lock = threading.Lock()  # the dictionary, for a moment
         self._load_lock = threading.Lock()  # one load at a time
 
@@ -50,12 +55,12 @@ class EnginePool:
 
     def fits(self, names) -> bool:
         """Whether these models can all be in memory at once (one model always can)."""
-        names = list(dict.fromkeys(names))
+        names = list({_key(n): n for n in names}.values())
         return len(names) <= 1 or sum(engine_mb(n) for n in names) <= self.budget_mb
 
     def refusal(self, names) -> str | None:
         """None when these models fit in memory together; otherwise one sentence saying why they do not."""
-        names = list(dict.fromkeys(names))
+        names = list({_key(n): n for n in names}.values())
         if self.fits(names):
             return None
         largest = max(models.REGISTRY, key=engine_mb)
@@ -68,13 +73,17 @@ class EnginePool:
         return (f"Models are kept in memory up to {self.budget_mb:.0f} MB in all (weights plus about "
                 f"{ENGINE_OVERHEAD_MB} MB per model for its compiled pass and results).")
 
-    def get(self, name: str):
-        """The engine for ``name``, loaded if needed (raises what the loader raises, e.g. WeightsUnavailable).
+    def get(self, source):
+        """The engine for ``source``, loaded if needed (raises what the loader raises, e.g. WeightsUnavailable).
+
+        ``source``: a registry name, or a :class:`core.models.TrainedModel`: a user's
+        model is served like the zoo's, keyed by its content, within the same budget.
 
         An engine in memory is returned at once, also while another session loads a model: loads take
         their own lock, one at a time (so the budget holds), and two sessions asking for the same new
         model load it once.
         """
+        name = _key(source)
         with self._lock:
             engine = self._take(name)
         if engine is not None:
@@ -84,16 +93,18 @@ class EnginePool:
                 engine = self._take(name)  # loaded by another session while this one waited
                 if engine is not None:
                     return engine
-                need = engine_mb(name)
+                need = engine_mb(source)
                 dropped = False
-                while self._engines and sum(engine_mb(n) for n in self._engines) + need > self.budget_mb:
-                    self._engines.popitem(last=False)
+                while self._engines and sum(self._mb[n] for n in self._engines) + need > self.budget_mb:
+                    old, _ = self._engines.popitem(last=False)
+                    del self._mb[old]
                     dropped = True
             if dropped:
                 release_memory()  # before loading, so the dropped engines' memory can be reused
-            engine = self._load(name)
+            engine = self._load(name) if isinstance(source, str) else _trained_engine(source)
             with self._lock:
                 self._engines[name] = engine
+                self._mb[name] = need
             release_memory()  # the loader's temporaries: the file's arrays, the folding's float64 copies
             return engine
 
@@ -102,6 +113,10 @@ class EnginePool:
         if engine is not None:
             self._engines.move_to_end(name)
         return engine
+
+
+def _key(source) -> str:
+    return source if isinstance(source, str) else source.name
 
 
 def tune_allocator() -> bool:
@@ -134,3 +149,9 @@ def _load_engine(name: str):
     from .passes import Engine
 
     return Engine(models.get_spec(name), *models.load_inference(name))
+
+
+def _trained_engine(trained):
+    from .passes import Engine
+
+    return Engine(trained.spec, trained.keras_model())

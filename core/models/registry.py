@@ -54,7 +54,7 @@ class ModelSpec:
         top1: ImageNet top-1 accuracy reported by the weights' authors / Keras documentation (%).
         gap_dense: the last layer feeds global average pooling → Dense (CAM applies there).
         weights_resident_mb: memory of the loaded weights where it is not 4 bytes per parameter (MiB).
-        family: 'lite' or 'keras'.
+        family: 'lite', 'keras', or 'trained' (a user's model, :mod:`core.models.trained`).
         measured_top1: top-1 accuracy (%) measured here with ``python -m core evaluate`` (0: not measured).
         measured_on: the images of that measurement.
         classes: the class names in index order; empty for ImageNet's 1000 (:mod:`core.imaging.labels`).
@@ -130,6 +130,8 @@ class ModelSpec:
 
     def weights_cached(self) -> bool:
         """Whether the model can load without the network."""
+        if self.family == "trained":
+            return True  # its file was read already; its backbone's weights were checked then
         if self.family == "lite":
             try:
                 return lite.torch_weights_path().exists()
