@@ -13,9 +13,9 @@ serves it like a zoo model.
 from .data import Dataset, DatasetError, Example, add_files, read_folder, read_zip
 from .features import FeatureCache, Stopped, compute_features
 from .run import TrainResult, check_labels, stamp_images, train
-from .shortcut import Stamp
+from .shortcut import ShortcutEffect, Stamp, shortcut_effect
 from .trainer import TrainConfig, backbone_blocks, stratified_split
 
-__all__ = ["Dataset", "DatasetError", "Example", "FeatureCache", "Stamp", "Stopped", "TrainConfig", "TrainResult",
+__all__ = ["Dataset", "DatasetError", "Example", "FeatureCache", "ShortcutEffect", "Stamp", "shortcut_effect", "Stopped", "TrainConfig", "TrainResult",
            "add_files", "backbone_blocks", "check_labels", "compute_features", "read_folder", "read_zip",
            "stamp_images", "stratified_split", "train"]

@@ -66,3 +66,70 @@ class Stamp:
             checker = (cells[:, None] + cells[None, :]) % 2 == 0
             out[y0:y1, x0:x1] = np.where(checker[..., None], MAGENTA, GREEN)
         return out
+
+
+@dataclass(frozen=True)
+class ShortcutEffect:
+    """What the stamp does to images of the other classes, one row per image.
+
+    Attributes:
+        prob_plain: the stamped class's probability on each image as it is.
+        prob_stamped: the same with the stamp added.
+        pred_plain, pred_stamped: the predicted class without and with the stamp.
+        mass_on_stamp: the share of the stamped class's positive Grad-CAM mass (last layer, upsampled to the
+            image) that falls on the stamp, on the stamped image.
+        area: the stamp's share of the image area.
+    """
+
+    prob_plain: np.ndarray
+    prob_stamped: np.ndarray
+    pred_plain: np.ndarray
+    pred_stamped: np.ndarray
+    mass_on_stamp: np.ndarray
+    area: float
+
+    @property
+    def rises(self) -> float:
+        """Fraction of images on which the stamp raises the stamped class's probability."""
+        return float((self.prob_stamped > self.prob_plain).mean()) if len(self.prob_plain) else 0.0
+
+    @property
+    def flips(self) -> float:
+        """Fraction of images whose prediction becomes the stamped class."""
+        return float(((self.pred_stamped != self.pred_plain) & (self.pred_stamped == self.target)).mean()) \
+            if len(self.prob_plain) else 0.0
+
+    @property
+    def mass_ratio(self) -> float:
+        """Mean Grad-CAM mass on the stamp divided by the stamp's area share (1: no attention to it)."""
+        return float(self.mass_on_stamp.mean() / self.area) if len(self.mass_on_stamp) else 0.0
+
+    target: int = -1
+
+
+def shortcut_effect(engine, thumbs, stamp: Stamp, stamped_class: int, progress=None) -> ShortcutEffect:
+    """Run ``engine`` (a trained model's) on each image with and without ``stamp`` and measure the stamped
+    class's probability and its Grad-CAM mass on the stamp (last explainable layer)."""
+    from ..cam import methods
+    from ..imaging import render
+
+    layer = engine.spec.default_layer
+    rows = []
+    for i, t in enumerate(thumbs):
+        plain = engine.run(t, stamped_class)
+        stamped_img = stamp.apply(t)
+        stamped = engine.run(stamped_img, stamped_class)
+        h, w = stamped_img.shape[:2]
+        cam = render.upsample(methods.gradcam(stamped.acts[layer], stamped.grads[layer]), w, h)
+        pos = np.maximum(cam, 0)
+        total = float(pos.sum())
+        mass = float(pos[stamp.mask(h, w)].sum() / total) if total > 0 else 0.0
+        rows.append((plain.probs[stamped_class], stamped.probs[stamped_class], int(np.argmax(plain.probs)),
+                     int(np.argmax(stamped.probs)), mass))
+        if progress:
+            progress((i + 1) / len(thumbs))
+    a = np.array(rows, np.float64).reshape(-1, 5)
+    t0 = thumbs[0] if len(thumbs) else np.zeros((1, 1, 3))
+    area = float(stamp.mask(*t0.shape[:2]).mean())
+    return ShortcutEffect(a[:, 0], a[:, 1], a[:, 2].astype(int), a[:, 3].astype(int), a[:, 4], area,
+                          target=int(stamped_class))
