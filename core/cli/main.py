@@ -1,4 +1,4 @@
-"""Command line: ``python -m core models | explain | bench | evaluate | prefetch`` (see README)."""
+"""Command line: ``python -m core models | explain | train | bench | evaluate | prefetch`` (see README)."""
 from __future__ import annotations
 
 import argparse
@@ -14,6 +14,7 @@ LAYOUT = """the library behind these commands (core/, no Streamlit):
   core.engine    the compiled pass (every layer's activations and gradients), its result cache, the pool
   core.cam       the methods (one registry entry each), occlusion, the explain use case
   core.imaging   photos in (decode, check), maps out (upsample, colormap, overlay), ImageNet labels
+  core.training  your own classes: datasets, cached features, head and fine-tune trainers, the shortcut stamp
   core.metrics   localisation against annotated boxes (evaluate)
   core.view      a view as a link (the app's URL)
   core.compat    every private TensorFlow/Keras/libc call, probed once, with a public path
@@ -27,9 +28,23 @@ def _fail(msg: str, code: int = 2) -> int:
 
 def cmd_models(args) -> int:
     from .. import models
+    from .common import model_source
 
     out = {}
+    if args.model:
+        try:
+            source = model_source(args.model)
+        except ValueError as exc:
+            return _fail(str(exc))
+        if not isinstance(source, str):
+            spec = source.spec
+            out[spec.name] = {"title": spec.title, "input_size": spec.input_size, "weights": "trained file",
+                              "backbone": source.backbone, "classes": list(spec.classes),
+                              "weights_source": spec.weights_source, "licence": spec.licence,
+                              "layers": models.layer_shapes(spec, source.keras_model())}
     for name, spec in models.REGISTRY.items():
+        if out or (args.model and name != args.model):
+            continue
         out[name] = {
             "title": spec.title, "input_size": spec.input_size,
             "weights": "cached" if spec.weights_cached() else "not cached (needs download)",
@@ -45,7 +60,7 @@ def cmd_models(args) -> int:
     return 0
 
 
-def _read_targets(path: str) -> dict[str, int]:
+def _read_targets(path: str, num_classes: int = 1000) -> dict[str, int]:
     try:
         with open(path, newline="") as fh:
             rows = list(csv.DictReader(fh))
@@ -59,8 +74,8 @@ def _read_targets(path: str) -> dict[str, int]:
             c = int(r["class_index"])
         except (TypeError, ValueError):
             raise ValueError(f"targets file {path}: class_index {r['class_index']!r} is not a number") from None
-        if not 0 <= c < 1000:
-            raise ValueError(f"targets file {path}: class_index {c} is outside 0..999")
+        if not 0 <= c < num_classes:
+            raise ValueError(f"targets file {path}: class_index {c} is outside 0..{num_classes - 1}")
         out[Path(r["file"]).name] = c
     return out
 
@@ -69,17 +84,20 @@ def cmd_explain(args) -> int:
     from .. import models
     from ..cam import occlusion
     from ..cam.explain import explain, method_names
-    from ..engine import Engine
-    from ..imaging import images, labels, render
+    from ..imaging import images, render
+    from .common import engine_for, is_model_file
 
-    if args.class_index is not None and not 0 <= args.class_index < 1000:
-        return _fail(f"--class {args.class_index} is outside 0..999")
-    if not 1 <= args.top_k <= 1000:
-        return _fail("--top-k must be between 1 and 1000")
     try:
-        targets = _read_targets(args.targets) if args.targets else {}
-        spec = models.get_spec(args.model)
-        if args.layer and args.layer not in spec.layers:
+        if is_model_file(args.model):
+            spec = None  # known once the file is read (below), after the cheap checks
+        else:
+            spec = models.get_spec(args.model)
+        n = spec.num_classes if spec else None
+        if n and args.class_index is not None and not 0 <= args.class_index < n:
+            return _fail(f"--class {args.class_index} is outside 0..{n - 1}")
+        if args.top_k < 1 or (n and args.top_k > n):
+            return _fail(f"--top-k must be between 1 and {n or 'the number of classes'}")
+        if spec and args.layer and args.layer not in spec.layers:
             return _fail(f"unknown layer {args.layer!r} for {spec.name}; choose one of {', '.join(spec.layers)}")
         if args.method not in method_names():
             return _fail(f"unknown method {args.method!r}; choose one of {', '.join(method_names())}")
@@ -91,7 +109,14 @@ def cmd_explain(args) -> int:
                 mask_bytes = Path(args.mask).read_bytes()
             except OSError as exc:
                 return _fail(f"cannot read mask {args.mask}: {exc.strerror}")
-        engine = Engine(spec, *models.load_inference(spec.name))
+        engine = engine_for(args.model)
+        spec = engine.spec
+        if args.layer and args.layer not in spec.layers:
+            return _fail(f"unknown layer {args.layer!r} for {spec.title}; choose one of {', '.join(spec.layers)}")
+        if args.class_index is not None and not 0 <= args.class_index < spec.num_classes:
+            return _fail(f"--class {args.class_index} is outside 0..{spec.num_classes - 1}")
+        args.top_k = min(args.top_k, spec.num_classes)
+        targets = _read_targets(args.targets, spec.num_classes) if args.targets else {}
     except (ValueError, models.WeightsUnavailable) as exc:
         return _fail(str(exc))
     out_dir = Path(args.out) if args.out else None
@@ -115,7 +140,7 @@ def cmd_explain(args) -> int:
                 raise ValueError("the map is not finite")
             rec = {
                 "image": path, "model": spec.name, "layer": ex.layer, "method": ex.method,
-                "class_index": ex.class_index, "class_label": labels.label(ex.class_index),
+                "class_index": ex.class_index, "class_label": ex.class_label,
                 "class_prob": ex.class_prob, "top_k": ex.top_k_records(args.top_k),
                 "cam": ex.cam.tolist(), "seconds": round(ex.seconds, 4), **extra,
             }
@@ -140,6 +165,59 @@ def cmd_explain(args) -> int:
             print(f"{path}: explaining {rec['class_label']} [{ex.class_index}] p={ex.class_prob:.1%} at {ex.layer}"
                   f"{empty}; top-{args.top_k}: {tops}" + (f"; overlay: {rec['overlay']}" if out_dir else ""), flush=True)
     return 1 if failed else 0
+
+
+def cmd_train(args) -> int:
+    from .. import models
+    from ..engine import Engine
+    from ..training import DatasetError, FeatureCache, TrainConfig, read_folder, train
+
+    def warn(msg):
+        print(f"warning: {msg}", file=sys.stderr, flush=True)
+
+    try:
+        spec = models.get_spec(args.model)
+        if not spec.gap_dense:
+            return _fail(f"{spec.title} has no global-average-pooling head to retrain; choose one of "
+                         f"{', '.join(models.trainable_backbones())}")
+        cfg = TrainConfig(epochs=args.epochs, fine_tune_blocks=args.fine_tune_blocks,
+                          fine_tune_epochs=args.fine_tune_epochs, val_split=args.val_split, seed=args.seed)
+        data = read_folder(args.data_dir, warn)
+        data.check()
+        out = Path(args.out or f"{Path(args.data_dir).resolve().name}.keras")
+        if out.is_dir() or not out.parent.is_dir():
+            return _fail(f"cannot write the model to {out}")
+        engine = Engine(spec, *models.load_inference(spec.name))
+    except (ValueError, DatasetError, models.WeightsUnavailable) as exc:
+        return _fail(str(exc))
+    thumbs, labels, classes, _ = data.arrays()
+
+    def on_epoch(rec):
+        if args.json:
+            print(json.dumps(rec), flush=True)
+        else:
+            val = "" if rec["val_loss"] is None else f", val_loss {rec['val_loss']:.4f}, val_accuracy {rec['val_accuracy']:.1%}"
+            print(f"epoch {rec['epoch']:3d} ({rec['phase']}): loss {rec['loss']:.4f}, accuracy {rec['accuracy']:.1%}"
+                  f"{val}, {rec['seconds']:.2f} s", flush=True)
+
+    result = train(engine, thumbs, labels, classes, cfg, title=args.title or out.stem, cache=FeatureCache(),
+                   on_epoch=on_epoch)
+    try:
+        result.model.save(out)
+    except OSError as exc:
+        return _fail(f"cannot write the model to {out}: {exc.strerror}")
+    last = {"model": result.model.name, "title": result.model.title, "backbone": spec.name,
+            "mode": result.model.info["mode"], "classes": classes, "train_images": int(len(result.train_idx)),
+            "val_images": int(len(result.val_idx)), "val_accuracy": result.val_accuracy,
+            "epochs": len(result.history), "features_seconds": round(result.features_seconds, 3),
+            "train_seconds": round(result.train_seconds, 3), "out": str(out)}
+    if args.json:
+        print(json.dumps(last), flush=True)
+    else:
+        acc = "no validation split" if result.val_accuracy is None else f"validation accuracy {result.val_accuracy:.1%}"
+        print(f"{len(classes)} classes ({', '.join(classes)}), {last['train_images']} training and "
+              f"{last['val_images']} validation images: {acc}; saved to {out}")
+    return 0
 
 
 def cmd_bench(args) -> int:
@@ -220,10 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=LAYOUT)
     sub = p.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("models", help="list models, input sizes, explainable layers, weights status")
+    m.add_argument("--model", default=None, metavar="NAME|FILE", help="describe only this model (or trained file)")
     m.add_argument("--json", action="store_true")
     e = sub.add_parser("explain", help="explain one or more images")
     e.add_argument("images", nargs="+", metavar="IMAGE")
-    e.add_argument("--model", default=DEFAULT_MODEL)
+    e.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|FILE",
+                   help="a zoo model, or a .keras file made by `train` or the Train page")
     e.add_argument("--method", default="gradcam")
     e.add_argument("--layer", default=None, help="explainable layer (default: the last)")
     g = e.add_mutually_exclusive_group()
@@ -239,6 +319,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--top-n", type=int, default=None, help="Score-CAM: only the N most active channels")
     e.add_argument("--alpha", type=float, default=0.5)
     e.add_argument("--colormap", default="jet", choices=COLORMAPS)
+    t = sub.add_parser("train", help="train a classifier on your own classes (one sub-folder per class)",
+                       description="Transfer learning on DATA_DIR (one sub-folder of images per class, 2-20 classes, "
+                                   "at least 2 images each): pooled features of the backbone once per image, a softmax "
+                                   "head on them, then optionally the last K blocks fine-tuned with augmentation. "
+                                   "Hidden files and non-images are skipped with a warning on stderr.")
+    t.add_argument("data_dir", metavar="DATA_DIR")
+    t.add_argument("--model", default=DEFAULT_MODEL, help="the backbone (a zoo model with a GAP → Dense head)")
+    t.add_argument("--out", default=None, metavar="FILE", help="where to save the .keras model (default: DATA_DIR's name)")
+    t.add_argument("--title", default=None, help="the model's name in the app (default: the file's stem)")
+    t.add_argument("--epochs", type=int, default=30, help="head epochs (early stopping on validation loss)")
+    t.add_argument("--fine-tune-blocks", type=int, default=0, metavar="K", help="then fine-tune the last K blocks")
+    t.add_argument("--fine-tune-epochs", type=int, default=5)
+    t.add_argument("--val-split", type=float, default=0.2, help="held out per class (stratified)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--json", action="store_true", help="one JSON line per epoch, then a summary line")
     b = sub.add_parser("bench", help="speed and memory figures in one run")
     b.add_argument("--model", default=DEFAULT_MODEL)
     b.add_argument("--repeats", type=int, default=25)
@@ -274,8 +369,8 @@ def main(argv=None) -> int:
     except ImportError as exc:
         return _fail(f"TensorFlow is not installed ({exc}); run `make install`")
     compat.probe_all()  # a missing internal: one warning line, then the public path
-    handler = {"models": cmd_models, "explain": cmd_explain, "bench": cmd_bench, "prefetch": cmd_prefetch,
-               "evaluate": cmd_evaluate}[args.cmd]
+    handler = {"models": cmd_models, "explain": cmd_explain, "train": cmd_train, "bench": cmd_bench,
+               "prefetch": cmd_prefetch, "evaluate": cmd_evaluate}[args.cmd]
     try:
         return handler(args)
     except KeyboardInterrupt:

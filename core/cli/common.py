@@ -1,0 +1,40 @@
+"""What every command shares: turning ``--model NAME|FILE`` into an engine."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def is_model_file(arg: str) -> bool:
+    """Whether ``--model`` names a file (a trained ``.keras`` model) rather than a zoo model."""
+    from .. import models
+
+    return arg not in models.REGISTRY and (arg.endswith(".keras") or Path(arg).is_file() or "/" in arg)
+
+
+def model_source(arg: str):
+    """The zoo name, or the :class:`~core.models.TrainedModel` read (safely) from the file ``arg``.
+
+    Raises:
+        UnknownModel, ModelFileError: one sentence each.
+    """
+    from .. import models
+
+    if is_model_file(arg):
+        return models.load_file(arg)
+    models.get_spec(arg)  # UnknownModel with the valid names
+    return arg
+
+
+def engine_for(arg: str):
+    """The engine for ``--model NAME|FILE`` (a trained file is served exactly as the app serves it).
+
+    Raises:
+        UnknownModel, ModelFileError, WeightsUnavailable: one sentence each (all ValueError or RuntimeError).
+    """
+    from .. import models
+    from ..engine import Engine
+
+    source = model_source(arg)
+    if isinstance(source, str):
+        return Engine(models.get_spec(source), *models.load_inference(source))
+    return Engine(source.spec, source.keras_model())
