@@ -8,5 +8,6 @@ pages = [
     st.Page("app_pages/occlude.py", title="Occlude", icon=":material/format_paint:", url_path="occlude"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/grid_view:", url_path="compare"),
     st.Page("app_pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
 ]
 st.navigation(pages).run()

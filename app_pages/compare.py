@@ -31,6 +31,14 @@ across = c2.radio("Rows", ["layers", "models"], horizontal=True, key="cmp_across
 top_n = c3.number_input("Score-CAM channels (top-N)", 8, 4096, 256, 8, key="cmp_topn",
                         help="Score-CAM masks the input with each channel: one forward pass per channel. "
                              "Using only the N most active channels keeps it fast.")
+trained = engine.spec.name not in models.REGISTRY
+if trained and across == "models":
+    st.info(f"Rows of models compare ImageNet models on one ImageNet class; {engine.spec.title} scores your own "
+            "classes, which no other model knows, so its layers are compared instead.")
+    across = "layers"
+if trained:
+    st.caption(f"{engine.spec.title} ends in global average pooling → Dense over your classes, so CAM applies at "
+               f"its last layer (`{engine.spec.default_layer}`).")
 if across == "layers":
     rows = st.multiselect("Layers", list(engine.layers), default=spread_layers(engine.layers, 3),
                           key=f"cmp_layers_{engine.spec.name}")

@@ -10,6 +10,7 @@ from core.engine import Engine
 from core.engine.pool import BUDGET_MB, EnginePool, tune_allocator
 from core.engine.warmup import WarmUp
 from core.imaging import images
+from core.training import FeatureCache
 
 from .runtime import keep_keras_state
 
@@ -83,6 +84,26 @@ def get_engine(name: str) -> Engine:
         return pool.get(name)
     with st.spinner("Loading the model…"):
         return pool.get(name)
+
+
+def trained_models() -> dict:
+    """This session's trained models, name → :class:`core.models.TrainedModel` (in the session, never shared)."""
+    return st.session_state.setdefault("trained_models", {})
+
+
+def get_trained_engine(model) -> Engine:
+    """The pool's engine for a trained model (built from its backbone and head the first time)."""
+    pool = engine_pool()
+    if model.name in pool.names():
+        return pool.get(model)
+    with st.spinner(f"Loading {model.title}…"):
+        return pool.get(model)
+
+
+@st.cache_resource(show_spinner=False)
+def feature_cache() -> FeatureCache:
+    """Pooled features by (backbone, exact pixels), shared by every session (the key says all a value depends on)."""
+    return FeatureCache()
 
 
 @st.cache_resource(max_entries=len(SAMPLES) + 2, show_spinner=False)

@@ -17,7 +17,8 @@ from core.cam import methods
 from core.engine import Engine, PassResult
 from core.imaging import images, render
 
-from .resources import SAMPLES, decode_upload, get_engine, sample, start_notice, wait_for_start
+from .resources import (SAMPLES, decode_upload, get_engine, get_trained_engine, sample, start_notice, trained_models,
+                        wait_for_start)
 
 DEFAULTS = {"model": models.DEFAULT_MODEL, "alpha": 0.45, "colormap": "jet", "top_k": 5,
             "sample": next(iter(SAMPLES)), "class_index": None, "method": "gradcam"}
@@ -67,9 +68,13 @@ def _open_link() -> None:
 
 
 def _follow_in_url(ctx: "Context", uploaded: bool) -> None:
-    """The URL names the view shown (an uploaded photo cannot be in a link: no sample then)."""
+    """The URL names the view shown (an uploaded photo cannot be in a link: no sample then; a trained model lives
+    in the session: no model, layer or class then, so the link opens the default model's view of the photo)."""
     sample = None if uploaded else Path(SAMPLES[st.session_state["sample"]]).stem
     params = view.to_params(ctx.engine.spec.name, sample, ctx.layer, ctx.class_index, ctx.method, ctx.alpha)
+    if ctx.engine.spec.name not in models.REGISTRY:
+        for key in ("model", "layer", "class"):
+            params.pop(key)
     if st.query_params.to_dict() != params:
         st.query_params.from_dict(params)
 
@@ -86,11 +91,17 @@ def reset() -> None:
 
 
 def _choose_model() -> str:
-    names = list(models.REGISTRY)
+    trained = trained_models()
+    names = list(models.REGISTRY) + list(trained)
+    if st.session_state.get("model") not in names:  # a trained model this session no longer has
+        st.session_state["model"] = models.DEFAULT_MODEL
+    # the texts are made here (a closure over the session's models would read the session state later)
+    titles = {n: s.title + ("" if s.weights_cached() else " ⤓") for n, s in models.REGISTRY.items()}
+    titles.update({n: f"★ {m.title} (trained)" for n, m in trained.items()})
     return st.sidebar.selectbox(
-        "Model", names, key="model",
-        format_func=lambda n: models.REGISTRY[n].title + ("" if models.REGISTRY[n].weights_cached() else " ⤓"),
-        help="⤓: ImageNet weights are downloaded by Keras on first use (needs internet).",
+        "Model", names, key="model", format_func=titles.get,
+        help="⤓: ImageNet weights are downloaded by Keras on first use (needs internet). "
+             "★: a model trained on the Train page in this session, over your own classes.",
     )
 
 
@@ -98,6 +109,8 @@ def _load(name: str, notice=None) -> Engine | None:
     """The engine, after the process's start-up work and a weights download where needed; None (with the
     reason and a way back to the default) where the model cannot be used."""
     wait_for_start(notice)
+    if name in trained_models():
+        return get_trained_engine(trained_models()[name])
     spec = models.get_spec(name)
     if spec.family == "keras" and not spec.weights_cached():
         bar = st.sidebar.progress(0.0, text=f"Downloading {spec.title} weights…")
@@ -189,10 +202,14 @@ def sidebar() -> Context | None:
     st.session_state["last_pass"] = (0.0 if cached else time.perf_counter() - t)
     photo_key = images.pixel_hash(image.rgb)
     if st.session_state.get("photo_key") != photo_key:
-        # a new photo: explain its top-1 again (a model change keeps the class: all share ImageNet's 1000)
+        # a new photo: explain its top-1 again (a change between zoo models keeps the class: all share ImageNet's 1000)
         if st.session_state.get("photo_key") is not None:
             st.session_state["class_index"] = None
         st.session_state["photo_key"] = photo_key
+    if st.session_state.setdefault("class_set", spec.classes) != spec.classes:
+        # another set of classes (a trained model's own, or back to ImageNet's): the index means another class
+        st.session_state["class_index"] = None
+        st.session_state["class_set"] = spec.classes
     class_index = _choose_class(top1, top_k, spec)
     method = st.sidebar.selectbox("Method", methods.names(), key="method",
                                   format_func=lambda m: methods.REGISTRY[m].title,

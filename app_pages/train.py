@@ -1,0 +1,300 @@
+"""Train: make classes (files, a ZIP, the webcam, a public dataset), train a head (or fine-tune) beside the page,
+judge it with Grad-CAM on its mistakes, keep it, and watch a planted shortcut being learned."""
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core import models
+from core.imaging import images
+from core.models import ModelFileError, load_file, trainable_backbones
+from core.training import DatasetError, Stamp, TrainConfig, add_files, read_zip, shortcut_effect, tfds_source
+from core.training.data import THUMB_SIDE, example_from_bytes
+from core.training.shortcut import CORNERS, PATTERNS
+from ui import training
+from ui.pictures import show
+from ui.resources import feature_cache, get_engine, get_trained_engine, trained_models
+from ui.sidebar import sidebar
+
+SOURCES = ["Files", "ZIP of class folders", "Webcam", "Public dataset"]
+GALLERY = 6  # wrong validation images shown
+SHORTCUT_IMAGES = 24  # images of the other classes the stamp is measured on
+
+st.title("Train on your own classes")  # before the sidebar: on screen while a cold server starts
+ctx = sidebar()
+if ctx is None:
+    st.stop()
+if st.session_state.pop("train_goto_explain", False):
+    st.switch_page("app_pages/explain.py")
+ds = training.dataset()
+training.show_messages()
+
+# ---------------------------------------------------------------------------------------------- 1 · classes
+st.header("1 · Make classes")
+
+
+def _add_class():
+    try:
+        name = ds.add_class(st.session_state.get("train_new_class", ""))
+        st.session_state["train_target"] = name
+    except DatasetError as exc:
+        training.tell([exc], "error")
+    st.session_state["train_new_class"] = ""
+
+
+c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+c1.text_input("New class name", key="train_new_class", max_chars=60, placeholder="e.g. my mug")
+c2.button("Add class", key="train_add_class", on_click=_add_class, width="stretch")
+
+for name, examples in list(ds.classes.items()):
+    row = st.columns([2, 5, 1], vertical_alignment="center")
+    row[0].markdown(f"**{name}** · {len(examples)} image{'' if len(examples) == 1 else 's'}")
+    thumbs = row[1].columns(6)
+    for col, e in zip(thumbs, examples[-6:]):
+        show(col, images.thumbnail(e.thumb, 96), width=72)
+    row[2].button("Remove", key=f"train_rm_{name}", on_click=ds.remove_class, args=(name,))
+if ds.classes:
+    st.caption(f"{len(ds.classes)} classes · {ds.size} images · {ds.nbytes / 2**20:.1f} MB of thumbnails "
+               f"(thumbnails of at most {THUMB_SIDE}×{THUMB_SIDE}; the uploads themselves are not kept).")
+else:
+    st.info("Type a name and add at least two classes, then add images to each.")
+
+source = st.radio("Add images by", SOURCES, key="train_source", horizontal=True)
+targets = list(ds.classes)
+target = st.selectbox("…to the class", targets, key="train_target") if targets else None
+
+if source == "Files" and target:
+    files = st.file_uploader(f"Drop images for **{target}** (several at once)", accept_multiple_files=True,
+                             key=f"train_files_{st.session_state.get('train_files_nonce', 0)}")
+    if files:
+        warns, added = [], 0
+        bar = st.progress(0.0, text="Reading the images…")
+        for i, f in enumerate(files):  # one file's bytes at a time
+            added += add_files(ds, target, [(f.name, f.getvalue())], warn=warns.append)
+            bar.progress((i + 1) / len(files), text=f"Reading the images… {i + 1} of {len(files)}")
+        training.tell([f"Added {added} of {len(files)} images to {target}."], "success")
+        training.tell(warns)
+        training.bump("train_files_nonce")  # a fresh uploader: Streamlit lets go of this batch's bytes
+        st.rerun()
+elif source == "ZIP of class folders":
+    st.caption("One top-level folder per class (the `image_dataset_from_directory` layout); the folders' names "
+               "become the classes.")
+    up = st.file_uploader("Drop one ZIP", type=["zip"], key=f"train_zip_{st.session_state.get('train_zip_nonce', 0)}")
+    if up is not None:
+        warns = []
+        bar = st.progress(0.0, text="Reading the ZIP…")
+        try:
+            got = read_zip(up.getvalue(), warn=warns.append, progress=lambda f: bar.progress(f, text="Reading the ZIP…"))
+            added = ds.merge(got)
+            training.tell([f"Added {added} images in {len(got.classes)} classes from {up.name}."], "success")
+        except DatasetError as exc:
+            training.tell([exc], "error")
+        training.tell(warns)
+        training.bump("train_zip_nonce")
+        st.rerun()
+elif source == "Webcam" and target:
+    shot = st.camera_input(f"Take a photo for **{target}**",
+                           key=f"train_cam_{st.session_state.get('train_cam_nonce', 0)}")
+    if shot is not None:
+        n = len(ds.classes[target]) + 1
+        try:
+            added = ds.add(target, example_from_bytes(shot.getvalue(), f"webcam {n}.jpg"))
+            training.tell([f"Added a webcam photo to {target}." if added else
+                           f"{target} already has this very photo."], "success" if added else "info")
+        except images.ImageError as exc:
+            training.tell([exc])
+        training.bump("train_cam_nonce")  # the camera is ready for the next photo
+        st.rerun()
+elif source == "Public dataset":
+    name = st.selectbox("Dataset", list(tfds_source.SOURCES), key="train_tfds",
+                        format_func=lambda n: tfds_source.SOURCES[n].title)
+    src = tfds_source.SOURCES[name]
+    why = st.session_state.setdefault("train_tfds_why", {})
+    if name not in why:  # asked once per session and dataset (it may probe the network for two seconds)
+        why[name] = tfds_source.unavailable(name)
+    st.caption(f"{src.about}; the first use downloads about {src.download_mb:.0f} MB.")
+    if why[name]:
+        st.info(why[name])
+    else:
+        d1, d2 = st.columns(2)
+        per = d1.select_slider("Images per class", [10, 20, 50, 100, 200], value=50, key="train_tfds_per")
+        n_cls = d2.slider("Breeds (the first ones)", 2, 20, 3, key="train_tfds_n") if src.classes > 2 else 2
+        if st.button(f"Add {per} images of each of {n_cls} classes", key="train_tfds_go"):
+            bar = st.progress(0.0, text=f"Opening {src.title}…")
+            warns = []
+            try:
+                got = tfds_source.load(name, per, n_cls, progress=lambda f, t: bar.progress(f, text=t),
+                                       warn=warns.append)
+                training.tell([f"Added {ds.merge(got)} images in {len(got.classes)} classes from {src.title}."],
+                              "success")
+            except DatasetError as exc:
+                training.tell([exc], "error")
+                why.pop(name, None)
+            training.tell(warns)
+            st.rerun()
+elif not target:
+    st.caption("Add a class first.")
+
+# ---------------------------------------------------------------------------------------------- 2 · train
+st.header("2 · Train")
+ready = [n for n in trainable_backbones() if models.REGISTRY[n].weights_cached()]
+b1, b2, b3 = st.columns(3)
+backbone = b1.selectbox("Backbone", ready, index=ready.index(models.DEFAULT_MODEL) if models.DEFAULT_MODEL in ready else 0,
+                        key="train_backbone", format_func=lambda n: models.REGISTRY[n].title,
+                        help="Zoo models ending in global average pooling → Dense whose weights are on this machine.")
+mode = b2.radio("Mode", ["Head only", "Fine-tune the last blocks"], key="train_mode",
+                help="Head only: features once per image, then a softmax head — seconds, best with few images. "
+                     "Fine-tuning also moves the backbone's last blocks (flip and crop augmentation, a lower rate) — "
+                     "minutes, better with hundreds of images per class or images unlike ImageNet's.")
+blocks = b3.number_input("Blocks to fine-tune", 1, 6, 2, key="train_blocks", disabled=mode == "Head only")
+e1, e2, e3, e4 = st.columns(4)
+epochs = e1.slider("Head epochs (early stopping may end sooner)", 1, 100, 30, key="train_epochs")
+ft_epochs = e2.slider("Fine-tuning epochs", 1, 20, 3, key="train_ft_epochs", disabled=mode == "Head only")
+val_split = e3.slider("Validation split", 0.1, 0.5, 0.2, 0.05, key="train_val",
+                      help="Held out of each class (stratified, seeded): the accuracy below is measured on these.")
+seed = e4.number_input("Seed", 0, 10_000, 0, key="train_seed")
+title = st.text_input("Name for the model", "My model", key="train_title", max_chars=60).strip() or "My model"
+with st.expander("Plant a shortcut (teaching)"):
+    plant = st.checkbox("Stamp every image of one class with a mark", key="train_plant")
+    s1, s2, s3, s4 = st.columns(4)
+    stamp_cls = s1.selectbox("Stamped class", targets, key="train_stamp_cls", disabled=not plant) if targets else None
+    size = s2.slider("Stamp side (share of the image side)", 0.05, 0.5, 0.22, 0.01, key="train_stamp_size")
+    pattern = s3.selectbox("Pattern", PATTERNS, key="train_stamp_pattern")
+    corner = s4.selectbox("Corner", CORNERS, key="train_stamp_corner")
+    st.caption("The stamp goes on the class's training and validation images alike, as a dataset artefact would; "
+               "after training, section 5 shows what it does to the other classes.")
+
+job = st.session_state.get("train_job")
+running = job is not None and job.running
+if st.button("Train", key="train_go", type="primary", disabled=running):
+    try:
+        ds.check()
+        stamp = Stamp(size, pattern, corner) if plant and stamp_cls else None
+        cfg = TrainConfig(epochs=int(epochs), val_split=float(val_split), seed=int(seed),
+                          fine_tune_blocks=int(blocks) if mode != "Head only" else 0, fine_tune_epochs=int(ft_epochs))
+        engine = get_engine(backbone)
+        stamp_index = list(ds.classes).index(stamp_cls) if stamp else None
+        job = training.TrainJob(engine, ds, cfg, title, feature_cache(), stamp, stamp_index).start()
+        st.session_state["train_job"] = job
+        running = True
+    except (DatasetError, ValueError, models.WeightsUnavailable) as exc:
+        st.error(str(exc))
+
+
+def progress_panel():
+    job = st.session_state.get("train_job")
+    if job is None:
+        return
+    st.progress(job.fraction, text=job.text)
+    if job.history:
+        st.altair_chart(training.history_chart(job.history))
+    if job.running:
+        st.button("Stop", key="train_stop", on_click=job.stop)
+    elif not job.collected:  # finished since the last look: keep the model, then draw the whole page again
+        job.collected = True
+        if job.result is not None and job.result.model is not None:
+            trained_models()[job.result.model.name] = job.result.model
+        st.rerun()
+
+
+st.fragment(progress_panel, run_every=1.0 if running else None)()
+if job is None or job.running or not job.collected:
+    st.stop()
+if job.error:
+    st.warning(job.error)
+if job.result is None or job.result.model is None:
+    st.stop()
+
+# ---------------------------------------------------------------------------------------------- 3 · judge
+res, model = job.result, job.result.model
+engine = get_trained_engine(model)
+st.header("3 · Judge it")
+m1, m2, m3, m4 = st.columns(4)
+acc = res.val_accuracy
+m1.metric("Validation accuracy", "—" if acc is None else f"{acc:.1%}", help=f"{len(res.val_idx)} held-out images")
+m2.metric("Images", f"{len(res.train_idx)} train · {len(res.val_idx)} val")
+m3.metric("Epochs", f"{len(res.history)}" + (" (stopped)" if res.stopped else ""))
+m4.metric("Time", f"{res.features_seconds:.1f} s features · {res.train_seconds:.1f} s training")
+st.caption(f"{model.title}: {model.info.get('mode', '')} on {models.REGISTRY[model.backbone].title}, "
+           f"{len(model.classes)} classes.")
+if len(res.val_idx):
+    c1, c2 = st.columns([2, 3])
+    c1.subheader("Confusion matrix")
+    c1.altair_chart(training.confusion_chart(res.confusion(), res.classes))
+    c2.subheader("What it got wrong, and why")
+    wrong = res.wrong()
+    if not wrong:
+        c2.success("Every validation image is classified right.")
+    else:
+        c2.caption(f"{len(wrong)} of {len(res.val_idx)} validation images are wrong; the first {min(GALLERY, len(wrong))} "
+                   "with Grad-CAM (last layer) of the predicted class and of the true class.")
+        for i, t, p in wrong[:GALLERY]:
+            g = c2.columns(3)
+            thumb = job.thumbs[i]
+            over_p, prob_p = training.gradcam_overlay(engine, thumb, p, ctx.alpha, ctx.colormap)
+            over_t, prob_t = training.gradcam_overlay(engine, thumb, t, ctx.alpha, ctx.colormap)
+            show(g[0], thumb, caption=job.sources[i][-40:])
+            show(g[1], over_p, caption=f"predicted: {res.classes[p]} · {prob_p:.0%}")
+            show(g[2], over_t, caption=f"true: {res.classes[t]} · {prob_t:.0%}")
+
+# ---------------------------------------------------------------------------------------------- 4 · keep
+st.header("4 · Keep it")
+k1, k2 = st.columns(2)
+k1.markdown(f"**{model.title}** is in the sidebar's model list as ★ {model.title} (trained): every page explains "
+            "it with your class names.")
+k1.button("Explain it now", key="train_explain", type="primary",
+          on_click=lambda: st.session_state.update(model=model.name, train_goto_explain=True))
+k1.download_button("Download the model (.keras)", lambda: model.to_bytes(),  # saved only when clicked
+                   file_name=f"{''.join(c if c.isalnum() else '_' for c in model.title)}.keras",
+                   mime="application/octet-stream", key="train_download")
+up = k2.file_uploader("Open a model saved here before (.keras)", type=["keras"],
+                      key=f"train_model_up_{st.session_state.get('train_model_nonce', 0)}")
+if up is not None:
+    try:
+        loaded = load_file(up.getvalue(), up.name)
+        trained_models()[loaded.name] = loaded
+        training.tell([f"Opened {loaded.title} ({len(loaded.classes)} classes); it is in the sidebar's model list."],
+                      "success")
+    except ModelFileError as exc:
+        training.tell([exc], "error")
+    training.bump("train_model_nonce")
+    st.rerun()
+
+# ---------------------------------------------------------------------------------------------- 5 · shortcut
+if job.stamp is None:
+    st.stop()
+st.header("5 · The shortcut it learned")
+s = job.stamp_class
+others = [i for i in res.val_idx if job.labels[i] != s][:SHORTCUT_IMAGES] or \
+    [i for i in range(len(job.labels)) if job.labels[i] != s][:SHORTCUT_IMAGES]
+memo = st.session_state.get("train_shortcut")
+if memo is None or memo[0] != model.name:
+    with st.spinner("Stamping images of the other classes…"):
+        effect = shortcut_effect(engine, [job.plain[i] for i in others], job.stamp, s)
+    st.session_state["train_shortcut"] = memo = (model.name, effect)
+effect = memo[1]
+target_name = res.classes[s]
+f1, f2, f3 = st.columns(3)
+f1.metric(f"p({target_name}) rises with the stamp", f"{effect.rises:.0%}", help=f"of {len(others)} images of the other classes")
+f2.metric(f"Predicted {target_name} with the stamp", f"{effect.flips:.0%}")
+f3.metric("Grad-CAM mass on the stamp", f"{effect.mass_ratio:.1f}× its area",
+          help=f"the stamp covers {effect.area:.1%} of the image; 1× would be no special attention")
+st.markdown("A model learns the easiest cue that separates its classes, and a validation split stamped like the "
+            "training images cannot tell you it did: Grad-CAM lighting up the stamp (or a watermark, a ruler, the "
+            "grass under the cow) is how you catch a model that is right for the wrong reason before anyone trusts "
+            "it — the most important use of Grad-CAM. The effect is strongest when the real classes are hard to "
+            "tell apart, because then the stamp is the easy cue.")
+rows = pd.DataFrame({"image": [job.sources[i][-40:] for i in others],
+                     f"p({target_name}) plain": effect.prob_plain, f"p({target_name}) stamped": effect.prob_stamped})
+for n, i in enumerate(others[:3]):
+    g = st.columns(4)
+    plain, stamped = job.plain[i], job.stamp.apply(job.plain[i])
+    over_a, pa = training.gradcam_overlay(engine, plain, s, ctx.alpha, ctx.colormap)
+    over_b, pb = training.gradcam_overlay(engine, stamped, s, ctx.alpha, ctx.colormap)
+    pred_a = res.classes[int(np.argmax(engine.run(plain).probs))]
+    pred_b = res.classes[int(np.argmax(engine.run(stamped).probs))]
+    show(g[0], plain, caption=f"{res.classes[job.labels[i]]} · predicted {pred_a}")
+    show(g[1], over_a, caption=f"Grad-CAM of {target_name} · p = {pa:.0%}")
+    show(g[2], stamped, caption=f"stamped · predicted {pred_b}")
+    show(g[3], over_b, caption=f"Grad-CAM of {target_name} · p = {pb:.0%}")
+with st.expander("Every measured image"):
+    st.dataframe(rows.style.format({c: "{:.1%}" for c in rows.columns[1:]}), hide_index=True)

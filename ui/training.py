@@ -1,0 +1,159 @@
+"""The Train page's glue: the session's dataset, the training job that runs beside the page, and its charts.
+
+A :class:`TrainJob` runs :func:`core.training.train` in a thread owned by the session (kept in
+``st.session_state``), so the page stays responsive; it only writes its own fields, which the page's fragment
+reads every second, and a ``threading.Event`` stops it between batches.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.cam import methods
+from core.imaging import render
+from core.training import Dataset, DatasetError, Stopped, TrainConfig, stamp_images, train
+
+MAX_MESSAGES = 8
+
+
+def dataset() -> Dataset:
+    """This session's classes and their thumbnails."""
+    return st.session_state.setdefault("train_ds", Dataset())
+
+
+def tell(lines, kind: str = "warning") -> None:
+    """Keep one-line messages for the next run (a batch's bad files, a refusal) to show once."""
+    st.session_state.setdefault("train_msgs", []).extend((kind, str(x)) for x in lines)
+
+
+def show_messages() -> None:
+    """The kept messages, one line each (at most MAX_MESSAGES, then how many more), then forgotten."""
+    msgs = st.session_state.pop("train_msgs", [])
+    for kind, line in msgs[:MAX_MESSAGES]:
+        getattr(st, kind)(line)
+    if len(msgs) > MAX_MESSAGES:
+        st.warning(f"…and {len(msgs) - MAX_MESSAGES} more lines like these.")
+
+
+def bump(key: str) -> None:
+    """A new key for an uploader or the camera: the old widget goes, and Streamlit lets go of its bytes."""
+    st.session_state[key] = st.session_state.get(key, 0) + 1
+
+
+class TrainJob:
+    """One training run beside the page.
+
+    Attributes:
+        fraction, text: progress (0–1) and what is being done.
+        history: the per-epoch records so far.
+        result: the :class:`core.training.TrainResult` once done (None on error).
+        error: one sentence when it failed or was stopped before any epoch.
+        thumbs: the images trained on (the stamp applied), indexed like the result's indices.
+        plain: the images as the user gave them (no stamp).
+    """
+
+    def __init__(self, engine, ds: Dataset, cfg: TrainConfig, title: str, cache, stamp=None, stamp_class=None):
+        self.plain, self.labels, self.classes, self.sources = ds.arrays()
+        self.thumbs = stamp_images(self.plain, self.labels, stamp, stamp_class)
+        self.engine, self.cfg, self.title, self.cache = engine, cfg, title, cache
+        self.stamp, self.stamp_class = stamp, stamp_class
+        self.fraction, self.text = 0.0, "Starting"
+        self.history: list = []
+        self.result = None
+        self.error: str | None = None
+        self.collected = False
+        self.seconds = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="train-job", daemon=True)
+
+    def start(self) -> "TrainJob":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _progress(self, fraction: float, text: str) -> None:
+        self.fraction, self.text = float(min(max(fraction, 0.0), 1.0)), text
+
+    def _run(self) -> None:
+        t = time.perf_counter()
+        try:
+            self.result = train(self.engine, self.thumbs, self.labels, self.classes, self.cfg, title=self.title,
+                                cache=self.cache, on_epoch=self.history.append, progress=self._progress,
+                                should_stop=self._stop.is_set)
+            if self.result.model is None:
+                self.error = "Stopped before the first epoch ended; nothing was trained."
+        except Stopped:
+            self.error = "Stopped while computing features; the features computed so far are kept for the next run."
+        except (DatasetError, ValueError) as exc:
+            self.error = str(exc).strip().splitlines()[0] if str(exc).strip() else "Training could not start."
+        except Exception as exc:  # noqa: BLE001 - the page shows one line, never a traceback
+            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            self.error = f"Training failed ({type(exc).__name__}{': ' + first if first else ''})."
+        finally:
+            self.seconds = time.perf_counter() - t
+            self.fraction = 1.0
+            self.text = "Stopped" if self._stop.is_set() else "Done"
+
+
+def history_chart(history: list[dict]) -> alt.HConcatChart:
+    """Loss and accuracy per epoch, training and validation, side by side (non-finite values left out)."""
+    rows = []
+    for r in history:
+        for metric in ("loss", "accuracy"):
+            for split, key in (("training", metric), ("validation", f"val_{metric}")):
+                v = r.get(key)
+                if v is not None and np.isfinite(v):
+                    rows.append({"epoch": int(r["epoch"]), "metric": metric, "split": split, "value": float(v),
+                                 "phase": r.get("phase", "head")})
+    df = pd.DataFrame(rows, columns=["epoch", "metric", "split", "value", "phase"])
+    charts = []
+    for metric in ("loss", "accuracy"):
+        y = alt.Y("value:Q", title=metric, scale=alt.Scale(domain=[0, 1]) if metric == "accuracy" else alt.Undefined,
+                  axis=alt.Axis(format="%") if metric == "accuracy" else alt.Undefined)
+        charts.append(
+            alt.Chart(df[df["metric"] == metric]).mark_line(point=True)
+            .encode(x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)), y=y,
+                    color=alt.Color("split:N", scale=alt.Scale(domain=["training", "validation"],
+                                                               range=["#1f77b4", "#ff7f0e"]),
+                                    legend=alt.Legend(orient="bottom", title=None)),
+                    tooltip=["epoch", "split", "phase", alt.Tooltip("value:Q", format=".4f")])
+            .properties(height=220, width=320, title=metric))
+    return alt.hconcat(*charts)
+
+
+def confusion_chart(matrix: np.ndarray, classes: list[str]) -> alt.LayerChart:
+    """Counts of (true, predicted) over the validation images, the diagonal being the right ones."""
+    rows = [{"true": classes[t], "predicted": classes[p], "count": int(matrix[t, p]), "right": t == p}
+            for t in range(len(classes)) for p in range(len(classes))]
+    df = pd.DataFrame(rows)
+    base = alt.Chart(df).encode(x=alt.X("predicted:N", sort=classes, title="predicted"),
+                                y=alt.Y("true:N", sort=classes, title="true"))
+    side = max(160, min(560, 48 * len(classes)))
+    cells = base.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(scheme="blues"), legend=None),
+                                    tooltip=["true", "predicted", "count"])
+    text = base.mark_text(fontWeight="bold").encode(
+        text="count:Q", color=alt.condition("datum.count > 0 && datum.right", alt.value("white"), alt.value("black")))
+    return alt.layer(cells, text).properties(width=side, height=side)
+
+
+def gradcam_overlay(engine, thumb: np.ndarray, class_index: int, alpha: float, colormap: str):
+    """(overlay of Grad-CAM of ``class_index`` at the model's last layer, that class's probability)."""
+    res = engine.run(thumb, class_index)
+    layer = engine.spec.default_layer
+    cam = methods.gradcam(res.acts[layer], res.grads[layer])
+    return render.overlay(thumb, cam, alpha, colormap), float(res.probs[class_index])
