@@ -34,7 +34,8 @@ from . import baselines, similarity
 
 @dataclass(frozen=True)
 class Step:
-    """One step of the cascade: every block from the top down to ``randomised_from`` is random now."""
+    """One step of the cascade: every block from the top down to ``randomised_from`` is random now; ``cam`` is
+    the raw map (the layer's grid)."""
 
     randomised_from: str
     layers: tuple[str, ...]
@@ -45,7 +46,7 @@ class Step:
 
 @dataclass(frozen=True)
 class Cascade:
-    """The whole cascade: the intact map and one :class:`Step` per block, top first."""
+    """The whole cascade: the intact raw map and one :class:`Step` per block, top first."""
 
     method: str
     layer: str
@@ -99,19 +100,19 @@ def fresh_weights(layer, rng: np.random.Generator) -> list[np.ndarray]:
 
 
 def _map(engine, rgb, method: str, layer: str, class_index: int, seed: int) -> np.ndarray:
-    size = engine.spec.input_size
+    """The raw map (the layer's grid) of ``method`` with the engine's current weights."""
     if method in baselines.BASELINES:
         h, w = engine.layer_shape(layer)[:2]
-        cam = baselines.baseline(method, h, w, seed)
-    else:
-        res = engine.run_input(engine.prepare(rgb), class_index)
-        cam = methods.compute(method, res, layer, engine=engine, rgb=rgb)
-    return np.asarray(render.upsample(cam, size, size), np.float64)
+        return baselines.baseline(method, h, w, seed)
+    res = engine.run_input(engine.prepare(rgb), class_index)
+    return methods.compute(method, res, layer, engine=engine, rgb=rgb)
 
 
-def compare(original: np.ndarray, cam: np.ndarray) -> tuple[float, float]:
-    """(Spearman, SSIM) of a map against the original (both at the same size)."""
-    return similarity.spearman(original, cam), similarity.ssim(similarity.unit(original), similarity.unit(cam))
+def compare(original: np.ndarray, cam: np.ndarray, size: int) -> tuple[float, float]:
+    """(Spearman, SSIM) of a raw map against the original raw map, both upsampled (bilinear) to size×size."""
+    a = np.asarray(render.upsample(original, size, size), np.float64)
+    b = np.asarray(render.upsample(cam, size, size), np.float64)
+    return similarity.spearman(a, b), similarity.ssim(similarity.unit(a), similarity.unit(b))
 
 
 def cascade(spec, model, rgb: np.ndarray, method: str = "gradcam", layer: str | None = None,
@@ -155,7 +156,7 @@ def cascade(spec, model, rgb: np.ndarray, method: str = "gradcam", layer: str | 
         for lay in layers:
             lay.set_weights(fresh_weights(lay, rng))
         cam = _map(engine, rgb, method, layer, class_index, seed)
-        rho, s = compare(original, cam)
+        rho, s = compare(original, cam, spec.input_size)
         steps.append(Step(name, tuple(l.name for l in layers), rho, s, cam))
         if progress:
             progress((i + 1) / len(parts))

