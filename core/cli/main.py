@@ -1,4 +1,4 @@
-"""Command line: ``python -m core models | explain | train | bench | evaluate | prefetch`` (see README)."""
+"""Command line: ``python -m core models | explain | train | evaluate | sanity | bench | prefetch`` (see README)."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +15,7 @@ LAYOUT = """the library behind these commands (core/, no Streamlit):
   core.cam       the methods (one registry entry each), occlusion, the explain use case
   core.imaging   photos in (decode, check), maps out (upsample, colormap, overlay), ImageNet labels
   core.training  your own classes: datasets, cached features, head and fine-tune trainers, the shortcut stamp
-  core.metrics   localisation against annotated boxes (evaluate)
+  core.metrics   localisation, faithfulness, sanity (cascading randomisation), dataset evaluation
   core.view      a view as a link (the app's URL)
   core.compat    every private TensorFlow/Keras/libc call, probed once, with a public path
   core.cli       these commands and the benchmark"""
@@ -28,7 +28,7 @@ def _fail(msg: str, code: int = 2) -> int:
 
 def cmd_models(args) -> int:
     from .. import models
-    from .common import model_source
+    from ..engine.sources import model_source
 
     out = {}
     if args.model:
@@ -85,7 +85,7 @@ def cmd_explain(args) -> int:
     from ..cam import occlusion
     from ..cam.explain import explain, method_names
     from ..imaging import images, render
-    from .common import engine_for, is_model_file
+    from ..engine.sources import engine_for, is_model_file
 
     try:
         if is_model_file(args.model):
@@ -242,28 +242,6 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def cmd_evaluate(args) -> int:
-    from .. import models
-    from ..engine import Engine
-    from ..metrics import evaluate
-
-    folder = Path(args.folder)
-    csv_path = Path(args.boxes) if args.boxes else folder.parent / "annotations.csv"
-    if not folder.is_dir() or not csv_path.is_file():
-        return _fail(f"need a folder of images and a boxes CSV (file,class_index,x0,y0,x1,y1); got {folder}, {csv_path}")
-    try:
-        spec = models.get_spec(args.model)
-        engine = Engine(spec, *models.load_inference(spec.name))
-    except (ValueError, models.WeightsUnavailable) as exc:
-        return _fail(str(exc))
-    result = evaluate(engine, folder, csv_path, args.layer, args.threshold, args.limit)
-    result["model"] = spec.name
-    print(json.dumps(result) if args.json else
-          f"{spec.name}: top-1 {result['top1']:.1%}, top-1 localisation error {result['top1_loc_error']:.1%} "
-          f"on {result['images']} images (Grad-CAM at {result['layer']}, threshold {result['threshold']})")
-    return 0
-
-
 def cmd_prefetch(args) -> int:
     from .. import models
 
@@ -343,14 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-app", action="store_true",
                    help="skip the app's figures (a real streamlit server driven by headless Chromium, ~1 min)")
     b.add_argument("--json", action="store_true")
-    v = sub.add_parser("evaluate", help="top-1 accuracy and Grad-CAM localisation error on images with boxes")
-    v.add_argument("folder", help="folder of images")
-    v.add_argument("--boxes", default=None, help="CSV file,class_index,x0,y0,x1,y1 (default: ../annotations.csv)")
-    v.add_argument("--model", default=DEFAULT_MODEL)
-    v.add_argument("--layer", default=None)
-    v.add_argument("--threshold", type=float, default=0.2)
-    v.add_argument("--limit", type=int, default=None)
-    v.add_argument("--json", action="store_true")
+    from .measure import add_parsers as add_measure_parsers
+
+    add_measure_parsers(sub, DEFAULT_MODEL)  # evaluate, sanity
     f = sub.add_parser("prefetch", help="download Keras weights ahead of an offline workshop")
     f.add_argument("--model", action="append", default=None)
     return p
@@ -369,8 +342,10 @@ def main(argv=None) -> int:
     except ImportError as exc:
         return _fail(f"TensorFlow is not installed ({exc}); run `make install`")
     compat.probe_all()  # a missing internal: one warning line, then the public path
+    from .measure import HANDLERS as MEASURE_HANDLERS
+
     handler = {"models": cmd_models, "explain": cmd_explain, "train": cmd_train, "bench": cmd_bench,
-               "prefetch": cmd_prefetch, "evaluate": cmd_evaluate}[args.cmd]
+               "prefetch": cmd_prefetch, **MEASURE_HANDLERS}[args.cmd]
     try:
         return handler(args)
     except KeyboardInterrupt:

@@ -45,7 +45,7 @@ def add_parsers(sub, default_model: str) -> None:
     v.add_argument("folder", help="folder of images")
     v.add_argument("--boxes", default=None, metavar="CSV",
                    help="CSV file,class_index,x0,y0,x1,y1 in pixels (default: ../annotations.csv)")
-    v.add_argument("--model", default=default_model)
+    v.add_argument("--model", default=default_model, metavar="NAME|FILE", help="a zoo model or a trained .keras file")
     v.add_argument("--layer", default=None, help="explainable layer (default: the last)")
     v.add_argument("--methods", default="gradcam", help="comma-separated methods, plus random and centre")
     v.add_argument("--metrics", default=",".join(METRICS), help=f"comma-separated, from {','.join(METRICS)}")
@@ -58,7 +58,7 @@ def add_parsers(sub, default_model: str) -> None:
     v.add_argument("--json", action="store_true", help="one JSON object")
     s = sub.add_parser("sanity", help="cascading randomisation of the model's weights (Adebayo et al. 2018)")
     s.add_argument("image", metavar="IMAGE")
-    s.add_argument("--model", default=default_model)
+    s.add_argument("--model", default=default_model, metavar="NAME|FILE", help="a zoo model or a trained .keras file")
     s.add_argument("--layer", default=None, help="explainable layer (default: the last)")
     s.add_argument("--method", default="gradcam")
     s.add_argument("--class", dest="class_index", type=int, default=None, metavar="IDX",
@@ -73,6 +73,7 @@ def _figure(v) -> str:
 
 def cmd_evaluate(args) -> int:
     from .. import models
+    from ..engine.sources import spec_for
     from ..metrics import evaluation
 
     folder = Path(args.folder)
@@ -91,7 +92,7 @@ def cmd_evaluate(args) -> int:
     out = None
     try:
         evaluation.check(methods, metrics)
-        spec = models.get_spec(args.model)
+        spec = spec_for(args.model)
         if args.layer and args.layer not in spec.layers:
             return _fail(f"unknown layer {args.layer!r} for {spec.name}; choose one of {', '.join(spec.layers)}")
         if args.per_image:
@@ -106,7 +107,7 @@ def cmd_evaluate(args) -> int:
                     out.write(json.dumps(evaluation.flat_record(rec, m)) + "\n")
 
         result = evaluation.evaluate_dataset(
-            folder, csv_path, model=spec.name, methods=methods, metrics=metrics, layer=args.layer,
+            folder, csv_path, model=args.model, methods=methods, metrics=metrics, layer=args.layer,
             threshold=args.threshold, steps=args.steps, limit=args.limit, workers=args.workers, seed=args.seed,
             on_error=report, on_record=write)
     except (ValueError, models.WeightsUnavailable) as exc:
@@ -132,12 +133,13 @@ def cmd_evaluate(args) -> int:
 
 def cmd_sanity(args) -> int:
     from .. import models
+    from ..engine.sources import keras_model_for, spec_for
     from ..imaging import images
     from ..metrics import baselines, sanity
     from ..cam import methods
 
     try:
-        spec = models.get_spec(args.model)
+        spec = spec_for(args.model)
         if args.layer and args.layer not in spec.layers:
             return _fail(f"unknown layer {args.layer!r} for {spec.name}; choose one of {', '.join(spec.layers)}")
         if args.method not in methods.names() + list(baselines.BASELINES):
@@ -146,7 +148,7 @@ def cmd_sanity(args) -> int:
         if args.class_index is not None:
             spec.check_class(args.class_index)
         img = images.load_path(args.image)
-        model = models.load_model(spec.name)
+        model = keras_model_for(args.model)
         result = sanity.cascade(spec, model, img.rgb, args.method, args.layer, args.class_index, args.seed)
     except (images.ImageError, ValueError, models.WeightsUnavailable) as exc:
         return _fail(str(exc).splitlines()[0])

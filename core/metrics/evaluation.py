@@ -124,11 +124,9 @@ _WORKER: dict = {}
 
 
 def _load_engine(model: str):
-    from .. import models
-    from ..engine import Engine
+    from ..engine.sources import engine_for
 
-    spec = models.get_spec(model)
-    return Engine(spec, *models.load_inference(spec.name))
+    return engine_for(model)  # a zoo name or a trained model's file
 
 
 def _init_worker(model: str) -> None:
@@ -166,7 +164,8 @@ def evaluate_dataset(folder, csv_path, engine=None, model: str | None = None, me
 
     Args:
         engine: the engine to use in this process (``workers`` = 1); else one is loaded for ``model``.
-        model: a registry name (needed for ``workers`` > 1: each worker loads its own engine).
+        model: a registry name or a trained model's file (needed for ``workers`` > 1: each worker loads its own
+            engine).
         workers: processes (spawned); the records are the same whatever the number.
         on_error: told one line per bad CSV row and per photo that cannot be measured; the run goes on.
         on_record: given each photo's record, in name order.
@@ -190,9 +189,9 @@ def evaluate_dataset(folder, csv_path, engine=None, model: str | None = None, me
         raise ValueError("give an engine or a model name")
     spec = engine.spec if engine is not None else None
     if spec is None:
-        from .. import models
+        from ..engine.sources import spec_for
 
-        spec = models.get_spec(model)
+        spec = spec_for(model)
     layer = layer or spec.default_layer
     if layer not in spec.layers:
         raise ValueError(f"unknown layer {layer!r} for {spec.name}; choose one of {', '.join(spec.layers)}")

@@ -1,4 +1,5 @@
-"""What every command shares: turning ``--model NAME|FILE`` into an engine."""
+"""``--model NAME|FILE``: a zoo name or a trained model's file, as a model, a spec or an engine (the CLI and
+the dataset evaluation's workers share these)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,6 +26,22 @@ def model_source(arg: str):
     return arg
 
 
+def spec_for(arg: str):
+    """The :class:`~core.models.ModelSpec` of ``--model NAME|FILE`` (a file is read and checked)."""
+    from .. import models
+
+    source = model_source(arg)
+    return models.get_spec(source) if isinstance(source, str) else source.spec
+
+
+def keras_model_for(arg: str):
+    """A private Keras model (BatchNorm unfolded, ordinary variables) for ``--model NAME|FILE``."""
+    from .. import models
+
+    source = model_source(arg)
+    return models.load_model(source) if isinstance(source, str) else source.keras_model()
+
+
 def engine_for(arg: str):
     """The engine for ``--model NAME|FILE`` (a trained file is served exactly as the app serves it).
 
@@ -32,7 +49,7 @@ def engine_for(arg: str):
         UnknownModel, ModelFileError, WeightsUnavailable: one sentence each (all ValueError or RuntimeError).
     """
     from .. import models
-    from ..engine import Engine
+    from .passes import Engine
 
     source = model_source(arg)
     if isinstance(source, str):

@@ -1,0 +1,88 @@
+"""The training CLI contract: python -m core train DATA_DIR …, and a trained file wherever a zoo name goes."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import SHARED
+from test_cli import ASSETS, run_cli
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, dog_bird_other):
+    """12 images per class (copied into a temporary folder only), plus a hidden file and a text file."""
+    root = tmp_path_factory.mktemp("own")
+    d = dog_bird_other
+    for c, name in enumerate(d["classes"]):
+        (root / name).mkdir()
+        for f in [f for f, y in zip(d["files"], d["labels"]) if y == c][:12]:
+            shutil.copy(SHARED / "images" / f, root / name / f)
+    (root / "dog" / ".DS_Store").write_bytes(b"\0\0")
+    (root / "bird" / "notes.txt").write_text("not an image")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained_file(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "pets.keras"
+    p = run_cli("train", str(data_dir), "--out", str(out), "--json", "--epochs", "12", "--seed", "3")
+    return p, out
+
+
+def test_train_json_epochs_then_a_summary(trained_file):
+    p, out = trained_file
+    assert p.returncode == 0, p.stderr
+    lines = [json.loads(line) for line in p.stdout.splitlines()]
+    *epochs, last = lines
+    assert 1 <= len(epochs) <= 12 and [e["epoch"] for e in epochs] == list(range(1, len(epochs) + 1))
+    for e in epochs:
+        assert {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(e)
+        assert np.isfinite([e["loss"], e["val_loss"]]).all() and 0 <= e["val_accuracy"] <= 1
+    assert last["classes"] == ["bird", "dog", "other"]  # index order: the folders sorted by name
+    assert last["train_images"] + last["val_images"] == 36 and last["val_images"] == 6  # 20 % of 12, stratified: 2 each
+    best = epochs[int(np.argmin([e["val_loss"] for e in epochs]))]
+    assert last["val_accuracy"] == best["val_accuracy"]  # early stopping keeps the epoch of lowest validation loss
+    assert last["features_seconds"] > 0 and last["train_seconds"] > 0 and last["out"] == str(out) and out.exists()
+    assert last["model"].startswith("trained-")
+    # hidden files and non-images: one warning line each, on stderr
+    warnings = [l for l in p.stderr.splitlines() if l.startswith("warning:")]
+    assert any(".DS_Store" in w and "hidden" in w for w in warnings)
+    assert any("notes.txt" in w and "not an image" in w for w in warnings)
+    assert "Traceback" not in p.stderr
+
+
+def test_explain_and_models_take_the_trained_file(trained_file, data_dir):
+    p, out = trained_file
+    dog = sorted((data_dir / "dog").glob("*.JPEG"))[0]
+    e = run_cli("explain", str(dog), str(ASSETS / "cat.jpg"), "--model", str(out), "--json", "--method", "cam")
+    assert e.returncode == 0, e.stderr
+    recs = [json.loads(line) for line in e.stdout.splitlines()]
+    assert all(r["model"].startswith("trained-") and r["method"] == "cam" for r in recs)
+    assert all(0 <= r["class_index"] < 3 for r in recs)
+    assert {t["label"] for t in recs[0]["top_k"]} == {"bird", "dog", "other"}  # top-5 clipped to its 3 classes
+    assert recs[0]["class_label"] == "dog" and np.array(recs[0]["cam"]).shape == (7, 7)
+    m = run_cli("models", "--model", str(out), "--json")
+    desc = next(iter(json.loads(m.stdout).values()))
+    assert desc["classes"] == ["bird", "dog", "other"] and desc["input_size"] == 224
+    assert desc["layers"][-1] == {"name": "top_activation", "shape": [7, 7, 1280]}
+    bad = run_cli("explain", str(dog), "--model", str(out), "--class", "3")
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: --class 3 is outside 0..2"
+
+
+def test_too_few_classes_or_images_and_foreign_files_are_one_line_errors(tmp_path, data_dir):
+    one = tmp_path / "one"
+    shutil.copytree(data_dir / "dog", one / "dog")
+    p = run_cli("train", str(one))
+    assert p.returncode == 2 and p.stderr.strip().splitlines()[-1].startswith("error: Training needs at least 2 classes")
+    few = tmp_path / "few"
+    shutil.copytree(data_dir / "dog", few / "dog")
+    (few / "cat").mkdir()
+    shutil.copy(ASSETS / "cat.jpg", few / "cat" / "cat.jpg")
+    p = run_cli("train", str(few))
+    assert p.returncode == 2 and p.stderr.strip().splitlines()[-1] == \
+        "error: Every class needs at least 2 images; 'cat' has 1."
+    fake = tmp_path / "fake.keras"
+    fake.write_bytes(b"\x80\x04\x95 a pickle")
+    p = run_cli("explain", str(ASSETS / "cat.jpg"), "--model", str(fake))
+    assert p.returncode == 2 and "not a model saved by Grad-CAM Studio" in p.stderr and "Traceback" not in p.stderr
