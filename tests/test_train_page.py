@@ -102,3 +102,25 @@ def test_make_classes_train_head_only_and_explain_it():
     head = next(m.value for m in at.markdown if m.value.startswith("Explaining"))
     assert "class 285" in head  # back on ImageNet's classes: the photo's top-1 again
     assert at.query_params["model"] == "efficientnet_lite0"
+
+    # plant a shortcut: stamp the blobs, train again, and the page measures what the stamp does to the stripes
+    at.switch_page("app_pages/train.py")
+    ok(at.run())
+    ok(at.checkbox(key="train_plant").check().run())
+    ok(at.selectbox(key="train_stamp_cls").set_value("blue blobs").run())
+    ok(at.slider(key="train_stamp_size").set_value(0.3).run())
+    ok(at.button(key="train_go").click().run())
+    job = at.session_state["train_job"]
+    assert job.wait(120) and job.error is None, job.error
+    ok(at.run())
+    if not job.collected:
+        ok(at.run())
+    assert "5 · The shortcut it learned" in [h.value for h in at.header]
+    model2, effect = at.session_state["train_shortcut"]
+    assert model2 == job.result.model.name != model.name and len(at.session_state["trained_models"]) == 2
+    stripes_held_out = [i for i in job.result.val_idx if job.labels[i] == 0]
+    assert len(effect.prob_plain) == len(stripes_held_out) >= 1  # measured on the other class's held-out images
+    assert np.isfinite(effect.prob_stamped).all() and 0.05 < effect.area < 0.15
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Grad-CAM mass on the stamp"] == f"{effect.mass_ratio:.1f}× its area"
+    assert any("hard to tell apart" in m.value for m in at.markdown)
