@@ -7,6 +7,7 @@ pages = [
     st.Page("app_pages/explain.py", title="Explain", icon=":material/search:", default=True),
     st.Page("app_pages/occlude.py", title="Occlude", icon=":material/format_paint:", url_path="occlude"),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/grid_view:", url_path="compare"),
+    st.Page("app_pages/measure.py", title="Measure", icon=":material/straighten:", url_path="measure"),
     st.Page("app_pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
 ]

@@ -1,0 +1,181 @@
+"""The Measure page's work: maps, localisation, faithfulness curves and the sanity cascade, each kept in the
+session's state under a key of everything it depends on (model, exact pixels, class, layer, method, boxes,
+threshold, steps, seed), so a slider that changes only the threshold never recomputes a curve.
+
+The figures come from the same functions as ``python -m core evaluate`` (:func:`core.metrics.evaluation
+.measure_photo`: ``raw_map``, ``best_iou``, ``pointing``, ``energy``, ``curves``, ``confidence_change``) with the
+same seed for the random baseline (:func:`core.metrics.baselines.seed_for` of the photo's file name), so the page
+and the CLI give the same numbers for the same photo (tests/test_measure_page.py checks it).
+"""
+from __future__ import annotations
+
+import math
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.cam import methods
+from core.metrics import baselines, evaluation, faithfulness, localisation
+from core.imaging import images, render
+
+BASELINES = baselines.BASELINES
+CACHE_ENTRIES = 48  # per store, per session: old entries go first
+BASELINE_TITLES = {"random": "Random map (baseline)", "centre": "Centre prior (baseline)"}
+
+
+def title(name: str) -> str:
+    return methods.REGISTRY[name].title if name in methods.REGISTRY else BASELINE_TITLES[name]
+
+
+def fmt(value, spec: str = ".3f") -> str:
+    """A figure for the screen: '—' for None or a non-finite value (never NaN)."""
+    if value is None:
+        return "—"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    v = float(value)
+    return format(v, spec) if math.isfinite(v) else "—"
+
+
+def _store(name: str) -> dict:
+    return st.session_state.setdefault(name, {})
+
+
+def _keep(store: dict, key, value):
+    store[key] = value
+    while len(store) > CACHE_ENTRIES:
+        store.pop(next(iter(store)))
+    return value
+
+
+def seed_for(image) -> int:
+    """The random baseline's seed: the CLI's for a photo of this file name (base seed 0)."""
+    return baselines.seed_for(image.name, 0)
+
+
+def map_key(engine, rgb, cls: int, layer: str, method: str, seed: int) -> tuple:
+    return (engine.spec.name, images.pixel_hash(rgb), int(cls), layer, method, seed)
+
+
+def raw_maps(engine, rgb, cls: int, layer: str, names, seed: int) -> dict[str, tuple[tuple, np.ndarray | str]]:
+    """name → (its key, its raw map — or one sentence why the method does not apply here)."""
+    store = _store("measure_maps")
+    res = None
+    out = {}
+    for m in names:
+        key = map_key(engine, rgb, cls, layer, m, seed)
+        if key not in store:
+            res = res or engine.run(rgb, cls)
+            try:
+                cam = evaluation.raw_map(engine, rgb, res, m, layer, seed)
+            except methods.NotApplicable as exc:
+                cam = str(exc).splitlines()[0]
+            _keep(store, key, cam)
+        out[m] = (key, store[key])
+    return out
+
+
+def localise(key: tuple, cam: np.ndarray, boxes, threshold: float, width: int, height: int) -> dict:
+    """IoU (at ``threshold``), pointing, energy, the map's box and region, and IoU at every threshold; the
+    figures are None without boxes."""
+    store = _store("measure_loc")
+    k = (key, tuple(boxes), float(threshold))
+    if k in store:
+        return store[k]
+    cam_up = render.upsample(cam, width, height)
+    top = float(cam_up.max())
+    rec = {"cam_box": localisation.cam_box(cam_up, threshold),
+           "region": cam_up >= threshold * top if top > 0 else np.zeros(cam_up.shape, bool),
+           "iou": None, "pointing": None, "energy": None, "curve": None}
+    if boxes:
+        rec.update(iou=localisation.best_iou(cam_up, boxes, threshold), pointing=localisation.pointing(cam_up, boxes),
+                   energy=localisation.energy(cam_up, boxes), curve=localisation.iou_curve(cam_up, boxes))
+    return _keep(store, k, rec)
+
+
+def cached_faithfulness(key: tuple, steps: int) -> dict | None:
+    return _store("measure_faith").get((key, steps))
+
+
+def run_faithfulness(engine, rgb, cls: int, maps: dict, steps: int, progress=None) -> None:
+    """Deletion and insertion curves, average drop and increase for every map not yet measured at ``steps``."""
+    store = _store("measure_faith")
+    todo = [(m, key, cam) for m, (key, cam) in maps.items() if not isinstance(cam, str) and (key, steps) not in store]
+    for i, (m, key, cam) in enumerate(todo):
+        d, ins = faithfulness.curves(engine, rgb, cam, cls, steps)
+        drop, increase, y, o = faithfulness.confidence_change(engine, rgb, cam, cls)
+        _keep(store, (key, steps), {"fractions": d.fractions, "deletion": d.probs, "insertion": ins.probs,
+                                    "deletion_auc": d.auc, "insertion_auc": ins.auc, "avg_drop": drop,
+                                    "increase": bool(increase), "y": y, "o": o})
+        if progress:
+            progress((i + 1) / len(todo), m)
+
+
+def sanity_key(engine, rgb, cls: int, layer: str, method: str) -> tuple:
+    return ("sanity",) + map_key(engine, rgb, cls, layer, method, 0)
+
+
+def run_sanity(engine, keras_model, rgb, cls: int, layer: str, method: str, progress=None):
+    """The cascade on a private copy of ``keras_model`` (never the pool's engine); kept in the session."""
+    from core.metrics import sanity
+
+    result = sanity.cascade(engine.spec, keras_model, rgb, method, layer, cls, seed=0, progress=progress)
+    return _keep(_store("measure_sanity"), sanity_key(engine, rgb, cls, layer, method), result)
+
+
+def cached_sanity(key: tuple):
+    return _store("measure_sanity").get(key)
+
+
+# --- tables and charts ------------------------------------------------------------------------------
+def localisation_table(locs: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"map": title(m), "IoU": fmt(r["iou"]), "pointing game": fmt(r["pointing"]),
+                          "energy inside boxes": fmt(r["energy"])} for m, r in locs.items()]).set_index("map")
+
+
+def iou_chart(locs: dict, threshold: float) -> alt.Chart:
+    rows = [{"map": title(m), "threshold": float(t), "IoU": float(v)}
+            for m, r in locs.items() if r["curve"] is not None for t, v in zip(*r["curve"])]
+    lines = alt.Chart(pd.DataFrame(rows)).mark_line(point=True).encode(
+        x=alt.X("threshold:Q", title="threshold (fraction of the map's maximum)", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("IoU:Q", scale=alt.Scale(domain=[0, 1])), color=alt.Color("map:N", legend=alt.Legend(orient="bottom")),
+        tooltip=["map", alt.Tooltip("threshold:Q", format=".2f"), alt.Tooltip("IoU:Q", format=".3f")])
+    rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[4, 4], color="gray").encode(
+        x="threshold:Q")
+    return alt.layer(lines, rule).properties(height=280)
+
+
+def curves_chart(results: dict, class_name: str) -> alt.Chart:
+    rows = []
+    for m, r in results.items():
+        for kind, verb in (("deletion", "removed"), ("insertion", "revealed")):
+            rows += [{"map": title(m), "curve": f"{kind} (fraction {verb})", "fraction": float(f), "probability": float(p)}
+                     for f, p in zip(r["fractions"], r[kind])]
+    return alt.Chart(pd.DataFrame(rows)).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
+        x=alt.X("fraction:Q", title="fraction of the pixels removed (deletion) / revealed (insertion)",
+                axis=alt.Axis(format="%")),
+        y=alt.Y("probability:Q", title=f"p({class_name})", axis=alt.Axis(format="%")),
+        color=alt.Color("map:N", legend=alt.Legend(orient="bottom")),
+        strokeDash=alt.StrokeDash("curve:N", legend=alt.Legend(orient="bottom")),
+        tooltip=["map", "curve", alt.Tooltip("fraction:Q", format=".0%"), alt.Tooltip("probability:Q", format=".2%")],
+    ).properties(height=340)
+
+
+def faithfulness_table(results: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"map": title(m), "deletion AUC (low = good)": fmt(r["deletion_auc"]),
+                          "insertion AUC (high = good)": fmt(r["insertion_auc"]),
+                          "average drop (low = good)": fmt(r["avg_drop"]),
+                          "increase in confidence": fmt(r["increase"])} for m, r in results.items()]).set_index("map")
+
+
+def sanity_chart(result) -> alt.Chart:
+    order = [s.randomised_from for s in result.steps]
+    rows = [{"randomised from": s.randomised_from, "measure": k, "value": float(v)}
+            for s in result.steps for k, v in (("Spearman", s.spearman), ("SSIM", s.ssim))]
+    return alt.Chart(pd.DataFrame(rows)).mark_line(point=True).encode(
+        x=alt.X("randomised from:N", sort=order, title="weights re-initialised from the top down to…"),
+        y=alt.Y("value:Q", scale=alt.Scale(domain=[-0.2, 1]), title="similarity to the original map"),
+        color=alt.Color("measure:N", legend=alt.Legend(orient="bottom")),
+        tooltip=["randomised from", "measure", alt.Tooltip("value:Q", format=".3f")]).properties(height=260)
