@@ -222,13 +222,16 @@ def cmd_train(args) -> int:
 
 def cmd_bench(args) -> int:
     from .. import models
-    from .bench import cold_start, run_app, run_bench, run_switch
+    from .bench import cold_start, run_app, run_bench, run_measure_bench, run_switch
+    from .trainbench import run_train_bench
 
     try:
         if args.switch:
             result = run_switch()
         else:
             result = run_bench(args.model, repeats=args.repeats)
+            result.update(run_train_bench(args.model))
+            result.update(run_measure_bench(args.model))
             result.update(cold_start(args.model))
             if not args.no_app:
                 result.update(run_app())

@@ -98,6 +98,16 @@ class PassResult:
         return [(int(i), float(self.probs[i])) for i in idx]
 
 
+def _pooled_output(model, layer: str):
+    """The output of the global average pooling that reads ``layer`` (the classifier's input), or ``layer``'s
+    own output where no such pooling follows it (VGG16): :meth:`Engine.features` then averages it."""
+    out = model.get_layer(layer).output
+    for candidate in model.layers:
+        if candidate.__class__.__name__ == "GlobalAveragePooling2D" and candidate.input is out:
+            return candidate.output
+    return out
+
+
 class Engine:
     """Compiled passes over one model (never mutated; a multi-output view is built once).
 
@@ -162,13 +172,13 @@ class Engine:
                 score = tf.gather(logits, c, axis=1, batch_dims=1)
             return logits, tape.gradient(score, x)
 
-        last = model.get_layer(spec.default_layer).output
-        self._last = keras.Model(model.inputs, last)
+        self._pooled = keras.Model(model.inputs, _pooled_output(model, spec.default_layer))
 
         @tf.function(input_signature=[sig_x], reduce_retracing=True)
         def features(x):
             with weights():
-                return tf.reduce_mean(self._last(x, training=False), axis=[1, 2])
+                out = self._pooled(x, training=False)
+                return out if out.shape.rank == 2 else tf.reduce_mean(out, axis=[1, 2])
 
         self._explain, self._forward, self._input_gradient, self._features = map(
             _Compiled, (explain, forward, input_gradient, features))

@@ -54,7 +54,7 @@ def build_classifier(backbone: str, n_classes: int, weights: str | None = "image
     base = load_model(backbone, weights)
     x = keras.layers.GlobalAveragePooling2D(name=HEAD_POOL)(base.get_layer(spec.default_layer).output)
     out = keras.layers.Dense(n_classes, name=HEAD_LOGITS)(x)
-    return keras.Model(base.inputs, out, name=f"trained_{backbone}")
+    return keras.Model(base.input, out, name=f"trained_{backbone}")
 
 
 def _read_only(ws) -> tuple:
