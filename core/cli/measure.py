@@ -53,7 +53,12 @@ def add_parsers(sub, default_model: str) -> None:
     v.add_argument("--threshold", type=float, default=THRESHOLD, help="fraction of the map's max for the box")
     v.add_argument("--limit", type=int, default=None, help="only the first N photos (by name)")
     v.add_argument("--per-image", default=None, metavar="OUT.jsonl", help="one JSON line per photo and method")
-    v.add_argument("--workers", type=int, default=1, help="processes, each with its own engine")
+    v.add_argument("--workers", type=int, default=None,
+                   help="processes, each with its own engine (default 1); with --ray: Ray actors (default: the "
+                        "cluster's CPUs, at most one per photo)")
+    v.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run as a Ray Data pipeline, one engine per actor, same result (pip install -r "
+                        "requirements-ray.txt); without ADDRESS a local Ray is started; put it after DIR")
     v.add_argument("--seed", type=int, default=0, help="for the random baseline")
     v.add_argument("--json", action="store_true", help="one JSON object")
     s = sub.add_parser("sanity", help="cascading randomisation of the model's weights (Adebayo et al. 2018)")
@@ -89,6 +94,13 @@ def cmd_evaluate(args) -> int:
         print(f"error: {msg}", file=sys.stderr, flush=True)
 
     methods, metrics = _csv_list(args.methods), _csv_list(args.metrics)
+    if args.ray is not None:
+        try:
+            from ..metrics import distributed
+
+            distributed.import_ray()
+        except ImportError as exc:
+            return _fail(str(exc))
     out = None
     try:
         evaluation.check(methods, metrics)
@@ -106,10 +118,14 @@ def cmd_evaluate(args) -> int:
                 for m in methods:
                     out.write(json.dumps(evaluation.flat_record(rec, m)) + "\n")
 
-        result = evaluation.evaluate_dataset(
-            folder, csv_path, model=args.model, methods=methods, metrics=metrics, layer=args.layer,
-            threshold=args.threshold, steps=args.steps, limit=args.limit, workers=args.workers, seed=args.seed,
-            on_error=report, on_record=write)
+        common = dict(model=args.model, methods=methods, metrics=metrics, layer=args.layer, threshold=args.threshold,
+                      steps=args.steps, limit=args.limit, seed=args.seed, on_error=report, on_record=write)
+        if args.ray is not None:
+            result = distributed.evaluate_dataset_ray(folder, csv_path, address=args.ray or None,
+                                                      actors=args.workers, **common)
+        else:
+            workers = 1 if args.workers is None else args.workers
+            result = evaluation.evaluate_dataset(folder, csv_path, workers=workers, **common)
     except (ValueError, models.WeightsUnavailable) as exc:
         return _fail(str(exc).splitlines()[0])
     finally:
