@@ -186,28 +186,10 @@ HANDLERS = {"evaluate": cmd_evaluate, "sanity": cmd_sanity}
 
 
 def main(argv=None) -> int:
-    """These two commands on their own (``python -m core.cli.measure evaluate|sanity ...``), with the same
-    start-up as ``python -m core`` (the allocator, TensorFlow's quiet import, the compat probes)."""
-    from .. import compat
-    from ..engine.pool import tune_allocator
-    from ..engine.warmup import import_tensorflow_quietly
-    from ..models import DEFAULT_MODEL
+    """``python -m core.cli.measure …`` is ``python -m core …`` (the same parser and start-up)."""
+    from .main import main as core_main
 
-    parser = argparse.ArgumentParser(prog="python -m core.cli.measure")
-    add_parsers(parser.add_subparsers(dest="cmd", required=True), DEFAULT_MODEL)
-    args = parser.parse_args(argv)
-    tune_allocator()
-    try:
-        import_tensorflow_quietly()
-    except ImportError as exc:
-        return _fail(f"TensorFlow is not installed ({exc}); run `make install`")
-    compat.probe_all()
-    try:
-        return HANDLERS[args.cmd](args)
-    except KeyboardInterrupt:
-        return _fail("interrupted", 130)
-    except Exception as exc:  # noqa: BLE001 - the contract: one line, never a traceback
-        return _fail(f"{type(exc).__name__}: {exc}".splitlines()[0])
+    return core_main(argv)
 
 
 if __name__ == "__main__":

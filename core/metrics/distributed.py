@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import evaluation, faithfulness, localisation
+from . import evaluation, faithfulness
 
 INSTALL_HINT = "--ray needs Ray: pip install -r requirements-ray.txt"
 CORE_DIR = Path(__file__).resolve().parents[1]
@@ -145,45 +145,18 @@ def evaluate_dataset_ray(folder, csv_path, model: str, methods=("gradcam",), met
         ValueError: a bad method, metric, layer, step count or threshold, or an unreadable CSV (one sentence).
     """
     ray = import_ray()
-    methods, metrics = list(methods), list(metrics)
-    evaluation.check(methods, metrics)
-    if steps < 1:
-        raise ValueError("--steps must be at least 1")
-    if not 0 < threshold <= 1:
-        raise ValueError("the threshold is a fraction of the map's maximum, in (0, 1]")
     if actors is not None and actors < 1:
         raise ValueError("--workers (the number of Ray actors) must be at least 1")
     from ..engine.sources import is_model_file, spec_for
 
     spec = spec_for(model)  # one sentence for an unknown name or a bad file, before any Ray start
-    layer = layer or spec.default_layer
-    if layer not in spec.layers:
-        raise ValueError(f"unknown layer {layer!r} for {spec.name}; choose one of {', '.join(spec.layers)}")
     if is_model_file(model):
         model = str(Path(model).resolve())  # the actors' working directory is not ours
-    boxes = localisation.read_boxes(csv_path, on_error or (lambda _msg: None))
-    names = sorted(boxes)[:limit] if limit else sorted(boxes)
-    opts = {"methods": methods, "metrics": metrics, "layer": layer, "threshold": threshold, "steps": steps,
-            "seed": seed}
-    folder = str(Path(folder).resolve())
-    jobs = [(folder, n, boxes[n][0], boxes[n][1], opts) for n in names]
-    per_method: dict[str, list] = {m: [] for m in methods}
-    correct = done = 0
-
-    def take(rec):  # the local path's bookkeeping, record by record in name order
-        nonlocal correct, done
-        done += 1
-        if "error" in rec:
-            if on_error:
-                on_error(rec["error"])
-        else:
-            correct += next(iter(rec["methods"].values()))["correct"]
-            for m in methods:
-                per_method[m].append(rec["methods"][m])
-            if on_record:
-                on_record(rec)
-        if progress:
-            progress(done / max(1, len(jobs)))
+    methods = list(methods)
+    layer, jobs = evaluation.plan(str(Path(folder).resolve()), csv_path, spec, methods, metrics, layer, threshold,
+                                  steps, limit, seed, on_error)
+    tally = evaluation.Tally(methods, len(jobs), on_error, on_record, progress)
+    take = tally.take  # in name order, as the local path
 
     if jobs:
         if address and not ray.is_initialized():
@@ -208,6 +181,4 @@ def evaluate_dataset_ray(folder, csv_path, model: str, methods=("gradcam",), met
         finally:
             if started:
                 ray.shutdown()
-    n = len(per_method[methods[0]])
-    return {"images": n, "top1": correct / n if n else 0.0, "layer": layer, "threshold": threshold, "steps": steps,
-            "methods": {m: evaluation.summarise(per_method[m]) for m in methods}}
+    return tally.result(layer, threshold, steps)

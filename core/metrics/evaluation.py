@@ -175,46 +175,20 @@ def evaluate_dataset(folder, csv_path, engine=None, model: str | None = None, me
         {images, top1, layer, threshold, steps, methods: {method: figures}} — ``images`` counts the photos
         measured (bad ones are left out).
     """
-    methods, metrics = list(methods), list(metrics)
-    check(methods, metrics)
-    if steps < 1:
-        raise ValueError("--steps must be at least 1")
-    if not 0 < threshold <= 1:
-        raise ValueError("the threshold is a fraction of the map's maximum, in (0, 1]")
     if workers < 1:
         raise ValueError("--workers must be at least 1")
-    boxes = localisation.read_boxes(csv_path, on_error or (lambda _msg: None))
-    names = sorted(boxes)[:limit] if limit else sorted(boxes)
     if engine is None and model is None:
         raise ValueError("give an engine or a model name")
-    spec = engine.spec if engine is not None else None
-    if spec is None:
+    if engine is not None:
+        spec = engine.spec
+    else:
         from ..engine.sources import spec_for
 
         spec = spec_for(model)
-    layer = layer or spec.default_layer
-    if layer not in spec.layers:
-        raise ValueError(f"unknown layer {layer!r} for {spec.name}; choose one of {', '.join(spec.layers)}")
-    opts = {"methods": methods, "metrics": metrics, "layer": layer, "threshold": threshold, "steps": steps,
-            "seed": seed}
-    jobs = [(folder, n, boxes[n][0], boxes[n][1], opts) for n in names]
-    per_method: dict[str, list] = {m: [] for m in methods}
-    correct = done = 0
-
-    def take(rec):
-        nonlocal correct, done
-        done += 1
-        if "error" in rec:
-            if on_error:
-                on_error(rec["error"])
-        else:
-            correct += next(iter(rec["methods"].values()))["correct"]
-            for m in methods:
-                per_method[m].append(rec["methods"][m])
-            if on_record:
-                on_record(rec)
-        if progress:
-            progress(done / max(1, len(jobs)))
+    methods = list(methods)
+    layer, jobs = plan(folder, csv_path, spec, methods, metrics, layer, threshold, steps, limit, seed, on_error)
+    tally = Tally(methods, len(jobs), on_error, on_record, progress)
+    take = tally.take
 
     if workers == 1 or len(jobs) <= 1:
         engine = engine if engine is not None else _load_engine(model or spec.name)
@@ -225,9 +199,56 @@ def evaluate_dataset(folder, csv_path, engine=None, model: str | None = None, me
         with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker, initargs=(model or spec.name,)) as pool:
             for rec in pool.imap(_worker_one, jobs, chunksize=1):
                 take(rec)
-    n = sum(1 for _ in per_method[methods[0]])
-    return {"images": n, "top1": correct / n if n else 0.0, "layer": layer, "threshold": threshold, "steps": steps,
-            "methods": {m: summarise(per_method[m]) for m in methods}}
+    return tally.result(layer, threshold, steps)
+
+
+def plan(folder, csv_path, spec, methods, metrics, layer, threshold, steps, limit, seed, on_error=None):
+    """Check the options against ``spec`` and list one job per photo of the boxes CSV, sorted by name (bad
+    rows go to ``on_error``). Returns (layer, jobs); every way of running the jobs takes these."""
+    methods, metrics = list(methods), list(metrics)
+    check(methods, metrics)
+    if steps < 1:
+        raise ValueError("--steps must be at least 1")
+    if not 0 < threshold <= 1:
+        raise ValueError("the threshold is a fraction of the map's maximum, in (0, 1]")
+    layer = layer or spec.default_layer
+    if layer not in spec.layers:
+        raise ValueError(f"unknown layer {layer!r} for {spec.name}; choose one of {', '.join(spec.layers)}")
+    boxes = localisation.read_boxes(csv_path, on_error or (lambda _msg: None))
+    names = sorted(boxes)[:limit] if limit else sorted(boxes)
+    opts = {"methods": methods, "metrics": metrics, "layer": layer, "threshold": threshold, "steps": steps,
+            "seed": seed}
+    return layer, [(folder, n, boxes[n][0], boxes[n][1], opts) for n in names]
+
+
+class Tally:
+    """Photo records, taken in name order, → the dataset's figures: the same whichever way (one process,
+    workers, Ray) the photos were measured. ``on_error``/``on_record``/``progress`` hear of each in that order."""
+
+    def __init__(self, methods, n_jobs: int, on_error=None, on_record=None, progress=None):
+        self.methods = list(methods)
+        self.per_method: dict[str, list] = {m: [] for m in self.methods}
+        self.n_jobs, self.correct, self.done = n_jobs, 0, 0
+        self.on_error, self.on_record, self.progress = on_error, on_record, progress
+
+    def take(self, rec: dict) -> None:
+        self.done += 1
+        if "error" in rec:
+            if self.on_error:
+                self.on_error(rec["error"])
+        else:
+            self.correct += next(iter(rec["methods"].values()))["correct"]
+            for m in self.methods:
+                self.per_method[m].append(rec["methods"][m])
+            if self.on_record:
+                self.on_record(rec)
+        if self.progress:
+            self.progress(self.done / max(1, self.n_jobs))
+
+    def result(self, layer: str, threshold: float, steps: int) -> dict:
+        n = len(self.per_method[self.methods[0]])
+        return {"images": n, "top1": self.correct / n if n else 0.0, "layer": layer, "threshold": threshold,
+                "steps": steps, "methods": {m: summarise(self.per_method[m]) for m in self.methods}}
 
 
 def flat_record(rec: dict, method: str) -> dict:
