@@ -117,15 +117,18 @@ st.markdown(
     "good). **Average drop** and **increase in confidence** (Grad-CAM++ paper): the probability on the photo "
     "multiplied by the map scaled to 0..1, against the photo's.")
 todo = [m for m, (key, _c) in usable.items() if ms.cached_faithfulness(key, steps) is None]
-if st.button(f"Compute deletion and insertion curves ({len(todo)} of {len(usable)} maps to do)", key="ms_faith_run",
-             type="primary", disabled=not todo):
+if st.button(f"Compute deletion and insertion curves ({len(todo)} maps)" if todo else "Curves computed for every map",
+             key="ms_faith_run", type="primary", disabled=not todo):
     bar = st.progress(0.0, text="Deletion and insertion…")
     try:
         ms.run_faithfulness(engine, rgb, cls, {m: usable[m] for m in todo}, steps,
                             progress=lambda f, m: bar.progress(f, text=f"Deletion and insertion… {ms.title(m)} done"))
     except (ValueError, RuntimeError) as exc:
         st.error(f"The curves could not be computed: {str(exc).splitlines()[0]}")
-    bar.empty()
+    else:
+        st.rerun()  # the button's count and the figures below from the kept results
+    finally:
+        bar.empty()
 results = {m: r for m, (key, _c) in usable.items() if (r := ms.cached_faithfulness(key, steps)) is not None}
 if results:
     st.altair_chart(ms.curves_chart(results, label), width="stretch")

@@ -166,6 +166,34 @@ def test_a_bad_box_file_is_one_line_and_the_page_goes_on():
     assert len(at.metric) == 3 and all(m.value not in ("nan", "—") for m in at.metric if "Pointing" not in m.label)
 
 
+def test_a_trained_model_in_the_sidebar_is_measured_with_its_own_classes():
+    from core.models import TrainedModel
+    from core.models.trained import HEAD_LOGITS
+
+    rng = np.random.default_rng(0)
+    mugs = TrainedModel(title="mugs", backbone="efficientnet_lite0", classes=("mine", "yours", "nobody's"),
+                        weights={HEAD_LOGITS: [rng.normal(0, 0.05, (1280, 3)).astype(np.float32),
+                                               np.array([0.1, -0.2, 0.0], np.float32)]})
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.session_state["trained_models"] = {mugs.name: mugs}
+    at.session_state["model"] = mugs.name
+    at.run()
+    at.switch_page("app_pages/measure.py").run()
+    at.multiselect(key="ms_methods").set_value(["gradcam", "cam"]).run()
+    at.file_uploader[0].set_value(("b.csv", b"0,20,560,400\n", "text/csv")).run()
+    assert not at.exception and not at.error, [e.value for e in at.exception]
+    assert any("CAM applies at its last layer" in c.value for c in at.caption)
+    assert any("Measuring the maps of **" in m.value and "(class " in m.value for m in at.markdown)
+    assert set(table_rows(at.table[0])) == {"Grad-CAM", "CAM", "Random map (baseline)", "Centre prior (baseline)"}
+    at.slider(key="ms_steps").set_value(5).run()
+    at.button(key="ms_faith_run").click().run()
+    assert not at.exception and not at.error
+    rows = table_rows(at.table[1])
+    assert all(math.isfinite(float(r["deletion AUC (low = good)"])) for r in rows.values())
+    # at the last layer, CAM is Grad-CAM up to a positive factor for a GAP → Dense head: the same curves
+    assert rows["CAM"]["deletion AUC (low = good)"] == rows["Grad-CAM"]["deletion AUC (low = good)"]
+
+
 # --- the box readers -----------------------------------------------------------------------------------
 def test_canvas_rectangles_become_photo_pixels():
     json_data = {"objects": [

@@ -130,6 +130,20 @@ def cached_sanity(key: tuple):
 
 
 # --- tables and charts ------------------------------------------------------------------------------
+PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#e377c2", "#bcbd22", "#8c564b")
+BASELINE_COLOURS = {"random": "#9e9e9e", "centre": "#5d4037"}
+
+
+def _colour(names, legend_title: str = "map") -> alt.Color:
+    """One colour per map, the same on every chart: the methods in strong colours, the baselines gray and brown."""
+    methods_ = [m for m in names if m not in BASELINE_COLOURS]
+    domain = [title(m) for m in methods_] + [title(m) for m in names if m in BASELINE_COLOURS]
+    colours = [PALETTE[i % len(PALETTE)] for i in range(len(methods_))] + \
+              [BASELINE_COLOURS[m] for m in names if m in BASELINE_COLOURS]
+    return alt.Color("map:N", scale=alt.Scale(domain=domain, range=colours),
+                     legend=alt.Legend(orient="bottom", title=legend_title))
+
+
 def localisation_table(locs: dict) -> pd.DataFrame:
     return pd.DataFrame([{"map": title(m), "IoU": fmt(r["iou"]), "pointing game": fmt(r["pointing"]),
                           "energy inside boxes": fmt(r["energy"])} for m, r in locs.items()]).set_index("map")
@@ -140,11 +154,11 @@ def iou_chart(locs: dict, threshold: float) -> alt.Chart:
             for m, r in locs.items() if r["curve"] is not None for t, v in zip(*r["curve"])]
     lines = alt.Chart(pd.DataFrame(rows)).mark_line(point=True).encode(
         x=alt.X("threshold:Q", title="threshold (fraction of the map's maximum)", scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("IoU:Q", scale=alt.Scale(domain=[0, 1])), color=alt.Color("map:N", legend=alt.Legend(orient="bottom")),
+        y=alt.Y("IoU:Q", scale=alt.Scale(domain=[0, 1])), color=_colour(list(locs)),
         tooltip=["map", alt.Tooltip("threshold:Q", format=".2f"), alt.Tooltip("IoU:Q", format=".3f")])
     rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[4, 4], color="gray").encode(
         x="threshold:Q")
-    return alt.layer(lines, rule).properties(height=280)
+    return alt.layer(lines, rule).properties(height=340)
 
 
 def curves_chart(results: dict, class_name: str) -> alt.Chart:
@@ -157,10 +171,11 @@ def curves_chart(results: dict, class_name: str) -> alt.Chart:
         x=alt.X("fraction:Q", title="fraction of the pixels removed (deletion) / revealed (insertion)",
                 axis=alt.Axis(format="%")),
         y=alt.Y("probability:Q", title=f"p({class_name})", axis=alt.Axis(format="%")),
-        color=alt.Color("map:N", legend=alt.Legend(orient="bottom")),
-        strokeDash=alt.StrokeDash("curve:N", legend=alt.Legend(orient="bottom")),
+        color=_colour(list(results)),
+        strokeDash=alt.StrokeDash("curve:N", legend=alt.Legend(orient="bottom", symbolType="stroke", symbolStrokeColor="#555",
+                                                             symbolStrokeWidth=2, labelLimit=260)),
         tooltip=["map", "curve", alt.Tooltip("fraction:Q", format=".0%"), alt.Tooltip("probability:Q", format=".2%")],
-    ).properties(height=340)
+    ).properties(height=420)
 
 
 def faithfulness_table(results: dict) -> pd.DataFrame:
@@ -171,11 +186,13 @@ def faithfulness_table(results: dict) -> pd.DataFrame:
 
 
 def sanity_chart(result) -> alt.Chart:
-    order = [s.randomised_from for s in result.steps]
-    rows = [{"randomised from": s.randomised_from, "measure": k, "value": float(v)}
-            for s in result.steps for k, v in (("Spearman", s.spearman), ("SSIM", s.ssim))]
+    rows = [{"blocks": i, "randomised from": s.randomised_from, "measure": k, "value": float(v)}
+            for i, s in enumerate(result.steps, start=1) for k, v in (("Spearman", s.spearman), ("SSIM", s.ssim))]
     return alt.Chart(pd.DataFrame(rows)).mark_line(point=True).encode(
-        x=alt.X("randomised from:N", sort=order, title="weights re-initialised from the top down to…"),
-        y=alt.Y("value:Q", scale=alt.Scale(domain=[-0.2, 1]), title="similarity to the original map"),
-        color=alt.Color("measure:N", legend=alt.Legend(orient="bottom")),
-        tooltip=["randomised from", "measure", alt.Tooltip("value:Q", format=".3f")]).properties(height=260)
+        x=alt.X("blocks:Q", title=f"blocks re-initialised, from the top (1: {result.steps[0].randomised_from}) "
+                                  f"down ({len(result.steps)}: {result.steps[-1].randomised_from})",
+                axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("value:Q", scale=alt.Scale(domain=[-0.5, 1]), title="similarity to the original map"),
+        color=alt.Color("measure:N", scale=alt.Scale(domain=["Spearman", "SSIM"], range=["#d62728", "#1f77b4"]),
+                        legend=alt.Legend(orient="bottom")),
+        tooltip=["randomised from", "measure", alt.Tooltip("value:Q", format=".3f")]).properties(height=320)
