@@ -8,6 +8,7 @@ from core import models
 from core.cam import methods
 from core.imaging import render
 from ui.pictures import show
+from ui.resources import trained_models
 from ui.sidebar import sidebar
 
 st.title("Learn how Grad-CAM works")  # before the sidebar: on screen while a cold server starts
@@ -20,6 +21,7 @@ A, G = res.acts[layer], res.grads[layer]
 h, w, k = A.shape
 name = engine.spec.label(cls)
 base = render.display_base(rgb, 300)
+mine = trained_models().get(engine.spec.name)  # a model trained on the Train page (None for a zoo model)
 
 
 def small(cam, cmap=None, vmax=None):
@@ -34,6 +36,10 @@ st.markdown(
     "*what* the model decided, not *why*. A class-activation map answers a narrower question: **which regions of "
     "this photo raised the score of this class?** That lets you check that the model looks at the object and not "
     "at the background, the watermark or the grass under the cow, compare classes, and find where it goes wrong.")
+if mine is not None:
+    st.markdown(f"*{mine.title}* knows only your {len(mine.classes)} classes ({', '.join(mine.classes)}), so it "
+                "names one of them for every photo, even a photo of none of them: its probability says how much "
+                f"more this photo looks like *{name}* than like your other classes, not that it is one.")
 
 st.header(f"2 · Grad-CAM step by step, on your photo, at `{layer}`")
 st.markdown(f"The layer `{layer}` produces **{k} activation maps** (channels) of **{h}×{w}** cells. The class "
@@ -132,6 +138,16 @@ st.markdown("""
 """)
 
 st.header("6 · The models")
+if mine is not None:
+    info = mine.info  # a file opened on the Train page brings its own: only a finite number is shown as one
+    acc = info.get("val_accuracy") if isinstance(info.get("val_accuracy"), (int, float)) else None
+    acc = acc if acc is not None and np.isfinite(acc) else None
+    st.markdown(
+        f"**★ {mine.title}** (yours) — {engine.spec.weights_source}"
+        + (f", {str(info['mode'])[:120]}" if info.get("mode") else "") + ": " + ", ".join(mine.classes)
+        + (f"; validation accuracy {acc:.1%} on {info.get('val_images', 0)} held-out images" if acc is not None else "")
+        + ". Its head is global average pooling → dense over your classes, so CAM applies at its last layer. "
+        "The zoo models below score ImageNet's 1000 classes.")
 for spec in models.REGISTRY.values():
     with st.expander(f"{spec.title} — {spec.params_m:.1f} M parameters, input {spec.input_size}×{spec.input_size}"):
         st.markdown(

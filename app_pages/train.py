@@ -20,7 +20,7 @@ GALLERY = 6  # wrong validation images shown
 SHORTCUT_IMAGES = 24  # images of the other classes the stamp is measured on
 
 st.title("Train on your own classes")  # before the sidebar: on screen while a cold server starts
-ctx = sidebar()
+ctx = sidebar(watch_training=False)  # the page follows the training itself, below
 if ctx is None:
     st.stop()
 if st.session_state.pop("train_goto_explain", False):
@@ -142,9 +142,8 @@ backbone = b1.selectbox("Backbone", ready, index=ready.index(models.DEFAULT_MODE
                         key="train_backbone", format_func=lambda n: models.REGISTRY[n].title,
                         help="Zoo models ending in global average pooling → Dense whose weights are on this machine.")
 mode = b2.radio("Mode", ["Head only", "Fine-tune the last blocks"], key="train_mode",
-                help="Head only: features once per image, then a softmax head — seconds, best with few images. "
-                     "Fine-tuning also moves the backbone's last blocks (flip and crop augmentation, a lower rate) — "
-                     "minutes, better with hundreds of images per class or images unlike ImageNet's.")
+                help="Head only: features once per image, then a softmax head. Fine-tuning then also moves the "
+                     "backbone's last blocks (flip and crop augmentation, a lower rate).")
 blocks = b3.number_input("Blocks to fine-tune", 1, 6, 2, key="train_blocks", disabled=mode == "Head only")
 e1, e2, e3, e4 = st.columns(4)
 epochs = e1.slider("Head epochs (early stopping may end sooner)", 1, 100, 30, key="train_epochs")
@@ -152,6 +151,7 @@ ft_epochs = e2.slider("Fine-tuning epochs", 1, 20, 3, key="train_ft_epochs", dis
 val_split = e3.slider("Validation split", 0.1, 0.5, 0.2, 0.05, key="train_val",
                       help="Held out of each class (stratified, seeded): the accuracy below is measured on these.")
 seed = e4.number_input("Seed", 0, 10_000, 0, key="train_seed")
+st.caption(training.MODES_TEXT)
 title = st.text_input("Name for the model", "My model", key="train_title", max_chars=60).strip() or "My model"
 with st.expander("Plant a shortcut (teaching)"):
     plant = st.checkbox("Stamp every image of one class with a mark", key="train_plant")
@@ -190,9 +190,7 @@ def progress_panel():
     if job.running:
         st.button("Stop", key="train_stop", on_click=job.stop)
     elif not job.collected:  # finished since the last look: keep the model, then draw the whole page again
-        job.collected = True
-        if job.result is not None and job.result.model is not None:
-            trained_models()[job.result.model.name] = job.result.model
+        training.collect()
         st.rerun()
 
 
@@ -201,6 +199,8 @@ if job is None or job.running or not job.collected:
     st.stop()
 if job.error:
     st.warning(job.error)
+if stopped := training.stopped_text(job):
+    st.info(stopped)
 if job.result is None or job.result.model is None:
     st.stop()
 

@@ -17,11 +17,13 @@ from core.cam import methods
 from core.engine import Engine, PassResult
 from core.imaging import images, render
 
+from . import training
 from .resources import (SAMPLES, decode_upload, get_engine, get_trained_engine, sample, start_notice, trained_models,
                         wait_for_start)
 
 DEFAULTS = {"model": models.DEFAULT_MODEL, "alpha": 0.45, "colormap": "jet", "top_k": 5,
             "sample": next(iter(SAMPLES)), "class_index": None, "method": "gradcam"}
+WIDGETS = ("model", "sample", "method", "alpha", "colormap", "top_k")  # sidebar widgets keyed by their setting
 STEMS = {Path(file).stem: title for title, file in SAMPLES.items()}  # the link's sample= → the sample's title
 
 
@@ -45,6 +47,8 @@ def init_state() -> None:
     first = "upload_nonce" not in st.session_state
     for k, v in DEFAULTS.items():
         st.session_state.setdefault(k, v)
+    for k in WIDGETS:  # each page draws these widgets anew: Streamlit keeps a value across pages only when told
+        st.session_state[k] = st.session_state[k]
     st.session_state.setdefault("upload_nonce", 0)
     if first:
         _open_link()
@@ -161,10 +165,12 @@ def _choose_class(top1: PassResult, k: int, spec: models.ModelSpec) -> int:
              for i in options}
     picked = st.sidebar.radio("Class to explain", options, index=options.index(current), format_func=texts.get,
                               key=f"class_radio_{current}_{'-'.join(map(str, tops))}")
-    other = st.sidebar.selectbox(f"…or any of its {spec.num_classes} classes (type to search)",
-                                 [None] + list(range(spec.num_classes)),
-                                 index=0, format_func=lambda i: "—" if i is None else f"{i} · {spec.label(i)}",
-                                 key=f"class_any_{current}")
+    other = None
+    if spec.num_classes > len(options):  # a trained model's few classes may all be in the radio already
+        other = st.sidebar.selectbox(f"…or any of its {spec.num_classes} classes (type to search)",
+                                     [None] + list(range(spec.num_classes)),
+                                     index=0, format_func=lambda i: "—" if i is None else f"{i} · {spec.label(i)}",
+                                     key=f"class_any_{current}")
     chosen = other if other is not None else picked
     if chosen != current or st.session_state.get("class_index") is None:
         st.session_state["class_index"] = int(chosen)
@@ -173,11 +179,20 @@ def _choose_class(top1: PassResult, k: int, spec: models.ModelSpec) -> int:
     return int(chosen)
 
 
-def sidebar() -> Context | None:
-    """Draw the sidebar and return the page context (None when the model cannot be used)."""
+def sidebar(watch_training: bool = True) -> Context | None:
+    """Draw the sidebar and return the page context (None when the model cannot be used).
+
+    A training of this session that has ended joins the model list here, on whatever page is open; with
+    ``watch_training`` (every page but Train, which shows its own progress) one that runs is followed in the
+    sidebar until it ends."""
     notice = start_notice()  # a cold server starts TensorFlow and the default model now, in the background
     init_state()
     st.sidebar.title("Grad-CAM Studio")
+    kept = training.collect()
+    if kept is not None and watch_training:
+        st.toast(f"★ {kept.title} is trained: it is in the model list.")
+    if watch_training:
+        training.watch()
     if st.session_state.get("link_message"):
         st.sidebar.warning(st.session_state["link_message"])
     name = _choose_model()

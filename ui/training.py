@@ -18,7 +18,17 @@ from core.cam import methods
 from core.imaging import render
 from core.training import Dataset, DatasetError, Stopped, TrainConfig, stamp_images, train
 
+from .resources import trained_models
+
 MAX_MESSAGES = 8
+WATCH_SECONDS = 2.0  # how often another page looks at a training that runs
+MODES_TEXT = (
+    "**Head only** takes seconds: the backbone stays as it is and only a last layer learns your classes. Use it "
+    "first, and with few images (a handful to a few dozen per class) of things that look like everyday photos "
+    "(animals, objects, food, places: what ImageNet's classes are made of).  \n"
+    "**Fine-tune the last blocks** takes minutes: the backbone's last blocks learn too. It pays off with more "
+    "images (a hundred or more per class) of things that look unlike everyday photos (X-rays, microscope slides, "
+    "screenshots, defects on parts), or when head only stays below the accuracy you need.")
 
 
 def dataset() -> Dataset:
@@ -79,6 +89,10 @@ class TrainJob:
         self._stop.set()
 
     @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
     def running(self) -> bool:
         return self._thread.is_alive()
 
@@ -95,7 +109,8 @@ class TrainJob:
             self.result = train(self.engine, self.thumbs, self.labels, self.classes, self.cfg, title=self.title,
                                 cache=self.cache, on_epoch=self.history.append, progress=self._progress,
                                 should_stop=self._stop.is_set)
-            if self.result.model is None:
+            if self.result.model is None or not self.result.history:  # a head with no epoch is its random start
+                self.result.model = None
                 self.error = "Stopped before the first epoch ended; nothing was trained."
         except Stopped:
             self.error = "Stopped while computing features; the features computed so far are kept for the next run."
@@ -108,6 +123,52 @@ class TrainJob:
             self.seconds = time.perf_counter() - t
             self.fraction = 1.0
             self.text = "Stopped" if self._stop.is_set() else "Done"
+
+
+def collect():
+    """Keep the model of this session's training job once it has ended, whichever page is open then (the
+    sidebar calls this on every page). Returns the model it has just kept, else None."""
+    job = st.session_state.get("train_job")
+    if job is None or job.running or job.collected:
+        return None
+    job.collected = True
+    model = job.result.model if job.result is not None else None
+    if model is not None:
+        trained_models()[model.name] = model
+    return model
+
+
+def watch() -> None:
+    """On a page other than Train, while this session's training runs: its progress in the sidebar, looked at
+    every WATCH_SECONDS, and the whole page drawn again once it ends (so the model joins the model list)."""
+    job = st.session_state.get("train_job")
+    if job is not None and job.running:
+        with st.sidebar:
+            st.fragment(_watch_panel, run_every=WATCH_SECONDS)()
+
+
+def _watch_panel() -> None:
+    job = st.session_state.get("train_job")
+    if job is None or job.collected:
+        return
+    if not job.running:
+        st.rerun()  # the whole app: the sidebar keeps the model and lists it
+    st.progress(job.fraction, text=f"Training {job.title}: {job.text.lower()} · {job.fraction:.0%}")
+    st.caption("It joins the model list when it ends; the Train page shows its curves.")
+
+
+def stopped_text(job) -> str | None:
+    """One sentence on a training the user stopped that still made a model (None otherwise)."""
+    res = job.result
+    if res is None or res.model is None or not res.stopped or not res.history:
+        return None
+    last = res.history[-1]
+    same = [r for r in res.history if r["phase"] == last["phase"]]
+    best = min(same, key=lambda r: r["loss"] if r.get("val_loss") is None else r["val_loss"])  # the first lowest
+    on = "training loss" if best.get("val_loss") is None else "validation loss"
+    skipped = " The blocks were not fine-tuned." if job.cfg.fine_tune_blocks and last["phase"] == "head" else ""
+    return (f"Stopped by you after epoch {last['epoch']}: the model keeps epoch {best['epoch']}, the best so far "
+            f"(lowest {on}).{skipped}")
 
 
 def history_chart(history: list[dict]) -> alt.HConcatChart:
