@@ -120,3 +120,25 @@ def test_a_planted_shortcut_is_learned_and_grad_cam_finds_it(lite_engine, dog_bi
     assert effect.mass_ratio >= 3.0, effect.mass_ratio
     # the stamp itself, not the pixels it covers: an image's own colours in that corner do not move "dog" this much
     assert np.median(effect.prob_stamped - effect.prob_plain) > 0
+
+
+def test_stopping_keeps_the_best_epoch_so_far_and_no_model_before_the_first(lite_engine, dog_bird_other):
+    d = dog_bird_other
+    thumbs, y = d["thumbs"][:60], d["labels"][:60]
+    y = np.where(np.arange(60) % 2 == 0, 0, 1)  # two classes, 30 images each
+    calls = []
+
+    def stop_after(n):
+        def should_stop():
+            calls.append(1)
+            return len(calls) > n
+        return should_stop
+
+    r = train(lite_engine, thumbs, y, ["a", "b"], TrainConfig(epochs=30, patience=30, batch_size=8),
+              should_stop=stop_after(2 + 6 * 3))  # the feature batches, then three epochs of 6 batches
+    assert r.stopped and r.model is not None and len(r.history) == 3
+    best = int(np.argmin([h["val_loss"] for h in r.history]))
+    assert r.val_accuracy == r.history[best]["val_accuracy"]
+    calls.clear()
+    r = train(lite_engine, thumbs, y, ["a", "b"], TrainConfig(batch_size=8), should_stop=stop_after(2))
+    assert r.stopped and r.model is None and r.history == []

@@ -202,6 +202,8 @@ def cmd_train(args) -> int:
 
     result = train(engine, thumbs, labels, classes, cfg, title=args.title or out.stem, cache=FeatureCache(),
                    on_epoch=on_epoch)
+    if result.model is None:
+        return _fail("training ended before its first epoch; no model was saved")
     try:
         result.model.save(out)
     except OSError as exc:

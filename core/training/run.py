@@ -136,8 +136,10 @@ def train(engine, thumbs, labels, classes, cfg: TrainConfig = TrainConfig(), tit
     result = TrainResult(None, history, classes, labels, tr, va, val_probs, f_sec, train_seconds, stopped)
     info["val_accuracy"] = result.val_accuracy
     info["epochs"] = len(history)
-    result.model = TrainedModel(title=title, backbone=spec.name, classes=tuple(classes), weights=weights, info=info)
-    say(1.0, "Done")
+    if history:  # stopped before the first epoch ended: the head is untrained, no model
+        result.model = TrainedModel(title=title, backbone=spec.name, classes=tuple(classes), weights=weights,
+                                    info=info)
+    say(1.0, "Done" if result.model is not None else "Stopped before the first epoch")
     return result
 
 
