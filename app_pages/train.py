@@ -6,13 +6,13 @@ import streamlit as st
 
 from core import models
 from core.imaging import images
-from core.models import ModelFileError, load_file, trainable_backbones
-from core.training import DatasetError, Stamp, TrainConfig, add_files, read_zip, shortcut_effect, tfds_source
-from core.training.data import THUMB_SIDE, example_from_bytes
+from core.models import trainable_backbones
+from core.training import DatasetError, Stamp, TrainConfig, shortcut_effect, tfds_source
+from core.training.data import THUMB_SIDE
 from core.training.shortcut import CORNERS, PATTERNS
-from ui import training
+from ui import intake, training
 from ui.pictures import show
-from ui.resources import feature_cache, get_engine, get_trained_engine, trained_models
+from ui.resources import feature_cache, get_engine, get_trained_engine
 from ui.sidebar import sidebar
 
 SOURCES = ["Files", "ZIP of class folders", "Webcam", "Public dataset"]
@@ -63,47 +63,13 @@ targets = list(ds.classes)
 target = st.selectbox("…to the class", targets, key="train_target") if targets else None
 
 if source == "Files" and target:
-    files = st.file_uploader(f"Drop images for **{target}** (several at once)", accept_multiple_files=True,
-                             key=f"train_files_{st.session_state.get('train_files_nonce', 0)}")
-    if files:
-        warns, added = [], 0
-        bar = st.progress(0.0, text="Reading the images…")
-        for i, f in enumerate(files):  # one file's bytes at a time
-            added += add_files(ds, target, [(f.name, f.getvalue())], warn=warns.append)
-            bar.progress((i + 1) / len(files), text=f"Reading the images… {i + 1} of {len(files)}")
-        training.tell([f"Added {added} of {len(files)} images to {target}."], "success")
-        training.tell(warns)
-        training.bump("train_files_nonce")  # a fresh uploader: Streamlit lets go of this batch's bytes
-        st.rerun()
+    intake.files(ds, target)
 elif source == "ZIP of class folders":
     st.caption("One top-level folder per class (the `image_dataset_from_directory` layout); the folders' names "
                "become the classes.")
-    up = st.file_uploader("Drop one ZIP", type=["zip"], key=f"train_zip_{st.session_state.get('train_zip_nonce', 0)}")
-    if up is not None:
-        warns = []
-        bar = st.progress(0.0, text="Reading the ZIP…")
-        try:
-            got = read_zip(up.getvalue(), warn=warns.append, progress=lambda f: bar.progress(f, text="Reading the ZIP…"))
-            added = ds.merge(got)
-            training.tell([f"Added {added} images in {len(got.classes)} classes from {up.name}."], "success")
-        except DatasetError as exc:
-            training.tell([exc], "error")
-        training.tell(warns)
-        training.bump("train_zip_nonce")
-        st.rerun()
+    intake.zip_of_classes(ds)
 elif source == "Webcam" and target:
-    shot = st.camera_input(f"Take a photo for **{target}**",
-                           key=f"train_cam_{st.session_state.get('train_cam_nonce', 0)}")
-    if shot is not None:
-        n = len(ds.classes[target]) + 1
-        try:
-            added = ds.add(target, example_from_bytes(shot.getvalue(), f"webcam {n}.jpg"))
-            training.tell([f"Added a webcam photo to {target}." if added else
-                           f"{target} already has this very photo."], "success" if added else "info")
-        except images.ImageError as exc:
-            training.tell([exc])
-        training.bump("train_cam_nonce")  # the camera is ready for the next photo
-        st.rerun()
+    intake.webcam(ds, target)
 elif source == "Public dataset":
     name = st.selectbox("Dataset", list(tfds_source.SOURCES), key="train_tfds",
                         format_func=lambda n: tfds_source.SOURCES[n].title)
@@ -246,18 +212,7 @@ k1.button("Explain it now", key="train_explain", type="primary",
 k1.download_button("Download the model (.keras)", lambda: model.to_bytes(),  # saved only when clicked
                    file_name=f"{''.join(c if c.isalnum() else '_' for c in model.title)}.keras",
                    mime="application/octet-stream", key="train_download")
-up = k2.file_uploader("Open a model saved here before (.keras)", type=["keras"],
-                      key=f"train_model_up_{st.session_state.get('train_model_nonce', 0)}")
-if up is not None:
-    try:
-        loaded = load_file(up.getvalue(), up.name)
-        trained_models()[loaded.name] = loaded
-        training.tell([f"Opened {loaded.title} ({len(loaded.classes)} classes); it is in the sidebar's model list."],
-                      "success")
-    except ModelFileError as exc:
-        training.tell([exc], "error")
-    training.bump("train_model_nonce")
-    st.rerun()
+intake.model_file(k2)
 
 # ---------------------------------------------------------------------------------------------- 5 · shortcut
 if job.stamp is None:

@@ -51,7 +51,8 @@ def show_messages() -> None:
 
 
 def bump(key: str) -> None:
-    """A new key for an uploader or the camera: the old widget goes, and Streamlit lets go of its bytes."""
+    """A new key for an uploader or the camera: a fresh, empty widget (its files are let go of with
+    :func:`ui.runtime.release_uploads` first)."""
     st.session_state[key] = st.session_state.get(key, 0) + 1
 
 
