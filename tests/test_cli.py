@@ -113,6 +113,13 @@ def test_bench_json_has_every_figure(capsys):
     for k in ("session_cpu_s", "rerender_cpu_s", "first_paint_s", "first_map_s", "server_peak_mb"):
         assert isinstance(d[k], float) and d[k] > 0, k
     assert d["first_paint_s"] < d["first_map_s"]
+    # training (issue 12) and measuring (issue 13)
+    for k in ("train_features_ms_per_image", "forward_batch_ms_per_image", "train_head_ms", "finetune_ms",
+              "deletion_ms", "forward20_ms", "sanity_ms", "explain_images_per_s", "evaluate_images_per_s"):
+        assert isinstance(d[k], float) and d[k] > 0, k
+    assert d["train_features_over_forward"] == pytest.approx(
+        d["train_features_ms_per_image"] / d["forward_batch_ms_per_image"], rel=0.02)
+    assert d["train_head_epochs"] == 30 and d["finetune_epochs"] == 3 and d["finetune_images"] == 160
 
 
 def test_bench_switch_goes_through_the_models_with_weights(tmp_path, monkeypatch, capsys):
@@ -170,7 +177,7 @@ def test_help_and_readme_describe_every_part_of_core(capsys):
     layout = (ROOT / "README.md").read_text().split("## Layout", 1)[1]
     packages = sorted(p.name for p in (ROOT / "core").iterdir() if (p / "__init__.py").exists())
     modules = sorted(p.stem for p in (ROOT / "core").glob("*.py") if p.stem not in ("__init__", "__main__"))
-    assert packages == ["cam", "cli", "engine", "imaging", "metrics", "models"] and modules == ["compat", "view"]
+    assert packages == ["cam", "cli", "engine", "imaging", "metrics", "models", "training"] and modules == ["compat", "view"]
     for part in packages + modules:
         assert f"core.{part} " in out, part
         assert f"  {part}/ " in layout or f"  {part}.py " in layout, part

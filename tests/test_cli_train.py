@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED
+from core.cli import main
 from test_cli import ASSETS, run_cli
 
 
@@ -52,37 +53,36 @@ def test_train_json_epochs_then_a_summary(trained_file):
     assert "Traceback" not in p.stderr
 
 
-def test_explain_and_models_take_the_trained_file(trained_file, data_dir):
+def test_explain_and_models_take_the_trained_file(trained_file, data_dir, capsys):
     p, out = trained_file
     dog = sorted((data_dir / "dog").glob("*.JPEG"))[0]
-    e = run_cli("explain", str(dog), str(ASSETS / "cat.jpg"), "--model", str(out), "--json", "--method", "cam")
-    assert e.returncode == 0, e.stderr
-    recs = [json.loads(line) for line in e.stdout.splitlines()]
+    assert main(["explain", str(dog), str(ASSETS / "cat.jpg"), "--model", str(out), "--json", "--method", "cam"]) == 0
+    recs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert all(r["model"].startswith("trained-") and r["method"] == "cam" for r in recs)
     assert all(0 <= r["class_index"] < 3 for r in recs)
     assert {t["label"] for t in recs[0]["top_k"]} == {"bird", "dog", "other"}  # top-5 clipped to its 3 classes
     assert recs[0]["class_label"] == "dog" and np.array(recs[0]["cam"]).shape == (7, 7)
-    m = run_cli("models", "--model", str(out), "--json")
-    desc = next(iter(json.loads(m.stdout).values()))
+    assert main(["models", "--model", str(out), "--json"]) == 0
+    desc = next(iter(json.loads(capsys.readouterr().out).values()))
     assert desc["classes"] == ["bird", "dog", "other"] and desc["input_size"] == 224
     assert desc["layers"][-1] == {"name": "top_activation", "shape": [7, 7, 1280]}
-    bad = run_cli("explain", str(dog), "--model", str(out), "--class", "3")
-    assert bad.returncode == 2 and bad.stderr.strip() == "error: --class 3 is outside 0..2"
+    assert main(["explain", str(dog), "--model", str(out), "--class", "3"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --class 3 is outside 0..2"
 
 
-def test_too_few_classes_or_images_and_foreign_files_are_one_line_errors(tmp_path, data_dir):
+def test_too_few_classes_or_images_and_foreign_files_are_one_line_errors(tmp_path, data_dir, capsys):
     one = tmp_path / "one"
     shutil.copytree(data_dir / "dog", one / "dog")
-    p = run_cli("train", str(one))
-    assert p.returncode == 2 and p.stderr.strip().splitlines()[-1].startswith("error: Training needs at least 2 classes")
+    assert main(["train", str(one)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: Training needs at least 2 classes")
     few = tmp_path / "few"
     shutil.copytree(data_dir / "dog", few / "dog")
     (few / "cat").mkdir()
     shutil.copy(ASSETS / "cat.jpg", few / "cat" / "cat.jpg")
-    p = run_cli("train", str(few))
-    assert p.returncode == 2 and p.stderr.strip().splitlines()[-1] == \
-        "error: Every class needs at least 2 images; 'cat' has 1."
+    assert main(["train", str(few)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: Every class needs at least 2 images; 'cat' has 1."
     fake = tmp_path / "fake.keras"
     fake.write_bytes(b"\x80\x04\x95 a pickle")
-    p = run_cli("explain", str(ASSETS / "cat.jpg"), "--model", str(fake))
-    assert p.returncode == 2 and "not a model saved by Grad-CAM Studio" in p.stderr and "Traceback" not in p.stderr
+    assert main(["explain", str(ASSETS / "cat.jpg"), "--model", str(fake)]) == 2
+    err = capsys.readouterr().err
+    assert "not a model saved by Grad-CAM Studio" in err and "Traceback" not in err and len(err.splitlines()) == 1

@@ -30,7 +30,7 @@ def cmd_models(args) -> int:
     from .. import models
     from ..engine.sources import model_source
 
-    out = {}
+    out, source = {}, None
     if args.model:
         try:
             source = model_source(args.model)
@@ -43,7 +43,7 @@ def cmd_models(args) -> int:
                               "weights_source": spec.weights_source, "licence": spec.licence,
                               "layers": models.layer_shapes(spec, source.keras_model())}
     for name, spec in models.REGISTRY.items():
-        if out or (args.model and name != args.model):
+        if source is not None and name != source:  # --model: that model only (a trained file: none of these)
             continue
         out[name] = {
             "title": spec.title, "input_size": spec.input_size,
@@ -232,8 +232,9 @@ def cmd_bench(args) -> int:
             result = run_switch()
         else:
             result = run_bench(args.model, repeats=args.repeats)
-            result.update(run_train_bench(args.model))
-            result.update(run_measure_bench(args.model))
+            result.update(run_train_bench(args.model, repeats=min(7, args.repeats)))
+            result.update(run_measure_bench(args.model, repeats=min(10, args.repeats),
+                                            images_limit=min(100, 4 * args.repeats)))
             result.update(cold_start(args.model))
             if not args.no_app:
                 result.update(run_app())
