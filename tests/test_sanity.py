@@ -64,3 +64,15 @@ def test_block_names_follow_the_layer_names():
     assert sanity.block_of("conv5_block3_1_conv") == "conv5_block3"
     assert sanity.block_of("block_16_project") == "block_16"
     assert sanity.block_of("top_conv") == "top" and sanity.block_of("predictions") == "predictions"
+
+
+def test_input_normalisation_is_not_a_block_of_the_cascade():
+    """EfficientNetB0 normalises its input with a Normalization layer that has weights (mean, variance):
+    re-initialising it would zero the variance and scale every input by 1e7, not randomise the model."""
+    from core import models
+    from core.metrics.sanity import blocks
+
+    model = models.load_model("efficientnet_b0", weights=None)
+    layers = [l for _, ls in blocks(model) for l in ls]
+    assert layers and not any(l.__class__.__name__ in ("Normalization", "Rescaling") for l in layers)
+    assert any(l.__class__.__name__ == "Normalization" and l.weights for l in model.layers)

@@ -84,9 +84,10 @@ def test_a_lambda_layer_is_refused_before_keras_sees_it(saved):
     assert "Lambda" in _one_line(exc)
 
 
-def test_code_outside_keras_is_refused(saved):
+@pytest.mark.parametrize("module", ["os", "keras.utils", "keras.config"])
+def test_code_outside_keras_layers_is_refused(saved, module):
     def foreign(cfg):
-        cfg["config"]["layers"][-1]["module"] = "os"
+        cfg["config"]["layers"][-1]["module"] = module
     with pytest.raises(ModelFileError) as exc:
         load_file(_config(saved, foreign), "evil.keras")
     assert "outside Keras" in _one_line(exc)

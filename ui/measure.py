@@ -21,7 +21,7 @@ from core.metrics import baselines, evaluation, faithfulness, localisation
 from core.imaging import images, render
 
 BASELINES = baselines.BASELINES
-CACHE_ENTRIES = 48  # per store, per session: old entries go first
+CACHE_ENTRIES = 8  # per store, per session: old entries go first (a localisation entry holds a photo-sized mask)
 BASELINE_TITLES = {"random": "Random map (baseline)", "centre": "Centre prior (baseline)"}
 
 

@@ -61,6 +61,9 @@ class Cascade:
                  "empty": bool(render.is_empty(s.cam))} for s in self.steps]
 
 
+PREPROCESSING = ("Normalization", "Rescaling")  # layers with weights that prepare the input (EfficientNetB0)
+
+
 def block_of(layer_name: str) -> str:
     """The block a layer belongs to, from its name: ``block6d_expand_conv`` → ``block6d``,
     ``conv5_block3_1_conv`` → ``conv5_block3``, ``block_16_project`` → ``block_16``, ``top_conv`` → ``top``."""
@@ -75,8 +78,8 @@ def blocks(model) -> list[tuple[str, list]]:
     """(block name, [layers with weights]) of a Keras model, from the top (output) block down."""
     out: list[tuple[str, list]] = []
     for layer in model.layers:
-        if not layer.weights:
-            continue
+        if not layer.weights or layer.__class__.__name__ in PREPROCESSING:
+            continue  # input normalisation is not a model parameter: zeroing its variance would scale inputs by 1e7
         name = block_of(layer.name)
         if out and out[-1][0] == name:
             out[-1][1].append(layer)

@@ -34,6 +34,10 @@ MAX_UNPACKED_BYTES = 800 * 2**20
 MAX_META_BYTES = 2**20
 MIN_CLASSES, MAX_CLASSES = 2, 20
 REFUSED_CLASSES = {"Lambda", "__lambda__", "TFSMLayer", "function_from_source"}
+# the only modules a trained model's config names (a model, layers, initialisers, dtype policies): not
+# keras.utils, keras.config or anything else a crafted file could call while Keras reads it
+MODULES = {"keras", "keras.layers", "keras.initializers", "keras.regularizers", "keras.constraints",
+           "keras.activations", "keras.models", "keras.src.models.functional"}
 
 
 class ModelFileError(ValueError):
@@ -93,8 +97,9 @@ class TrainedModel:
 
     @cached_property
     def key(self) -> str:
-        """A hash of everything that makes the model what it is (names, classes, weights)."""
-        h = hashlib.sha256(json.dumps([self.backbone, list(self.classes)]).encode())
+        """A hash of everything the pool's engine shows of it (its title, backbone, classes and weights): two
+        sessions that train the same weights under different names get an engine each, each named right."""
+        h = hashlib.sha256(json.dumps([self.title, self.backbone, list(self.classes)]).encode())
         for name in sorted(self.weights):
             h.update(name.encode())
             for w in self.weights[name]:
@@ -264,8 +269,8 @@ def _check_config(config, name: str) -> None:
                 cls, module = str(node.get("class_name")), node.get("module")
                 if cls in REFUSED_CLASSES:
                     raise ModelFileError(f"{name} contains a {cls} layer, which could run code; refused.")
-                if module is not None and not (module == "keras" or str(module).startswith("keras.")):
-                    raise ModelFileError(f"{name} refers to code outside Keras ({str(module)[:40]}); refused.")
+                if module is not None and module not in MODULES:
+                    raise ModelFileError(f"{name} refers to code outside Keras's layers ({str(module)[:40]}); refused.")
                 registered = node.get("registered_name")
                 if registered is not None and (">" in str(registered) or "." in str(registered)):
                     raise ModelFileError(f"{name} contains a custom object ({str(registered)[:40]}); refused.")
