@@ -1,6 +1,5 @@
 """Train: make classes (files, a ZIP, the webcam, a public dataset), train a head (or fine-tune) beside the page,
 judge it with Grad-CAM on its mistakes, keep it, and watch a planted shortcut being learned."""
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -196,8 +195,8 @@ if len(res.val_idx):
         for i, t, p in wrong[:GALLERY]:
             g = c2.columns(3)
             thumb = job.thumbs[i]
-            over_p, prob_p = training.gradcam_overlay(engine, thumb, p, ctx.alpha, ctx.colormap)
-            over_t, prob_t = training.gradcam_overlay(engine, thumb, t, ctx.alpha, ctx.colormap)
+            over_p, prob_p, _ = training.gradcam_overlay(engine, thumb, p, ctx.alpha, ctx.colormap)
+            over_t, prob_t, _ = training.gradcam_overlay(engine, thumb, t, ctx.alpha, ctx.colormap)
             show(g[0], thumb, caption=job.sources[i][-40:])
             show(g[1], over_p, caption=f"predicted: {res.classes[p]} · {prob_p:.0%}")
             show(g[2], over_t, caption=f"true: {res.classes[t]} · {prob_t:.0%}")
@@ -243,10 +242,9 @@ rows = pd.DataFrame({"image": [job.sources[i][-40:] for i in others],
 for n, i in enumerate(others[:3]):
     g = st.columns(4)
     plain, stamped = job.plain[i], job.stamp.apply(job.plain[i])
-    over_a, pa = training.gradcam_overlay(engine, plain, s, ctx.alpha, ctx.colormap)
-    over_b, pb = training.gradcam_overlay(engine, stamped, s, ctx.alpha, ctx.colormap)
-    pred_a = res.classes[int(np.argmax(engine.run(plain).probs))]
-    pred_b = res.classes[int(np.argmax(engine.run(stamped).probs))]
+    over_a, pa, top_a = training.gradcam_overlay(engine, plain, s, ctx.alpha, ctx.colormap)
+    over_b, pb, top_b = training.gradcam_overlay(engine, stamped, s, ctx.alpha, ctx.colormap)
+    pred_a, pred_b = res.classes[top_a], res.classes[top_b]
     show(g[0], plain, caption=f"{res.classes[job.labels[i]]} · predicted {pred_a}")
     show(g[1], over_a, caption=f"Grad-CAM of {target_name} · p = {pa:.0%}")
     show(g[2], stamped, caption=f"stamped · predicted {pred_b}")

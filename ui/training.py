@@ -214,8 +214,9 @@ def confusion_chart(matrix: np.ndarray, classes: list[str]) -> alt.LayerChart:
 
 
 def gradcam_overlay(engine, thumb: np.ndarray, class_index: int, alpha: float, colormap: str):
-    """(overlay of Grad-CAM of ``class_index`` at the model's last layer, that class's probability)."""
+    """(overlay of Grad-CAM of ``class_index`` at the model's last layer, that class's probability, the predicted
+    class): one pass gives all three (the probabilities do not depend on the class explained)."""
     res = engine.run(thumb, class_index)
     layer = engine.spec.default_layer
     cam = methods.gradcam(res.acts[layer], res.grads[layer])
-    return render.overlay(thumb, cam, alpha, colormap), float(res.probs[class_index])
+    return render.overlay(thumb, cam, alpha, colormap), float(res.probs[class_index]), int(np.argmax(res.probs))

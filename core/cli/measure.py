@@ -78,7 +78,7 @@ def _figure(v) -> str:
 
 def cmd_evaluate(args) -> int:
     from .. import models
-    from ..engine.sources import spec_for
+    from ..engine.sources import model_source, spec_for
     from ..metrics import evaluation
 
     folder = Path(args.folder)
@@ -104,7 +104,8 @@ def cmd_evaluate(args) -> int:
     out = None
     try:
         evaluation.check(methods, metrics)
-        spec = spec_for(args.model)
+        source = model_source(args.model)  # a trained file is read here once (workers and Ray actors read it again)
+        spec = spec_for(source)
         if args.layer and args.layer not in spec.layers:
             return _fail(f"unknown layer {args.layer!r} for {spec.name}; choose one of {', '.join(spec.layers)}")
         if args.per_image:
@@ -125,6 +126,8 @@ def cmd_evaluate(args) -> int:
                                                       actors=args.workers, **common)
         else:
             workers = 1 if args.workers is None else args.workers
+            if workers == 1:
+                common["model"] = source
             result = evaluation.evaluate_dataset(folder, csv_path, workers=workers, **common)
     except (ValueError, models.WeightsUnavailable) as exc:
         return _fail(str(exc).splitlines()[0])
@@ -149,13 +152,14 @@ def cmd_evaluate(args) -> int:
 
 def cmd_sanity(args) -> int:
     from .. import models
-    from ..engine.sources import keras_model_for, spec_for
+    from ..engine.sources import keras_model_for, model_source, spec_for
     from ..imaging import images
     from ..metrics import baselines, sanity
     from ..cam import methods
 
     try:
-        spec = spec_for(args.model)
+        source = model_source(args.model)  # a trained file is read once
+        spec = spec_for(source)
         if args.layer and args.layer not in spec.layers:
             return _fail(f"unknown layer {args.layer!r} for {spec.name}; choose one of {', '.join(spec.layers)}")
         if args.method not in methods.names() + list(baselines.BASELINES):
@@ -164,7 +168,7 @@ def cmd_sanity(args) -> int:
         if args.class_index is not None:
             spec.check_class(args.class_index)
         img = images.load_path(args.image)
-        model = keras_model_for(args.model)
+        model = keras_model_for(source)
         result = sanity.cascade(spec, model, img.rgb, args.method, args.layer, args.class_index, args.seed)
     except (images.ImageError, ValueError, models.WeightsUnavailable) as exc:
         return _fail(str(exc).splitlines()[0])

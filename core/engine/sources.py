@@ -26,24 +26,30 @@ def model_source(arg: str):
     return arg
 
 
-def spec_for(arg: str):
-    """The :class:`~core.models.ModelSpec` of ``--model NAME|FILE`` (a file is read and checked)."""
+def _source(arg):
+    """``arg`` as :func:`model_source` gives it; a source already read is used as it is (a file is read once)."""
+    return model_source(arg) if isinstance(arg, str) and is_model_file(arg) else arg
+
+
+def spec_for(arg):
+    """The :class:`~core.models.ModelSpec` of ``--model NAME|FILE`` (a file is read and checked), or of what
+    :func:`model_source` returned."""
     from .. import models
 
-    source = model_source(arg)
+    source = _source(arg)
     return models.get_spec(source) if isinstance(source, str) else source.spec
 
 
-def keras_model_for(arg: str):
-    """A private Keras model (BatchNorm unfolded, ordinary variables) for ``--model NAME|FILE``."""
+def keras_model_for(arg):
+    """A private Keras model (BatchNorm unfolded, ordinary variables) for ``--model NAME|FILE`` or a source."""
     from .. import models
 
-    source = model_source(arg)
+    source = _source(arg)
     return models.load_model(source) if isinstance(source, str) else source.keras_model()
 
 
-def engine_for(arg: str):
-    """The engine for ``--model NAME|FILE`` (a trained file is served exactly as the app serves it).
+def engine_for(arg):
+    """The engine for ``--model NAME|FILE`` or a source (a trained file is served exactly as the app serves it).
 
     Raises:
         UnknownModel, ModelFileError, WeightsUnavailable: one sentence each (all ValueError or RuntimeError).
@@ -51,7 +57,7 @@ def engine_for(arg: str):
     from .. import models
     from .passes import Engine
 
-    source = model_source(arg)
+    source = _source(arg)
     if isinstance(source, str):
         return Engine(models.get_spec(source), *models.load_inference(source))
     return Engine(source.spec, source.keras_model())

@@ -165,7 +165,7 @@ def evaluate_dataset(folder, csv_path, engine=None, model: str | None = None, me
     Args:
         engine: the engine to use in this process (``workers`` = 1); else one is loaded for ``model``.
         model: a registry name or a trained model's file (needed for ``workers`` > 1: each worker loads its own
-            engine).
+            engine), or, with one worker, a :class:`~core.models.TrainedModel` already read.
         workers: processes (spawned); the records are the same whatever the number.
         on_error: told one line per bad CSV row and per photo that cannot be measured; the run goes on.
         on_record: given each photo's record, in name order.
@@ -179,6 +179,8 @@ def evaluate_dataset(folder, csv_path, engine=None, model: str | None = None, me
         raise ValueError("--workers must be at least 1")
     if engine is None and model is None:
         raise ValueError("give an engine or a model name")
+    if engine is None and workers == 1:
+        engine = _load_engine(model)  # the one engine of this run; its spec checks the options (a file read once)
     if engine is not None:
         spec = engine.spec
     else:

@@ -37,7 +37,8 @@ REFUSED_CLASSES = {"Lambda", "__lambda__", "TFSMLayer", "function_from_source"}
 # the only modules a trained model's config names (a model, layers, initialisers, dtype policies): not
 # keras.utils, keras.config or anything else a crafted file could call while Keras reads it
 MODULES = {"keras", "keras.layers", "keras.initializers", "keras.regularizers", "keras.constraints",
-           "keras.activations", "keras.models", "keras.src.models.functional"}
+           "keras.activations", "keras.models"}
+MODEL_CLASSES = {"Functional", "Sequential", "Model"}  # Keras names the module it defines these in
 
 
 class ModelFileError(ValueError):
@@ -269,7 +270,8 @@ def _check_config(config, name: str) -> None:
                 cls, module = str(node.get("class_name")), node.get("module")
                 if cls in REFUSED_CLASSES:
                     raise ModelFileError(f"{name} contains a {cls} layer, which could run code; refused.")
-                if module is not None and module not in MODULES:
+                own = cls in MODEL_CLASSES and str(module).split(".")[0] == "keras"
+                if module is not None and module not in MODULES and not own:
                     raise ModelFileError(f"{name} refers to code outside Keras's layers ({str(module)[:40]}); refused.")
                 registered = node.get("registered_name")
                 if registered is not None and (">" in str(registered) or "." in str(registered)):
