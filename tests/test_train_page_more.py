@@ -94,7 +94,7 @@ def test_fine_tune_from_the_page_and_stop_it_keeping_the_best_epoch():
     res, model = job.result, job.result.model
     assert not res.stopped and [r["phase"] for r in res.history].count("fine-tune") == 1
     assert model.info["mode"].startswith("fine-tuned the last 1 blocks") and not model.head_only
-    assert f"★ Tuned (trained)" in at.selectbox(key="model").options
+    assert "★ Tuned (trained)" in at.selectbox(key="model").options
     assert at.session_state["trained_models"][model.name] is model
     assert "fine-tuned the last 1 blocks" in " ".join(texts(at)) and not at.info  # not stopped: no such line
     acc = next(m for m in at.metric if m.label == "Validation accuracy")

@@ -8,7 +8,6 @@ import zipfile
 import numpy as np
 import pytest
 
-from core import models
 from core.engine import Engine
 from core.models import ModelFileError, TrainedModel, load_file
 from core.models.trained import HEAD_LOGITS
