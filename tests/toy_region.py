@@ -30,25 +30,52 @@ def draw(rng) -> tuple[np.ndarray, int]:
     return np.clip(img, 0, 255).astype(np.uint8), cls
 
 
-def train(n=1500, epochs=3, seed=3):
-    """(engine, keras model, held-back [(rgb, class)])."""
+def build(arch: str = "small"):
+    """The toy CNN (untrained). ``small``: conv1 (32×32) → pool → ``last`` (16×16) → GAP → ``head``.
+    ``blocks``: two blocks of two convolutions, ``block1_conv1``, ``block1_conv2`` (32×32) → pool →
+    ``block2_conv1``, ``block2_conv2`` (16×16) → GAP → ``predictions`` (the sanity cascade's blocks are
+    ``predictions``, ``block2``, ``block1``; its layers, one by one, five steps)."""
     import keras
     from keras import layers
+
+    inp = keras.Input((SIZE, SIZE, 3))
+    h = layers.Rescaling(1 / 127.5, offset=-1)(inp)
+    if arch == "small":
+        h = layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1")(h)
+        h = layers.MaxPooling2D()(h)
+        h = layers.Conv2D(32, 3, padding="same", activation="relu", name="last")(h)
+        head = "head"
+    elif arch == "blocks":
+        for b, filters in ((1, 16), (2, 32)):
+            for k in (1, 2):
+                h = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"block{b}_conv{k}")(h)
+            if b == 1:
+                h = layers.MaxPooling2D()(h)
+        head = "predictions"
+    else:
+        raise ValueError(arch)
+    h = layers.GlobalAveragePooling2D()(h)
+    return keras.Model(inp, layers.Dense(2, name=head)(h))
+
+
+LAYERS = {"small": ["conv1", "last"], "blocks": ["block1_conv2", "block2_conv2"]}
+
+
+def spec(arch: str = "small"):
+    return toy_spec(LAYERS[arch], SIZE, "region" if arch == "small" else "region-blocks")
+
+
+def train(n=1500, epochs=3, seed=3, arch="small"):
+    """(engine, keras model, held-back [(rgb, class)])."""
+    import keras
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     data = [draw(rng) for _ in range(n + 40)]
     x = np.stack([d[0] for d in data[:n]]).astype(np.float32)
     y = np.array([d[1] for d in data[:n]])
-    inp = keras.Input((SIZE, SIZE, 3))
-    h = layers.Rescaling(1 / 127.5, offset=-1)(inp)
-    h = layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1")(h)
-    h = layers.MaxPooling2D()(h)
-    h = layers.Conv2D(32, 3, padding="same", activation="relu", name="last")(h)
-    h = layers.GlobalAveragePooling2D()(h)
-    out = layers.Dense(2, name="head")(h)
-    model = keras.Model(inp, out)
+    model = build(arch)
     model.compile(optimizer=keras.optimizers.Adam(3e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     model.fit(x, y, batch_size=64, epochs=epochs, verbose=0)
-    return Engine(toy_spec(["conv1", "last"], SIZE, "region"), model), model, data[n:]
+    return Engine(spec(arch), model), model, data[n:]

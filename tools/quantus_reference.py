@@ -1,7 +1,7 @@
 """The Quantus figures that tests/test_metrics_quantus.py compares our metrics against.
 
 Quantus (PyPI ``quantus``) is an independent implementation of the metrics; it is not a dependency. Two
-steps, two virtual environments:
+steps, two virtual environments (a third step, ``mprt``, the randomisation test, is below):
 
     # 1. our maps, in the project's venv
     .venv/bin/python tools/quantus_reference.py prepare /tmp/quantus_inputs.npz
@@ -24,11 +24,48 @@ What is compared (the definitions are made the same where Quantus allows it):
   unstable sort, we keep raster order for equal values; ranks make the pixel order the same.
 - pointing game (``PointingGame``) and energy (``AttributionLocalisation``) on the map upsampled to the photo
   and the boxes' mask (pixel centres inside a box).
-- randomisation: Quantus's Spearman (``correlation_spearman``) and SSIM (``ssim``: scikit-image defaults,
-  a 7×7 uniform window) on our cascade's maps, and scikit-image's Gaussian SSIM (what ours follows). Quantus's
-  own ``MPRT`` is not run end to end: for a Keras model its randomisation (``TensorFlowModel.
-  get_random_layer_generator`` in 0.6.0) starts from ``keras.models.clone_model``, whose weights are freshly
-  initialised, so its first step already has no trained weight left.
+- randomisation, the similarity functions: Quantus's Spearman (``correlation_spearman``) and SSIM (``ssim``:
+  scikit-image defaults, a 7×7 uniform window) on our cascade's maps, and scikit-image's Gaussian SSIM (what
+  ours follows).
+- randomisation, the whole test (a third step, ``mprt``, in the Quantus venv only; it writes
+  tests/fixtures/quantus_mprt.json):
+
+      /tmp/quantus-venv/bin/python tools/quantus_reference.py mprt tests/fixtures/quantus_mprt.json
+
+  Quantus's ``MPRT`` (``layer_order="top_down"``, ``correlation_spearman``, its default seed 42, per-layer
+  scores) runs end to end on a toy CNN trained here on the known-region task (tests/toy_region.py,
+  ``arch="blocks"``, 6 epochs: four 3×3 convolutions in two blocks and a dense head, no BatchNorm), for
+  three held-back images, with an ``explain_func`` that computes Grad-CAM at ``block2_conv2`` independently (a
+  ``tf.GradientTape`` on the model Quantus hands it, not our engine), upsampled bilinearly to the 32×32 input
+  with ``tf.image.resize``. One thing in Quantus is fixed, by a minimal subclass of its ``TensorFlowModel``
+  (:class:`ClonedTensorFlowModel`): in 0.6.0 ``get_random_layer_generator`` starts from
+  ``keras.models.clone_model(self.model)``, whose weights are freshly initialised, not the trained ones, so
+  for a Keras model even its first step has no trained weight left; the subclass copies the trained weights
+  into the clone and is otherwise Quantus's code. The unpatched figures are stored too.
+  Our side (the test): :func:`core.metrics.sanity.cascade` with ``reinit=sanity.permuting(42)`` (Quantus's
+  randomisation) and ``per_layer=True``. The definitions that differ by default:
+    * what "randomise" means: Quantus permutes each weight array along its first axis (a 3×3 kernel's rows, a
+      dense kernel's inputs, a bias's entries; the NumPy seed reset to seed + 1 before every layer, so layers
+      of one shape get the same permutation): the values stay, only their places change. Ours draws new
+      weights as a fresh layer would (Glorot-uniform kernels, zero biases);
+    * the step: Quantus randomises one layer with weights per step; ours one block (layers sharing a name
+      prefix: Lite0 has 19 blocks; Quantus would take 99 steps, one per layer with weights, 49 of them
+      BatchNorms);
+    * BatchNorm: Quantus permutes a BatchNorm's four vectors (γ, β, moving mean and variance) as a layer of its
+      own; ours folds every BatchNorm into its convolution first and randomises the folded layer (a fresh
+      BatchNorm is about the identity, so a zero bias). Quantus also randomises input normalisation
+      layers with weights (EfficientNetB0's ``Normalization``); ours leaves them (zeroing the variance would
+      scale the input by 1e7). With neither BatchNorm nor such layers in the toy, both sides randomise the same
+      five layers;
+    * a map with no positive value: Quantus's Spearman is NaN (scipy on a constant; null in the fixture),
+      ours 0;
+    * Quantus takes |map| and divides the batch of maps by its largest value before comparing (its
+      defaults), which changes no rank of a Grad-CAM map (non-negative); both compare at the input's
+      resolution (Quantus asks for maps of the input's size; ours upsamples with PIL, the reference with
+      ``tf.image.resize``: the intact maps agree to 3e-7 of their maximum).
+  Quantus quirk met on the way: ``MPRT`` hands the ``explain_func`` channels-last inputs for the model it
+  wrapped but channels-first inputs for the original and the randomised Keras models, so the
+  ``explain_func`` here accepts both.
 """
 from __future__ import annotations
 
@@ -45,6 +82,9 @@ FILES = ("ILSVRC2012_val_00000347.JPEG", "ILSVRC2012_val_00000355.JPEG", "ILSVRC
 STEPS = 16
 LAYER = "top_activation"
 SANITY_STEPS = (0, 1, 5, 18)  # cascade steps whose maps are compared
+MPRT_LAYER = "block2_conv2"  # the toy's last convolution
+MPRT_SEED = 42  # Quantus's default
+MPRT_IMAGES = 3
 
 
 def prepare(out: str) -> None:
@@ -146,10 +186,102 @@ def run_quantus(inputs: str, out: str) -> None:
     Path(out).write_text(json.dumps(result, indent=1) + "\n")
 
 
+def _b64(a: np.ndarray, dtype) -> dict:
+    """An array in the fixture: its raw bytes in base64, with dtype and shape (float32 weights and maps, uint8
+    images; tests/test_metrics_quantus.py reads them back)."""
+    import base64
+
+    a = np.ascontiguousarray(a, dtype)
+    return {"dtype": np.dtype(dtype).name, "shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode()}
+
+
+def independent_gradcam(model, inputs, targets, layer: str = MPRT_LAYER, **_kw) -> np.ndarray:
+    """Grad-CAM at ``layer`` with a ``tf.GradientTape`` (not our engine): ReLU(Σ_k mean(∂logit_c/∂A^k)·A^k),
+    upsampled bilinearly (``tf.image.resize``) to the input's size; (N, S, S)."""
+    import keras
+    import tensorflow as tf
+
+    x = np.asarray(inputs, np.float32)
+    if x.shape[1] == 3 and x.shape[-1] != 3:
+        x = np.transpose(x, (0, 2, 3, 1))  # Quantus hands channels-first inputs to a plain Keras model
+    view = keras.Model(model.inputs, [model.get_layer(layer).output, model.output])
+    with tf.GradientTape() as tape:
+        acts, logits = view(tf.constant(x), training=False)
+        score = tf.gather(logits, tf.constant(np.asarray(targets).reshape(-1), tf.int32), axis=1, batch_dims=1)
+    grads = tape.gradient(score, acts)
+    cam = tf.nn.relu(tf.einsum("nhwk,nk->nhw", acts, tf.reduce_mean(grads, axis=(1, 2))))
+    return tf.image.resize(cam[..., None], x.shape[1:3], method="bilinear")[..., 0].numpy()
+
+
+def run_mprt(out: str) -> None:
+    import quantus
+    from keras.models import clone_model
+    from quantus.helpers import utils as q_utils
+    from quantus.helpers.model.tf_model import TensorFlowModel
+
+    from tests import toy_region
+
+    class ClonedTensorFlowModel(TensorFlowModel):
+        """Quantus 0.6.0's ``get_random_layer_generator``, verbatim but for one line: the clone gets the
+        trained weights (``clone_model`` initialises new ones)."""
+
+        def get_random_layer_generator(self, order: str = "top_down", seed: int = 42):
+            original_parameters = self.state_dict()
+            random_layer_model = clone_model(self.model)
+            random_layer_model.set_weights(original_parameters)  # the fix
+            layers = [_layer for _layer in random_layer_model.layers if len(_layer.get_weights()) > 0]
+            if order == "top_down":
+                layers = layers[::-1]
+            for layer in layers:
+                if order == "independent":
+                    random_layer_model.set_weights(original_parameters)
+                weights = layer.get_weights()
+                np.random.seed(seed=seed + 1)
+                layer.set_weights([np.random.permutation(w) for w in weights])
+                yield layer.name, random_layer_model
+
+    _engine, model, held = toy_region.train(epochs=6, arch="blocks")
+    x_all = np.stack([rgb for rgb, _ in held]).astype(np.float32)
+    y_all = np.array([cls for _, cls in held])
+    pred = np.argmax(np.asarray(model(x_all, training=False)), axis=-1)
+    accuracy = float(np.mean(pred == y_all))
+    assert accuracy >= 0.95, accuracy  # the model reads the region
+    x = x_all[:MPRT_IMAGES]
+    y = pred[:MPRT_IMAGES]  # the intact model's top-1, kept through the cascade (as ours does)
+
+    def mprt():
+        metric = quantus.MPRT(similarity_func=quantus.similarity_func.correlation_spearman, layer_order="top_down",
+                              seed=MPRT_SEED, disable_warnings=True)
+        return metric(model=model, x_batch=x, y_batch=y, a_batch=None, channel_first=False,
+                      explain_func=independent_gradcam)
+
+    unpatched = mprt()
+    q_utils.TensorFlowModel = ClonedTensorFlowModel  # what quantus.helpers.utils.get_wrapped_model builds
+    try:
+        patched = mprt()
+    finally:
+        q_utils.TensorFlowModel = TensorFlowModel
+    original = independent_gradcam(model, x, y)
+    result = {
+        "quantus_version": quantus.__version__, "model": "tests/toy_region.py build('blocks')",
+        "layer": MPRT_LAYER, "seed": MPRT_SEED, "held_out_accuracy": accuracy,
+        "layers": [k for k in patched if k != "original"],
+        "weights": [_b64(w, np.float32) for w in model.get_weights()],
+        "images": [{
+            "rgb": _b64(x[i], np.uint8), "class_index": int(y[i]), "original_map": _b64(original[i], np.float32),
+            # null: Quantus's NaN, scipy's Spearman of a constant (the map has no positive value left)
+            "quantus": {k: None if np.isnan(v[i]) else float(v[i]) for k, v in patched.items()},
+            "quantus_unpatched": {k: None if np.isnan(v[i]) else float(v[i]) for k, v in unpatched.items()},
+        } for i in range(len(x))]}
+    Path(out).write_text(json.dumps(result, indent=1) + "\n")
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "prepare":
         prepare(sys.argv[2])
     elif len(sys.argv) >= 4 and sys.argv[1] == "quantus":
         run_quantus(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) >= 3 and sys.argv[1] == "mprt":
+        run_mprt(sys.argv[2])
     else:
         sys.exit(__doc__)

@@ -15,7 +15,12 @@ How it is done here:
   ``top``, ``block7a`` … ``block1a``, ``stem``; ResNet50's ``conv5_block3`` …; VGG16's ``fc2`` … ``block1``.
 - Re-initialisation draws what a freshly built layer would hold: kernels Glorot-uniform (Keras's default
   initialiser, with Keras's fan-in/fan-out), biases zero (a fresh BatchNorm folded into a zero bias), from a
-  seeded NumPy generator.
+  seeded NumPy generator (:func:`fresh_weights`, the default). Both are parameters of :func:`cascade`:
+  ``reinit`` is any ``(layer, rng) -> new weights``, e.g. :func:`permuting`, the randomisation of Quantus's
+  ``MPRT`` (each weight array's first axis permuted, the legacy NumPy generator re-seeded per layer), and
+  ``per_layer=True`` makes every layer with weights its own step (Quantus's granularity) instead of a block.
+  tools/quantus_reference.py runs Quantus's ``MPRT`` end to end and tests/test_metrics_quantus.py checks
+  that the cascade, so configured, gives its Spearman correlations.
 - Both maps are upsampled (bilinear) to the model's input size before comparing. Spearman's rank
   correlation is taken on the raw values; SSIM on each map divided by its maximum (:mod:`.similarity`).
 """
@@ -74,13 +79,14 @@ def block_of(layer_name: str) -> str:
     return head
 
 
-def blocks(model) -> list[tuple[str, list]]:
-    """(block name, [layers with weights]) of a Keras model, from the top (output) block down."""
+def blocks(model, per_layer: bool = False) -> list[tuple[str, list]]:
+    """(block name, [layers with weights]) of a Keras model, from the top (output) block down; with
+    ``per_layer``, every layer with weights is a block of its own, named as the layer."""
     out: list[tuple[str, list]] = []
     for layer in model.layers:
         if not layer.weights or layer.__class__.__name__ in PREPROCESSING:
             continue  # input normalisation is not a model parameter: zeroing its variance would scale inputs by 1e7
-        name = block_of(layer.name)
+        name = layer.name if per_layer else block_of(layer.name)
         if out and out[-1][0] == name:
             out[-1][1].append(layer)
         else:
@@ -102,6 +108,25 @@ def fresh_weights(layer, rng: np.random.Generator) -> list[np.ndarray]:
     return new
 
 
+Reinit = Callable[[object, np.random.Generator], list[np.ndarray]]
+"""New weights for one Keras layer: ``reinit(layer, rng)``, a list like ``layer.get_weights()``; ``rng`` is
+the cascade's generator (seeded by its ``seed``)."""
+
+
+def permuting(seed: int = 42) -> Reinit:
+    """The randomisation of Quantus's ``MPRT`` (0.6.0, ``TensorFlowModel.get_random_layer_generator``):
+    ``np.random.seed(seed + 1)`` before each layer, then ``np.random.permutation`` of each of its weight
+    arrays in turn (a permutation of the first axis: a convolution kernel's rows, a dense kernel's inputs, a
+    bias's entries). The values stay, their places change; layers of one shape get the same permutation.
+    A private ``RandomState`` gives the same numbers without touching NumPy's global generator.
+    """
+    def reinit(layer, rng: np.random.Generator) -> list[np.ndarray]:
+        state = np.random.RandomState(seed + 1)
+        return [state.permutation(w) for w in layer.get_weights()]
+
+    return reinit
+
+
 def _map(engine, rgb, method: str, layer: str, class_index: int, seed: int) -> np.ndarray:
     """The raw map (the layer's grid) of ``method`` with the engine's current weights."""
     if method in baselines.BASELINES:
@@ -120,7 +145,8 @@ def compare(original: np.ndarray, cam: np.ndarray, size: int) -> tuple[float, fl
 
 def cascade(spec, model, rgb: np.ndarray, method: str = "gradcam", layer: str | None = None,
             class_index: int | None = None, seed: int = 0,
-            progress: Callable[[float], None] | None = None) -> Cascade:
+            progress: Callable[[float], None] | None = None, reinit: Reinit = fresh_weights,
+            per_layer: bool = False) -> Cascade:
     """Cascading randomisation of ``model`` (a Keras model, left as it is) for one photo.
 
     Args:
@@ -133,6 +159,9 @@ def cascade(spec, model, rgb: np.ndarray, method: str = "gradcam", layer: str | 
         class_index: the class to explain (default: the intact model's top-1), kept through the cascade.
         seed: for the re-initialisation (and the random baseline).
         progress: called with the fraction done, 0..1.
+        reinit: the new weights of a layer (:data:`Reinit`); default :func:`fresh_weights` (Glorot-uniform
+            kernels, zero biases); :func:`permuting` is Quantus's permutation.
+        per_layer: one step per layer with weights (named as the layer) instead of one per block.
     """
     import keras
 
@@ -153,11 +182,11 @@ def cascade(spec, model, rgb: np.ndarray, method: str = "gradcam", layer: str | 
     class_index = spec.check_class(class_index)
     original = _map(engine, rgb, method, layer, class_index, seed)
     rng = np.random.default_rng(seed)
-    parts = blocks(engine.model)
+    parts = blocks(engine.model, per_layer)
     steps = []
     for i, (name, layers) in enumerate(parts):
         for lay in layers:
-            lay.set_weights(fresh_weights(lay, rng))
+            lay.set_weights(reinit(lay, rng))
         cam = _map(engine, rgb, method, layer, class_index, seed)
         rho, s = compare(original, cam, spec.input_size)
         steps.append(Step(name, tuple(l.name for l in layers), rho, s, cam))
