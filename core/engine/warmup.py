@@ -6,6 +6,7 @@ is most of it (about 3-4 s), loading Lite0 about 0.7 s, the first pass about 0.8
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -16,7 +17,9 @@ STAGES = ("Loading TensorFlow", "Loading the model", "Compiling the first pass")
 
 def import_tensorflow_quietly() -> None:
     """Import TensorFlow (and Keras) with the process's native stderr silenced: the absl/oneDNN start-up lines
-    TensorFlow's C++ side prints are not for users. Other threads' stderr is silenced for that moment too."""
+    TensorFlow's C++ side prints are not for users. Other threads' stderr is silenced for that moment too.
+
+    Keras is imported without ``matplotlib.pyplot`` (:func:`_without_pyplot`)."""
     import sys
 
     if "tensorflow" in sys.modules and "keras" in sys.modules:
@@ -25,11 +28,36 @@ def import_tensorflow_quietly() -> None:
     try:
         with open(os.devnull, "w") as null:
             os.dup2(null.fileno(), 2)
-            import keras  # noqa: F401
+            try:
+                with _without_pyplot():
+                    import keras  # noqa: F401
+            except ImportError:  # a Keras that needs pyplot after all: the plain import
+                import keras  # noqa: F401
             import tensorflow  # noqa: F401
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+@contextlib.contextmanager
+def _without_pyplot():
+    """While Keras imports: ``import matplotlib.pyplot`` raises ImportError (a ``None`` in ``sys.modules``).
+
+    Keras imports pyplot when it is installed, for its image-gallery plots (``keras.visualization``), which the
+    studio never uses; the import costs about 0.3 s of CPU on every cold start (pyplot, its axes, figures and
+    3-D toolkit). Keras guards that import and leaves those plots out. Nothing in the studio imports pyplot;
+    the colormaps come from ``matplotlib.colormaps``. A pyplot imported before is left alone."""
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        yield
+        return
+    sys.modules["matplotlib.pyplot"] = None
+    try:
+        yield
+    finally:
+        if "matplotlib.pyplot" in sys.modules and sys.modules["matplotlib.pyplot"] is None:
+            del sys.modules["matplotlib.pyplot"]
 
 
 class WarmUp:
