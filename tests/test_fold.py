@@ -129,3 +129,20 @@ def test_engine_computes_what_keras_applications_imagenet_model_computes(name, t
     for layer, want in zip(spec.layers, expected[:-1]):
         np.testing.assert_allclose(ours.acts[layer], want[0], atol=1e-4 * float(np.abs(want).max()) + 1e-6)
     np.testing.assert_allclose(ours.logits, expected[-1][0], atol=1e-4 * float(np.abs(expected[-1]).max()))
+
+
+def test_lite0_built_folded_is_bitwise_the_folded_copy_of_the_built_model(lite_engine, photos):
+    """load_inference builds Lite0 with its BatchNorms already folded (a faster cold start): the same weights,
+    bit for bit, and the same pass as folding the model built with BatchNorms."""
+    from core.models import lite
+
+    spec = lite_engine.spec
+    assert spec.folded_builder is not None
+    copy = Engine(spec, *fold.load_folded(lambda: lite.load("imagenet")))  # built, then folded
+    assert [la.name for la in copy.model.layers] == [la.name for la in lite_engine.model.layers]
+    for layer in copy.model.layers:
+        for a, b in zip(copy.layer_weights(layer.name), lite_engine.layer_weights(layer.name)):
+            np.testing.assert_array_equal(a, b)
+    a, b = copy.run(photos["cat.jpg"].rgb), lite_engine.run(photos["cat.jpg"].rgb)
+    np.testing.assert_array_equal(a.probs, b.probs)
+    np.testing.assert_array_equal(a.grads[spec.default_layer], b.grads[spec.default_layer])
