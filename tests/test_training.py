@@ -6,24 +6,27 @@ from scipy.optimize import minimize
 
 from core.cam import methods
 from core.engine.pool import EnginePool
+from core.models.trained import HEAD_LOGITS
 from core.imaging import render
 from core.training import FeatureCache, Stamp, TrainConfig, compute_features, shortcut_effect, stamp_images, train
 from core.training import stratified_split
-from core.training.trainer import train_head
+from core.training.trainer import best_epoch, refit_head, train_head
 
 
-def logistic_regression(X, y, n_classes, l2):
-    """Reference: multinomial logistic regression, L2 penalty l2·Σw², solved to convergence with L-BFGS."""
+def logistic_regression(X, y, n_classes, l2, smoothing=0.0):
+    """Reference: multinomial logistic regression, L2 penalty l2·Σw², solved to convergence with L-BFGS; with
+    ``smoothing``, on the same smoothed targets as the head (TrainConfig.label_smoothing)."""
     d = X.shape[1]
+    target = np.full((len(y), n_classes), smoothing / n_classes)
+    target[np.arange(len(y)), y] += 1 - smoothing
 
     def loss_grad(w):
         W, b = w[:d * n_classes].reshape(d, n_classes), w[d * n_classes:]
         z = X @ W + b
         z -= z.max(1, keepdims=True)
         logp = z - np.log(np.exp(z).sum(1, keepdims=True))
-        p = np.exp(logp)
-        p[np.arange(len(y)), y] -= 1
-        loss = -logp[np.arange(len(y)), y].mean() + l2 * (W ** 2).sum()
+        p = np.exp(logp) - target
+        loss = -(target * logp).sum(1).mean() + l2 * (W ** 2).sum()
         return loss, np.concatenate([(X.T @ p / len(y) + 2 * l2 * W).ravel(), p.mean(0)])
 
     r = minimize(loss_grad, np.zeros(d * n_classes + n_classes), jac=True, method="L-BFGS-B",
@@ -38,30 +41,44 @@ def features(lite_engine, dog_bird_other):
 
 
 @pytest.fixture(scope="module")
-def trained(lite_engine, dog_bird_other):
+def cache():
+    return FeatureCache()
+
+
+@pytest.fixture(scope="module")
+def trained(lite_engine, dog_bird_other, cache):
     """Head-only training on half the images (its own 20 % validation split inside that half)."""
     d = dog_bird_other
     half, other = stratified_split(d["labels"], 0.5, seed=0)
     r = train(lite_engine, [d["thumbs"][i] for i in half], d["labels"][half], d["classes"], TrainConfig(seed=0),
-              title="dog / bird / other")
+              title="dog / bird / other", cache=cache)
     return r, half, other
 
 
 def test_head_matches_logistic_regression_on_both_halves(features, dog_bird_other):
     y = dog_bird_other["labels"]
     a, b = stratified_split(y, 0.5, seed=0)
-    ours, ref = [], []
+    cfg = TrainConfig()
+    ours, refit, same, plain = [], [], [], []
     for fit_on, test_on in ((a, b), (b, a)):
-        i_tr, i_va = stratified_split(y[fit_on], 0.2, seed=0)
+        i_tr, i_va = stratified_split(y[fit_on], cfg.val_split, seed=cfg.seed)  # as core.training.train splits
         tr, va = fit_on[i_tr], fit_on[i_va]
-        k, bias, history, stopped = train_head(features[tr], y[tr], features[va], y[va], 3, TrainConfig())
+        k, bias, history, stopped = train_head(features[tr], y[tr], features[va], y[va], 3, cfg)
         assert not stopped and 1 <= len(history) <= 30
         ours.append(((features[test_on] @ k + bias).argmax(1) == y[test_on]).mean())
-        W, c = logistic_regression(features[fit_on], y[fit_on], 3, 1e-3)
-        ref.append(((features[test_on] @ W + c).argmax(1) == y[test_on]).mean())
-    # measured: ours 0.93 / 0.92, the reference 0.945 / 0.925 (the reference itself stays below 0.93 on average)
-    assert all(abs(o - r) <= 0.02 for o, r in zip(ours, ref)), (ours, ref)
-    assert np.mean(ours) >= 0.915 and min(ours) >= 0.9, ours
+        both = np.concatenate([tr, va])
+        k, bias, more, _ = refit_head(features[both], y[both], 3, cfg, best_epoch(history))
+        assert len(more) == best_epoch(history) and {h["phase"] for h in more} == {"refit"}
+        refit.append(((features[test_on] @ k + bias).argmax(1) == y[test_on]).mean())
+        for out, smoothing in ((same, cfg.label_smoothing), (plain, 0.0)):
+            W, c = logistic_regression(features[fit_on], y[fit_on], 3, 1e-3, smoothing)
+            out.append(((features[test_on] @ W + c).argmax(1) == y[test_on]).mean())
+    # measured: ours 0.965 / 0.93 (0.93 / 0.92 before label smoothing), with the refit 0.955 / 0.935; the same
+    # objective solved to convergence 0.955 / 0.945; plain logistic regression 0.945 / 0.925. Over 16 half splits
+    # (8 seeds) × 3 training seeds: ours 93.4 %, with the refit 94.1 %, the same objective 93.9 %, plain 91.9 %.
+    assert min(ours) >= 0.93 and min(refit) >= 0.93, (ours, refit)
+    assert all(abs(o - r) <= 0.02 + 1e-9 for o, r in zip(ours + refit, same + same)), (ours, refit, same)
+    assert all(o >= p - 0.02 - 1e-9 for o, p in zip(ours + refit, plain + plain)), (ours, refit, plain)
     majority = np.bincount(y).max() / len(y)  # "everything else" is 79 %: far above chance is required
     assert np.mean(ours) > majority + 0.1
 
@@ -75,10 +92,43 @@ def test_trained_model_reaches_the_head_accuracy_through_the_engine(trained, dog
     assert engine.spec.label(0) == "dog" and engine.spec.num_classes == 3
     x = np.concatenate([engine.prepare(d["thumbs"][i]) for i in other])
     acc = (engine.predict(x).argmax(1) == d["labels"][other]).mean()
-    assert acc >= 0.9, acc
+    assert acc >= 0.93, acc  # measured: 0.965 (the head of the test above, served by the engine)
     conf = r.confusion()
     assert conf.sum() == len(r.val_idx) and np.trace(conf) == round(r.val_accuracy * len(r.val_idx))
     assert all(t != p for _, t, p in r.wrong())
+
+
+def test_the_refit_trains_on_all_images_and_keeps_the_held_out_figures(lite_engine, trained, dog_bird_other,
+                                                                       cache):
+    r0, half, other = trained
+    d = dog_bird_other
+    thumbs, labels = [d["thumbs"][i] for i in half], d["labels"][half]
+    records = []
+    r = train(lite_engine, thumbs, labels, d["classes"], TrainConfig(seed=0, refit=True), cache=cache,
+              on_epoch=records.append)
+    head = [h for h in r.history if h["phase"] == "head"]
+    more = [h for h in r.history if h["phase"] == "refit"]
+    timeless = lambda hs: [{k: v for k, v in h.items() if k != "seconds"} for h in hs]  # noqa: E731
+    assert timeless(head) == timeless(r0.history) and records == r.history  # the same early stopping, reported
+    assert len(more) == best_epoch(head) == r.model.info["refit_epochs"] and r.model.info["mode"].endswith("all images")
+    assert [h["epoch"] for h in r.history] == list(range(1, len(r.history) + 1))
+    assert all(h["val_loss"] is None and h["val_accuracy"] is None for h in more)
+    # the validation figures are the early-stopped head's, on images it never saw (the refit head has seen them)
+    np.testing.assert_allclose(r.val_probs, r0.val_probs)
+    assert r.val_accuracy == r0.val_accuracy
+    k0, k1 = r0.model.weights[HEAD_LOGITS][0], r.model.weights[HEAD_LOGITS][0]
+    assert not np.allclose(k0, k1)
+    engine = EnginePool().get(r.model)
+    x = np.concatenate([engine.prepare(d["thumbs"][i]) for i in other])
+    acc = (engine.predict(x).argmax(1) == d["labels"][other]).mean()
+    assert acc >= 0.93, acc
+    # stopped during the refit: the early-stopped head stays, without the refit's records
+    calls = []
+    steps = -(-len(r0.train_idx) // 32)
+    r2 = train(lite_engine, thumbs, labels, d["classes"], TrainConfig(seed=0, refit=True), cache=cache,
+               should_stop=lambda: calls.append(1) or len(calls) > len(head) * steps + 2)
+    assert r2.stopped and timeless(r2.history) == timeless(r0.history) and "refit_epochs" not in r2.model.info
+    np.testing.assert_array_equal(r2.model.weights[HEAD_LOGITS][0], k0)
 
 
 def test_gradcam_equals_cam_at_the_last_layer_and_points_into_the_boxes(trained, dog_bird_other):
@@ -116,7 +166,7 @@ def test_a_planted_shortcut_is_learned_and_grad_cam_finds_it(lite_engine, dog_bi
     others = [d["thumbs"][i] for i in other if d["labels"][i] != 0]
     effect = shortcut_effect(engine, others, stamp, 0)
     assert len(others) > 100
-    assert effect.rises >= 0.7, effect.rises  # measured: 0.76 of 174 images, and 4.9× the stamp's area below
+    assert effect.rises >= 0.7, effect.rises  # measured: 0.86 of 174 images, and 5.1× the stamp's area below
     assert effect.mass_ratio >= 3.0, effect.mass_ratio
     # the stamp itself, not the pixels it covers: an image's own colours in that corner do not move "dog" this much
     assert np.median(effect.prob_stamped - effect.prob_plain) > 0

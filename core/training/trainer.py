@@ -3,10 +3,11 @@ blocks (minutes), as in Keras's transfer-learning guide: BatchNorm stays in infe
 at a tenth of its first rate and the unfrozen blocks at a hundredth, light augmentation (random crop after a 14 % enlargement, and a
 horizontal flip).
 
-Both run one loop (:func:`fit`): seeded shuffling, mini-batches, a record per epoch (cross-entropy ``loss``
-and ``accuracy`` over the epoch's batches; ``val_loss`` and ``val_accuracy`` on the held-out split),
-early stopping on the validation loss with the best epoch's weights restored, and a stop callback
-checked between batches. Nothing here sets a process-wide random seed: several trainings may run at once.
+Both fit label-smoothed targets (``TrainConfig.label_smoothing``) and run one loop (:func:`fit`): seeded
+shuffling, mini-batches, a record per epoch (plain cross-entropy ``loss`` and ``accuracy`` over the epoch's
+batches; ``val_loss`` and ``val_accuracy`` on the held-out split), early stopping on the validation loss with
+the best epoch's weights restored, and a stop callback checked between batches. Nothing here sets a
+process-wide random seed: several trainings may run at once.
 """
 from __future__ import annotations
 
@@ -40,6 +41,16 @@ class TrainConfig:
         fine_tune_epochs: epochs of that second phase.
         fine_tune_lr_factor: in the fine-tuning phase the head learns at ``learning_rate`` × this factor and
             the unfrozen blocks at a tenth of that (the head is trained already; the blocks must move slowly).
+        label_smoothing: the training targets give this much of their weight evenly to all classes (Keras's
+            ``label_smoothing``; Szegedy et al. 2016), in both phases; the reported ``loss`` and ``val_loss`` are
+            the plain cross-entropy. On Lite0's features of ImageNet dog / bird / other (200 images to train,
+            200 to test, 16 such splits × 3 seeds) 0.05 lifts the head from 91.5 % to 93.4 % on average; a
+            logistic regression solved to convergence gains as much (91.9 → 93.9 %, flat from 0.02 to 0.2).
+        refit: head only, with a validation split: after early stopping has chosen the best epoch E, train the
+            head again from its initial weights on all the images (training and validation) for E epochs
+            (Keras's "then train on all the data"). The validation figures stay those of the early-stopped head
+            on images it never saw; the refit epochs are recorded with ``phase`` "refit" and no validation
+            values. Ignored when fine-tuning.
     """
 
     epochs: int = 30
@@ -52,6 +63,8 @@ class TrainConfig:
     fine_tune_blocks: int = 0
     fine_tune_epochs: int = 5
     fine_tune_lr_factor: float = 0.1
+    label_smoothing: float = 0.05
+    refit: bool = False
 
     def __post_init__(self):
         if self.epochs < 1 or self.fine_tune_epochs < 1:
@@ -60,6 +73,8 @@ class TrainConfig:
             raise ValueError("the validation split must be at least 0 and below 1")
         if self.fine_tune_blocks < 0:
             raise ValueError("the number of fine-tuned blocks cannot be negative")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError("label smoothing must be at least 0 and below 1")
 
 
 def stratified_split(labels: np.ndarray, val_split: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -136,9 +151,20 @@ def _metrics(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(-logp[np.arange(len(y)), y].mean()), float((logits.argmax(1) == y).mean())
 
 
+def _smoothed_loss(tf, y, logits, n_classes: int, smoothing: float):
+    """(mean training loss on the smoothed targets, mean plain cross-entropy), both per image."""
+    plain = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+    if smoothing <= 0:
+        return plain, plain
+    target = tf.one_hot(y, n_classes) * (1.0 - smoothing) + smoothing / n_classes
+    return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(target, logits)), plain
+
+
 def train_head(x_tr, y_tr, x_va, y_va, n_classes: int, cfg: TrainConfig, on_epoch=None, progress=None,
-               should_stop=None):
+               should_stop=None, epochs: int | None = None, first_epoch: int = 1, phase: str = "head"):
     """A softmax head (Dense, logits) on pooled features.
+
+    ``epochs`` given: exactly that many epochs (no early stopping; the refit of :func:`refit_head`).
 
     Returns:
         (kernel (D, classes), bias (classes,), history, stopped).
@@ -160,23 +186,46 @@ def train_head(x_tr, y_tr, x_va, y_va, n_classes: int, cfg: TrainConfig, on_epoc
         x, y = tf.gather(xs, idx), tf.gather(ys, idx)
         with tf.GradientTape() as tape:
             logits = dense(x)
-            data = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
-            loss = data + penalty(dense.kernel)
+            fitted, data = _smoothed_loss(tf, y, logits, n_classes, cfg.label_smoothing)
+            loss = fitted + penalty(dense.kernel)
         grads = tape.gradient(loss, dense.trainable_variables)
         opt.apply(grads, dense.trainable_variables)
         ok = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), y), tf.float32))
         return data, ok
 
     def evaluate():
-        if len(y_va) == 0:
+        if x_va is None or len(y_va) == 0:
             return None, None
         return _metrics(np.asarray(dense(np.asarray(x_va, np.float32)), np.float64), np.asarray(y_va))
 
-    history, stopped = fit(lambda idx: step_fn(tf.constant(idx, tf.int64)), evaluate, len(y_tr), cfg.epochs,
-                           cfg.batch_size, cfg.patience, cfg.seed, dense.get_weights, dense.set_weights,
-                           on_epoch, progress, should_stop)
+    fixed = epochs is not None
+    history, stopped = fit(lambda idx: step_fn(tf.constant(idx, tf.int64)), evaluate, len(y_tr),
+                           epochs if fixed else cfg.epochs, cfg.batch_size, epochs + 1 if fixed else cfg.patience,
+                           cfg.seed, (lambda: None) if fixed else dense.get_weights,
+                           (lambda w: None) if fixed else dense.set_weights, on_epoch, progress, should_stop,
+                           first_epoch, phase)
     kernel, bias = dense.get_weights()
     return kernel, bias, history, stopped
+
+
+def best_epoch(history: list[dict]) -> int:
+    """How many epochs early stopping kept: the position of the first lowest validation loss (training loss
+    without a validation split) in ``history``, counted from 1."""
+    watched = [h["loss"] if h["val_loss"] is None else h["val_loss"] for h in history]
+    return int(np.argmin(watched)) + 1
+
+
+def refit_head(x, y, n_classes: int, cfg: TrainConfig, epochs: int, on_epoch=None, progress=None,
+               should_stop=None, first_epoch: int = 1):
+    """The head trained again from its initial weights on all of ``x`` (training and validation images) for
+    ``epochs`` epochs, the count early stopping chose (``cfg.refit``). Its records have ``phase`` "refit" and
+    no validation values (there are no held-out images left).
+
+    Returns:
+        (kernel, bias, history, stopped); stopped by the user, the refit is incomplete and should be dropped.
+    """
+    return train_head(x, y, None, None, n_classes, cfg, on_epoch, progress, should_stop, epochs=epochs,
+                      first_epoch=first_epoch, phase="refit")
 
 
 _BLOCK = re.compile(r"^(block_?\d+[a-z]?|conv\d+_block\d+)(?=_)")
@@ -215,6 +264,7 @@ def fine_tune(model, spec, head_layer: str, thumbs, labels, train_idx, val_idx, 
     k = min(cfg.fine_tune_blocks, len(blocks))
     unfrozen = [layer for _, layers in blocks[len(blocks) - k:] for layer in layers]
     head = model.get_layer(head_layer)
+    n_classes = int(head.units)
     for layer in model.layers:
         layer.trainable = layer is head or layer in unfrozen
     head_vars, body_vars = list(head.trainable_variables), [v for l in unfrozen for v in l.trainable_variables]
@@ -237,8 +287,8 @@ def fine_tune(model, spec, head_layer: str, thumbs, labels, train_idx, val_idx, 
     def step_fn(x, y):
         with tf.GradientTape() as tape:
             logits = model(x, training=False)  # BatchNorm keeps its statistics (Keras's guide)
-            data = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
-            loss = data + penalty(head.kernel)
+            fitted, data = _smoothed_loss(tf, y, logits, n_classes, cfg.label_smoothing)
+            loss = fitted + penalty(head.kernel)
         grads = tape.gradient(loss, head_vars + body_vars)
         opt_head.apply(grads[:len(head_vars)], head_vars)
         if body_vars:
@@ -279,4 +329,5 @@ def fine_tune(model, spec, head_layer: str, thumbs, labels, train_idx, val_idx, 
     return [l.name for l in changed], history, stopped
 
 
-__all__ = ["Stopped", "TrainConfig", "backbone_blocks", "fine_tune", "fit", "stratified_split", "train_head"]
+__all__ = ["Stopped", "TrainConfig", "backbone_blocks", "best_epoch", "fine_tune", "fit", "refit_head",
+           "stratified_split", "train_head"]
