@@ -6,11 +6,10 @@ from scipy.optimize import minimize
 
 from core.cam import methods
 from core.engine.pool import EnginePool
-from core.models.trained import HEAD_LOGITS
 from core.imaging import render
 from core.training import FeatureCache, Stamp, TrainConfig, compute_features, shortcut_effect, stamp_images, train
 from core.training import stratified_split
-from core.training.trainer import best_epoch, refit_head, train_head
+from core.training.trainer import train_head
 
 
 def logistic_regression(X, y, n_classes, l2, smoothing=0.0):
@@ -59,26 +58,23 @@ def test_head_matches_logistic_regression_on_both_halves(features, dog_bird_othe
     y = dog_bird_other["labels"]
     a, b = stratified_split(y, 0.5, seed=0)
     cfg = TrainConfig()
-    ours, refit, same, plain = [], [], [], []
+    ours, same, plain = [], [], []
     for fit_on, test_on in ((a, b), (b, a)):
         i_tr, i_va = stratified_split(y[fit_on], cfg.val_split, seed=cfg.seed)  # as core.training.train splits
         tr, va = fit_on[i_tr], fit_on[i_va]
         k, bias, history, stopped = train_head(features[tr], y[tr], features[va], y[va], 3, cfg)
         assert not stopped and 1 <= len(history) <= 30
         ours.append(((features[test_on] @ k + bias).argmax(1) == y[test_on]).mean())
-        both = np.concatenate([tr, va])
-        k, bias, more, _ = refit_head(features[both], y[both], 3, cfg, best_epoch(history))
-        assert len(more) == best_epoch(history) and {h["phase"] for h in more} == {"refit"}
-        refit.append(((features[test_on] @ k + bias).argmax(1) == y[test_on]).mean())
         for out, smoothing in ((same, cfg.label_smoothing), (plain, 0.0)):
             W, c = logistic_regression(features[fit_on], y[fit_on], 3, 1e-3, smoothing)
             out.append(((features[test_on] @ W + c).argmax(1) == y[test_on]).mean())
-    # measured: ours 0.965 / 0.93 (0.93 / 0.92 before label smoothing), with the refit 0.955 / 0.935; the same
-    # objective solved to convergence 0.955 / 0.945; plain logistic regression 0.945 / 0.925. Over 16 half splits
-    # (8 seeds) × 3 training seeds: ours 93.4 %, with the refit 94.1 %, the same objective 93.9 %, plain 91.9 %.
-    assert min(ours) >= 0.93 and min(refit) >= 0.93, (ours, refit)
-    assert all(abs(o - r) <= 0.02 + 1e-9 for o, r in zip(ours + refit, same + same)), (ours, refit, same)
-    assert all(o >= p - 0.02 - 1e-9 for o, p in zip(ours + refit, plain + plain)), (ours, refit, plain)
+    # measured: ours 0.965 / 0.93 (0.93 / 0.92 before label smoothing); the same objective solved to convergence
+    # 0.955 / 0.945; plain logistic regression 0.945 / 0.925. Over 16 half splits (8 seeds) × 3 training seeds:
+    # ours 93.4 %, the same objective 93.9 %, plain 91.9 %. The second half is at 93.0 % exactly (186 of 200), so
+    # it is held to 92 % (two images of margin) and the pair to a mean of 93 %.
+    assert ours[0] >= 0.93 and min(ours) >= 0.92 and np.mean(ours) >= 0.93, ours
+    assert all(abs(o - r) <= 0.02 + 1e-9 for o, r in zip(ours, same)), (ours, same)
+    assert all(o >= p - 0.02 - 1e-9 for o, p in zip(ours, plain)), (ours, plain)
     majority = np.bincount(y).max() / len(y)  # "everything else" is 79 %: far above chance is required
     assert np.mean(ours) > majority + 0.1
 
@@ -96,39 +92,6 @@ def test_trained_model_reaches_the_head_accuracy_through_the_engine(trained, dog
     conf = r.confusion()
     assert conf.sum() == len(r.val_idx) and np.trace(conf) == round(r.val_accuracy * len(r.val_idx))
     assert all(t != p for _, t, p in r.wrong())
-
-
-def test_the_refit_trains_on_all_images_and_keeps_the_held_out_figures(lite_engine, trained, dog_bird_other,
-                                                                       cache):
-    r0, half, other = trained
-    d = dog_bird_other
-    thumbs, labels = [d["thumbs"][i] for i in half], d["labels"][half]
-    records = []
-    r = train(lite_engine, thumbs, labels, d["classes"], TrainConfig(seed=0, refit=True), cache=cache,
-              on_epoch=records.append)
-    head = [h for h in r.history if h["phase"] == "head"]
-    more = [h for h in r.history if h["phase"] == "refit"]
-    timeless = lambda hs: [{k: v for k, v in h.items() if k != "seconds"} for h in hs]  # noqa: E731
-    assert timeless(head) == timeless(r0.history) and records == r.history  # the same early stopping, reported
-    assert len(more) == best_epoch(head) == r.model.info["refit_epochs"] and r.model.info["mode"].endswith("all images")
-    assert [h["epoch"] for h in r.history] == list(range(1, len(r.history) + 1))
-    assert all(h["val_loss"] is None and h["val_accuracy"] is None for h in more)
-    # the validation figures are the early-stopped head's, on images it never saw (the refit head has seen them)
-    np.testing.assert_allclose(r.val_probs, r0.val_probs)
-    assert r.val_accuracy == r0.val_accuracy
-    k0, k1 = r0.model.weights[HEAD_LOGITS][0], r.model.weights[HEAD_LOGITS][0]
-    assert not np.allclose(k0, k1)
-    engine = EnginePool().get(r.model)
-    x = np.concatenate([engine.prepare(d["thumbs"][i]) for i in other])
-    acc = (engine.predict(x).argmax(1) == d["labels"][other]).mean()
-    assert acc >= 0.93, acc
-    # stopped during the refit: the early-stopped head stays, without the refit's records
-    calls = []
-    steps = -(-len(r0.train_idx) // 32)
-    r2 = train(lite_engine, thumbs, labels, d["classes"], TrainConfig(seed=0, refit=True), cache=cache,
-               should_stop=lambda: calls.append(1) or len(calls) > len(head) * steps + 2)
-    assert r2.stopped and timeless(r2.history) == timeless(r0.history) and "refit_epochs" not in r2.model.info
-    np.testing.assert_array_equal(r2.model.weights[HEAD_LOGITS][0], k0)
 
 
 def test_gradcam_equals_cam_at_the_last_layer_and_points_into_the_boxes(trained, dog_bird_other):

@@ -12,7 +12,7 @@ from ..models.trained import HEAD_LOGITS
 from .data import MAX_CLASSES, MIN_CLASSES, MIN_PER_CLASS, DatasetError
 from .features import FeatureCache, compute_features
 from .shortcut import Stamp
-from .trainer import TrainConfig, best_epoch, fine_tune, refit_head, stratified_split, train_head
+from .trainer import TrainConfig, fine_tune, stratified_split, train_head
 
 
 @dataclass
@@ -23,8 +23,7 @@ class TrainResult:
         model: the trained model (None only when stopped before any epoch).
         history: one record per epoch (see :func:`core.training.trainer.fit`).
         train_idx, val_idx: indices into the images given.
-        val_probs: (validation images, classes) probabilities of the trained model; with ``cfg.refit``, of
-            the early-stopped head before its refit (the refit head has seen these images).
+        val_probs: (validation images, classes) probabilities of the trained model.
         features_seconds: network time spent on features (images already cached cost nothing).
         train_seconds: wall time of the training epochs.
         stopped: the user stopped it (the best epoch so far was kept).
@@ -114,24 +113,11 @@ def train(engine, thumbs, labels, classes, cfg: TrainConfig = TrainConfig(), tit
     feats, f_sec = compute_features(engine, thumbs, cache, progress=lambda f: say(0.3 * f, "Computing features"),
                                     should_stop=should_stop)
     t = time.perf_counter()
-    refit = cfg.refit and not ft and len(va) > 0
-    share = head_share * (0.5 if refit else 1.0)
     kernel, bias, history, stopped = train_head(
         feats[tr], labels[tr], feats[va], labels[va], len(classes), cfg, on_epoch,
-        lambda f: say(0.3 + share * f, "Training the head"), should_stop)
-    info = {"mode": "head only", "train_images": int(len(tr)), "val_images": int(len(va)), "seed": cfg.seed}
-    val_logits = feats[va].astype(np.float64) @ kernel.astype(np.float64) + bias  # the early-stopped head's
-    if refit and history and not stopped:
-        n = best_epoch(history)
-        both = np.concatenate([tr, va])
-        k2, b2, more, stopped = refit_head(
-            feats[both], labels[both], len(classes), cfg, n, on_epoch,
-            lambda f: say(0.3 + share + share * f, "Training the head on all images"), should_stop,
-            first_epoch=len(history) + 1)
-        if not stopped:  # stopped during the refit: the early-stopped head stays, its records alone
-            kernel, bias, history = k2, b2, history + more
-            info.update(mode="head only, refit on all images", refit_epochs=n)
+        lambda f: say(0.3 + head_share * f, "Training the head"), should_stop)
     weights = {HEAD_LOGITS: [kernel, bias]}
+    info = {"mode": "head only", "train_images": int(len(tr)), "val_images": int(len(va)), "seed": cfg.seed}
     if ft and not stopped:
         model = build_classifier(spec.name, len(classes))
         model.get_layer(HEAD_LOGITS).set_weights([kernel, bias])
@@ -145,7 +131,7 @@ def train(engine, thumbs, labels, classes, cfg: TrainConfig = TrainConfig(), tit
         info["mode"] = f"fine-tuned the last {cfg.fine_tune_blocks} blocks ({blocks} layers with weights)"
         val_probs = _probs(_logits_of(model, spec, thumbs, va))
     else:
-        val_probs = _probs(val_logits)
+        val_probs = _probs(feats[va].astype(np.float64) @ kernel.astype(np.float64) + bias)
     train_seconds = time.perf_counter() - t
     result = TrainResult(None, history, classes, labels, tr, va, val_probs, f_sec, train_seconds, stopped)
     info["val_accuracy"] = result.val_accuracy

@@ -46,11 +46,6 @@ class TrainConfig:
             the plain cross-entropy. On Lite0's features of ImageNet dog / bird / other (200 images to train,
             200 to test, 16 such splits × 3 seeds) 0.05 lifts the head from 91.5 % to 93.4 % on average; a
             logistic regression solved to convergence gains as much (91.9 → 93.9 %, flat from 0.02 to 0.2).
-        refit: head only, with a validation split: after early stopping has chosen the best epoch E, train the
-            head again from its initial weights on all the images (training and validation) for E epochs
-            (Keras's "then train on all the data"). The validation figures stay those of the early-stopped head
-            on images it never saw; the refit epochs are recorded with ``phase`` "refit" and no validation
-            values. Ignored when fine-tuning.
     """
 
     epochs: int = 30
@@ -64,7 +59,6 @@ class TrainConfig:
     fine_tune_epochs: int = 5
     fine_tune_lr_factor: float = 0.1
     label_smoothing: float = 0.05
-    refit: bool = False
 
     def __post_init__(self):
         if self.epochs < 1 or self.fine_tune_epochs < 1:
@@ -161,10 +155,8 @@ def _smoothed_loss(tf, y, logits, n_classes: int, smoothing: float):
 
 
 def train_head(x_tr, y_tr, x_va, y_va, n_classes: int, cfg: TrainConfig, on_epoch=None, progress=None,
-               should_stop=None, epochs: int | None = None, first_epoch: int = 1, phase: str = "head"):
+               should_stop=None):
     """A softmax head (Dense, logits) on pooled features.
-
-    ``epochs`` given: exactly that many epochs (no early stopping; the refit of :func:`refit_head`).
 
     Returns:
         (kernel (D, classes), bias (classes,), history, stopped).
@@ -194,38 +186,15 @@ def train_head(x_tr, y_tr, x_va, y_va, n_classes: int, cfg: TrainConfig, on_epoc
         return data, ok
 
     def evaluate():
-        if x_va is None or len(y_va) == 0:
+        if len(y_va) == 0:
             return None, None
         return _metrics(np.asarray(dense(np.asarray(x_va, np.float32)), np.float64), np.asarray(y_va))
 
-    fixed = epochs is not None
-    history, stopped = fit(lambda idx: step_fn(tf.constant(idx, tf.int64)), evaluate, len(y_tr),
-                           epochs if fixed else cfg.epochs, cfg.batch_size, epochs + 1 if fixed else cfg.patience,
-                           cfg.seed, (lambda: None) if fixed else dense.get_weights,
-                           (lambda w: None) if fixed else dense.set_weights, on_epoch, progress, should_stop,
-                           first_epoch, phase)
+    history, stopped = fit(lambda idx: step_fn(tf.constant(idx, tf.int64)), evaluate, len(y_tr), cfg.epochs,
+                           cfg.batch_size, cfg.patience, cfg.seed, dense.get_weights, dense.set_weights,
+                           on_epoch, progress, should_stop)
     kernel, bias = dense.get_weights()
     return kernel, bias, history, stopped
-
-
-def best_epoch(history: list[dict]) -> int:
-    """How many epochs early stopping kept: the position of the first lowest validation loss (training loss
-    without a validation split) in ``history``, counted from 1."""
-    watched = [h["loss"] if h["val_loss"] is None else h["val_loss"] for h in history]
-    return int(np.argmin(watched)) + 1
-
-
-def refit_head(x, y, n_classes: int, cfg: TrainConfig, epochs: int, on_epoch=None, progress=None,
-               should_stop=None, first_epoch: int = 1):
-    """The head trained again from its initial weights on all of ``x`` (training and validation images) for
-    ``epochs`` epochs, the count early stopping chose (``cfg.refit``). Its records have ``phase`` "refit" and
-    no validation values (there are no held-out images left).
-
-    Returns:
-        (kernel, bias, history, stopped); stopped by the user, the refit is incomplete and should be dropped.
-    """
-    return train_head(x, y, None, None, n_classes, cfg, on_epoch, progress, should_stop, epochs=epochs,
-                      first_epoch=first_epoch, phase="refit")
 
 
 _BLOCK = re.compile(r"^(block_?\d+[a-z]?|conv\d+_block\d+)(?=_)")
@@ -329,5 +298,4 @@ def fine_tune(model, spec, head_layer: str, thumbs, labels, train_idx, val_idx, 
     return [l.name for l in changed], history, stopped
 
 
-__all__ = ["Stopped", "TrainConfig", "backbone_blocks", "best_epoch", "fine_tune", "fit", "refit_head",
-           "stratified_split", "train_head"]
+__all__ = ["Stopped", "TrainConfig", "backbone_blocks", "fine_tune", "fit", "stratified_split", "train_head"]
