@@ -1,10 +1,13 @@
 """Altair charts used by the pages."""
 from __future__ import annotations
 
-import altair as alt
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from core.imaging import labels
+
+if TYPE_CHECKING:  # altair and pandas load when a chart is drawn: 0.7 s that no page title should wait for
+    import altair as alt
+    import pandas as pd
 
 
 def _imagenet(i: int) -> str:
@@ -14,6 +17,9 @@ def _imagenet(i: int) -> str:
 def top_k_chart(top: list[tuple[int, float]], highlight: int, label=_imagenet) -> alt.Chart:
     """Horizontal bars of the top-k probabilities; the explained class in a contrasting colour.
     ``label(index)`` names a class (the model's ``spec.label``)."""
+    import altair as alt  # here, not at import: the pages draw their title first
+    import pandas as pd
+
     df = pd.DataFrame({
         "class": [f"{label(i)} [{i}]" for i, _ in top],
         "probability": [p for _, p in top],
@@ -35,6 +41,8 @@ def top_k_chart(top: list[tuple[int, float]], highlight: int, label=_imagenet) -
 
 def change_table(before, after, k: int, label=_imagenet) -> pd.DataFrame:
     """Rows for the union of both top-k lists: probability before/after, change, entered/left."""
+    import pandas as pd  # here, not at import: the pages draw their title first
+
     top_b = [i for i, _ in before.top_k(k)]
     top_a = [i for i, _ in after.top_k(k)]
     rows = []
@@ -49,6 +57,8 @@ def change_table(before, after, k: int, label=_imagenet) -> pd.DataFrame:
 
 def change_chart(table: pd.DataFrame, highlight: int) -> alt.Chart:
     """Before/after bars per class, the change in red (drop) or green (rise); ▲/▼ mark classes entering/leaving."""
+    import altair as alt  # here, not at import: the pages draw their title first
+
     long = table.melt(id_vars=["class", "index", "status", "change"], value_vars=["before", "after"],
                       var_name="photo", value_name="probability")
     long["photo"] = long["photo"].map({"before": "original", "after": "occluded"})

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import TYPE_CHECKING
 
-import altair as alt
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from core.cam import methods
@@ -19,6 +18,9 @@ from core.imaging import render
 from core.training import Dataset, DatasetError, Stopped, TrainConfig, stamp_images, train
 
 from .resources import trained_models
+
+if TYPE_CHECKING:  # altair and pandas load when a chart is drawn (the sidebar imports this module)
+    import altair as alt
 
 MAX_MESSAGES = 8
 WATCH_SECONDS = 2.0  # how often another page looks at a training that runs
@@ -174,6 +176,9 @@ def stopped_text(job) -> str | None:
 
 def history_chart(history: list[dict]) -> alt.HConcatChart:
     """Loss and accuracy per epoch, training and validation, side by side (non-finite values left out)."""
+    import altair as alt  # here, not at import: the pages draw their title first
+    import pandas as pd
+
     rows = []
     for r in history:
         for metric in ("loss", "accuracy"):
@@ -200,6 +205,9 @@ def history_chart(history: list[dict]) -> alt.HConcatChart:
 
 def confusion_chart(matrix: np.ndarray, classes: list[str]) -> alt.LayerChart:
     """Counts of (true, predicted) over the validation images, the diagonal being the right ones."""
+    import altair as alt  # here, not at import: the pages draw their title first
+    import pandas as pd
+
     rows = [{"true": classes[t], "predicted": classes[p], "count": int(matrix[t, p]), "right": t == p}
             for t in range(len(classes)) for p in range(len(classes))]
     df = pd.DataFrame(rows)
