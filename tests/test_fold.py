@@ -54,10 +54,12 @@ def test_lite0_engine_runs_on_the_folded_network(lite_engine):
     assert lite_engine.model.get_layer("block2a_project_bn") is not None  # the names survive
 
 
-def test_held_weights_leave_tensorflow_alone_and_go_with_the_engine(photos):
-    """Lite0 through load_inference (the app's path): its weights are in one NumPy buffer that the
-    passes read in place, the model cannot be run around the engine with made-up weights, Keras's
-    list of variables to initialise does not grow, and dropping the engine frees the buffer."""
+@pytest.mark.parametrize("built", ["folded", "then folded in the buffer"])
+def test_held_weights_leave_tensorflow_alone_and_go_with_the_engine(photos, built):
+    """Lite0 through load_inference (the app's path: built with its BatchNorms folded), and built with them and
+    folded in the weights buffer in place (what the Keras zoo's models go through): its weights are in one NumPy
+    buffer that the passes read in place, the model cannot be run around the engine with made-up weights,
+    Keras's list of variables to initialise does not grow, and dropping the engine frees the buffer."""
     import gc
     import weakref
 
@@ -70,8 +72,13 @@ def test_held_weights_leave_tensorflow_alone_and_go_with_the_engine(photos):
     release_memory()
     pending = len(compat.deferred_variables())
     before = tf.config.experimental.get_memory_info("CPU:0")["current"]
+    from core.models import lite
+
     spec = models.get_spec("efficientnet_lite0")
-    engine = Engine(spec, *models.load_inference(spec.name))
+    if built == "folded":
+        engine = Engine(spec, *models.load_inference(spec.name))
+    else:
+        engine = Engine(spec, *fold.load_folded(lambda: lite.load("imagenet")))
     res = engine.run(photos["cat.jpg"].rgb)
     assert 281 <= res.class_index <= 285  # a cat: the held weights are the real ones
     assert (tf.config.experimental.get_memory_info("CPU:0")["current"] - before) / 2**20 < 2

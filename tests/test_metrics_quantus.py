@@ -86,7 +86,7 @@ def test_the_cascade_with_quantus_randomisation_gives_quantus_mprt_scores(mprt_m
                 assert render.is_empty(s.cam) and s.spearman == 0.0
                 empty += 1
             else:
-                assert s.spearman == pytest.approx(q, abs=1e-3), (s.randomised_from, s.spearman, q)
+                assert s.spearman == pytest.approx(q, abs=1e-4), (s.randomised_from, s.spearman, q)
                 compared += 1
     assert compared >= 10 and empty <= 5
 

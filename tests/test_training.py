@@ -70,9 +70,10 @@ def test_head_matches_logistic_regression_on_both_halves(features, dog_bird_othe
             out.append(((features[test_on] @ W + c).argmax(1) == y[test_on]).mean())
     # measured: ours 0.965 / 0.93 (0.93 / 0.92 before label smoothing); the same objective solved to convergence
     # 0.955 / 0.945; plain logistic regression 0.945 / 0.925. Over 16 half splits (8 seeds) × 3 training seeds:
-    # ours 93.4 %, the same objective 93.9 %, plain 91.9 %. The second half is at 93.0 % exactly (186 of 200), so
-    # it is held to 92 % (two images of margin) and the pair to a mean of 93 %.
-    assert ours[0] >= 0.93 and min(ours) >= 0.92 and np.mean(ours) >= 0.93, ours
+    # ours 93.4 %, the same objective 93.9 %, plain 91.9 %. The second half is at 93.0 % exactly (186 of 200): it
+    # is held to a mean of 93 % with the first, and to within 2 points of the regression on the same targets
+    # (0.945 there: one image of margin).
+    assert ours[0] >= 0.93 and np.mean(ours) >= 0.93, ours
     assert all(abs(o - r) <= 0.02 + 1e-9 for o, r in zip(ours, same)), (ours, same)
     assert all(o >= p - 0.02 - 1e-9 for o, p in zip(ours, plain)), (ours, plain)
     majority = np.bincount(y).max() / len(y)  # "everything else" is 79 %: far above chance is required

@@ -37,11 +37,12 @@ What is compared (the definitions are made the same where Quantus allows it):
   ``arch="blocks"``, 6 epochs: four 3×3 convolutions in two blocks and a dense head, no BatchNorm), for
   three held-back images, with an ``explain_func`` that computes Grad-CAM at ``block2_conv2`` independently (a
   ``tf.GradientTape`` on the model Quantus hands it, not our engine), upsampled bilinearly to the 32×32 input
-  with ``tf.image.resize``. One thing in Quantus is fixed, by a minimal subclass of its ``TensorFlowModel``
-  (:class:`ClonedTensorFlowModel`): in 0.6.0 ``get_random_layer_generator`` starts from
-  ``keras.models.clone_model(self.model)``, whose weights are freshly initialised, not the trained ones, so
-  for a Keras model even its first step has no trained weight left; the subclass copies the trained weights
-  into the clone and is otherwise Quantus's code. The unpatched figures are stored too.
+  with ``tf.image.resize``. One thing in Quantus is fixed: in 0.6.0 ``TensorFlowModel.get_random_layer_generator``
+  starts from ``keras.models.clone_model(self.model)``, whose weights are freshly initialised, not the trained
+  ones, so for a Keras model even its first step has no trained weight left; for the comparison the name
+  ``clone_model`` in Quantus's ``tf_model`` module is pointed, for the duration of the run, at a wrapper that
+  clones and then copies the trained weights into the clone (Quantus's own code runs unchanged). The unpatched
+  figures are stored too.
   Our side (the test): :func:`core.metrics.sanity.cascade` with ``reinit=sanity.permuting(42)`` (Quantus's
   randomisation) and ``per_layer=True``. The definitions that differ by default:
     * what "randomise" means: Quantus permutes each weight array along its first axis (a 3×3 kernel's rows, a
@@ -215,30 +216,15 @@ def independent_gradcam(model, inputs, targets, layer: str = MPRT_LAYER, **_kw) 
 
 def run_mprt(out: str) -> None:
     import quantus
-    from keras.models import clone_model
-    from quantus.helpers import utils as q_utils
-    from quantus.helpers.model.tf_model import TensorFlowModel
+    from quantus.helpers.model import tf_model
 
     from tests import toy_region
 
-    class ClonedTensorFlowModel(TensorFlowModel):
-        """Quantus 0.6.0's ``get_random_layer_generator``, verbatim but for one line: the clone gets the
-        trained weights (``clone_model`` initialises new ones)."""
-
-        def get_random_layer_generator(self, order: str = "top_down", seed: int = 42):
-            original_parameters = self.state_dict()
-            random_layer_model = clone_model(self.model)
-            random_layer_model.set_weights(original_parameters)  # the fix
-            layers = [_layer for _layer in random_layer_model.layers if len(_layer.get_weights()) > 0]
-            if order == "top_down":
-                layers = layers[::-1]
-            for layer in layers:
-                if order == "independent":
-                    random_layer_model.set_weights(original_parameters)
-                weights = layer.get_weights()
-                np.random.seed(seed=seed + 1)
-                layer.set_weights([np.random.permutation(w) for w in weights])
-                yield layer.name, random_layer_model
+    def cloned_with_weights(model, *args, **kwargs):
+        """``keras.models.clone_model`` whose clone then gets the trained weights (it initialises new ones)."""
+        clone = quantus_clone(model, *args, **kwargs)
+        clone.set_weights(model.get_weights())
+        return clone
 
     _engine, model, held = toy_region.train(epochs=6, arch="blocks")
     x_all = np.stack([rgb for rgb, _ in held]).astype(np.float32)
@@ -256,11 +242,12 @@ def run_mprt(out: str) -> None:
                       explain_func=independent_gradcam)
 
     unpatched = mprt()
-    q_utils.TensorFlowModel = ClonedTensorFlowModel  # what quantus.helpers.utils.get_wrapped_model builds
+    quantus_clone = tf_model.clone_model  # the name get_random_layer_generator calls
+    tf_model.clone_model = cloned_with_weights
     try:
         patched = mprt()
     finally:
-        q_utils.TensorFlowModel = TensorFlowModel
+        tf_model.clone_model = quantus_clone
     original = independent_gradcam(model, x, y)
     result = {
         "quantus_version": quantus.__version__, "model": "tests/toy_region.py build('blocks')",

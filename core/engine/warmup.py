@@ -44,7 +44,7 @@ def _without_pyplot():
     """While Keras imports: ``import matplotlib.pyplot`` raises ImportError (a ``None`` in ``sys.modules``).
 
     Keras imports pyplot when it is installed, for its image-gallery plots (``keras.visualization``), which the
-    studio never uses; the import costs about 0.3 s of CPU on every cold start (pyplot, its axes, figures and
+    studio never uses; the import costs about 0.2 s of CPU on every cold start (pyplot, its axes, figures and
     3-D toolkit). Keras guards that import and leaves those plots out. Nothing in the studio imports pyplot;
     the colormaps come from ``matplotlib.colormaps``. A pyplot imported before is left alone."""
     import sys

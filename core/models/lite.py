@@ -171,9 +171,13 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GRADCAM_STUDIO_CACHE", Path.home() / ".cache" / "gradcam-studio"))
 
 
+FOLDED_CACHE_VERSION = 1  # part of the folded cache's name: raise it when the folding arithmetic changes
+
+
 def _cache_file(src: Path, folded: bool = False) -> Path:
     digest = hashlib.sha256(f"{src.stat().st_size}:{src.stat().st_mtime_ns}:{src}".encode()).hexdigest()[:12]
-    return cache_dir() / f"efficientnet_lite0{'-folded' if folded else ''}-{digest}.weights.npz"
+    kind = f"-folded{FOLDED_CACHE_VERSION}" if folded else ""
+    return cache_dir() / f"efficientnet_lite0{kind}-{digest}.weights.npz"
 
 
 def load(weights: str | None = "imagenet", folded: bool = False):
