@@ -156,3 +156,17 @@ def test_no_private_api_is_used_outside_compat():
             if pattern.search(line.split("#")[0]) and "compat." not in line:
                 offenders.append(f"{path.relative_to(root)}:{n}: {line.strip()}")
     assert offenders == []
+
+
+def test_keras_imports_without_pyplot_and_pyplot_still_imports_afterwards():
+    """import_tensorflow_quietly hides matplotlib.pyplot from Keras's import only (a fresh process)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom core.engine.warmup import import_tensorflow_quietly\nimport_tensorflow_quietly()\n"
+            "assert 'keras' in sys.modules and 'tensorflow' in sys.modules\n"
+            "assert 'matplotlib.pyplot' not in sys.modules, 'the block was left in place or pyplot was imported'\n"
+            "import matplotlib.pyplot as plt\nassert plt.figure is not None\nprint('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
