@@ -5,35 +5,26 @@ checks them against the drag and against the IoU computed in this process; then 
 go to artifacts/e2e/ (measure.png: the localisation part at 1400×1000; measure-curves.png: the curves).
 """
 import re
-from pathlib import Path
 
 import pytest
 
-from core.cli.serverbench import Server, launch, unavailable, wait_idle
+from core.cli.serverbench import wait_idle
+from tests.e2e.browser import ARTIFACTS, chromium_page, streamlit_server
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "artifacts" / "e2e"
 PHOTO_W, PHOTO_H = 940, 400  # assets/cat_and_dog.jpg, the default sample
 DRAG = (0.03, 0.06, 0.60, 0.97)  # fractions of the canvas: the cat, left of the seam at 601/940
 
 
 @pytest.fixture(scope="module")
 def server():
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with Server(log_path=ARTIFACTS.parent / "e2e-measure-streamlit.log", env={"TF_CPP_MIN_LOG_LEVEL": "2"}) as srv:
-        yield srv.url
+    with streamlit_server("e2e-measure-streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def page():
-    from playwright.sync_api import sync_playwright
-
-    assert unavailable() is None, f"the browser test {unavailable()}"
-    with sync_playwright() as p:
-        browser = launch(p)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+    with chromium_page(1000) as pg:
         yield pg
-        browser.close()
 
 
 def canvas_box(pg) -> dict:

@@ -5,35 +5,24 @@ a lower probability for the dog class. Screenshots go to artifacts/e2e/.
 """
 import re
 import time
-from pathlib import Path
 
 import pytest
 
-from core.cli.serverbench import Server, launch, unavailable
+from tests.e2e.browser import ARTIFACTS, chromium_page, streamlit_server
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "artifacts" / "e2e"
 CAT_DOG_SEAM = 601 / 940  # assets/cat_and_dog.jpg: the dog is right of this fraction of the width
 
 
 @pytest.fixture(scope="module")
 def server():
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with Server(log_path=ARTIFACTS.parent / "e2e-streamlit.log", env={"TF_CPP_MIN_LOG_LEVEL": "2"}) as srv:
-        yield srv.url
+    with streamlit_server("e2e-streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def page():
-    from playwright.sync_api import sync_playwright
-
-    assert unavailable() is None, f"the browser test {unavailable()}"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = launch(p)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1100})
+    with chromium_page(1100) as pg:
         yield pg
-        browser.close()
 
 
 def dog_row_probs(pg):

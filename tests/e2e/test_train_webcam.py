@@ -2,34 +2,24 @@
 into a class through ``st.camera_input``, and the class's count goes up by one per photo.
 Screenshots go to artifacts/e2e/.
 """
-from pathlib import Path
 
 import pytest
 
-from core.cli.serverbench import CHROMIUM_ARGS, Server, chromium_path, unavailable
+from tests.e2e.browser import ARTIFACTS, chromium_page, streamlit_server
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "artifacts" / "e2e"
 FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
 
 @pytest.fixture(scope="module")
 def server():
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with Server(log_path=ARTIFACTS.parent / "e2e-train-streamlit.log", env={"TF_CPP_MIN_LOG_LEVEL": "2"}) as srv:
-        yield srv.url
+    with streamlit_server("e2e-train-streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def page():
-    from playwright.sync_api import sync_playwright
-
-    assert unavailable() is None, f"the browser test {unavailable()}"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS + FAKE_CAMERA)
-        context = browser.new_context(viewport={"width": 1400, "height": 1100})
-        yield context.new_page()
-        browser.close()
+    with chromium_page(1100, FAKE_CAMERA) as pg:
+        yield pg
 
 
 IDLE_JS = """() => { const el = document.querySelector('[data-test-script-state]');

@@ -1,0 +1,33 @@
+"""What the real-browser tests share (helpers, not fixtures): where their screenshots and server logs go,
+a ``streamlit run`` server (:class:`core.cli.serverbench.Server`) and a headless Chromium page (Playwright,
+Debian's ``chromium``)."""
+from contextlib import contextmanager
+from pathlib import Path
+
+from core.cli.serverbench import CHROMIUM_ARGS, Server, chromium_path, unavailable
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "e2e"
+
+
+@contextmanager
+def streamlit_server(log_name: str):
+    """A fresh ``streamlit run`` server logging to ``artifacts/<log_name>``; yields its URL."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with Server(log_path=ARTIFACTS.parent / log_name, env={"TF_CPP_MIN_LOG_LEVEL": "2"}) as srv:
+        yield srv.url
+
+
+@contextmanager
+def chromium_page(height: int = 1000, extra_args=()):
+    """A page 1400 px wide in a fresh headless Chromium (``extra_args``: more command-line switches)."""
+    from playwright.sync_api import sync_playwright
+
+    assert unavailable() is None, f"the browser test {unavailable()}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), headless=True,
+                                    args=CHROMIUM_ARGS + list(extra_args))
+        try:
+            yield browser.new_context(viewport={"width": 1400, "height": height}).new_page()
+        finally:
+            browser.close()
