@@ -70,10 +70,6 @@ def build(num_classes: int = 1000, folded: bool = False):
         from .fold import folded_batchnorm_class
 
         identity = folded_batchnorm_class()
-        conv2d, dwconv = (lambda *a, **k: layers.Conv2D(*a, **dict(k, use_bias=True)),
-                          lambda *a, **k: layers.DepthwiseConv2D(*a, **dict(k, use_bias=True)))
-    else:
-        conv2d, dwconv = layers.Conv2D, layers.DepthwiseConv2D
 
     def bn(name):
         if folded:
@@ -84,7 +80,7 @@ def build(num_classes: int = 1000, folded: bool = False):
         return layers.ReLU(max_value=6.0, name=name)
 
     inp = keras.Input((INPUT_SIZE, INPUT_SIZE, 3), name="input")
-    x = conv2d(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inp)
+    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=folded, name="stem_conv")(inp)
     x = relu6("stem_activation")(bn("stem_bn")(x))
     names = iter(block_names())
     for repeats, k, stride, expand, fin, fout in STAGES:
@@ -93,15 +89,15 @@ def build(num_classes: int = 1000, folded: bool = False):
             s, cin = (stride, fin) if r == 0 else (1, fout)
             inputs = x
             if expand != 1:
-                x = conv2d(cin * expand, 1, padding="same", use_bias=False, name=f"{name}_expand_conv")(x)
+                x = layers.Conv2D(cin * expand, 1, padding="same", use_bias=folded, name=f"{name}_expand_conv")(x)
                 x = relu6(f"{name}_expand_activation")(bn(f"{name}_expand_bn")(x))
-            x = dwconv(k, strides=s, padding="same", use_bias=False, name=f"{name}_dwconv")(x)
+            x = layers.DepthwiseConv2D(k, strides=s, padding="same", use_bias=folded, name=f"{name}_dwconv")(x)
             x = relu6(f"{name}_activation")(bn(f"{name}_bn")(x))
-            x = conv2d(fout, 1, padding="same", use_bias=False, name=f"{name}_project_conv")(x)
+            x = layers.Conv2D(fout, 1, padding="same", use_bias=folded, name=f"{name}_project_conv")(x)
             x = bn(f"{name}_project_bn")(x)
             if s == 1 and cin == fout:
                 x = layers.Add(name=f"{name}_add")([x, inputs])
-    x = conv2d(1280, 1, padding="same", use_bias=False, name="top_conv")(x)
+    x = layers.Conv2D(1280, 1, padding="same", use_bias=folded, name="top_conv")(x)
     x = relu6("top_activation")(bn("top_bn")(x))
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = layers.Dense(num_classes, name="predictions")(x)  # logits
