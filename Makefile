@@ -21,11 +21,11 @@ install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
 run: install
-	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT)
+	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
 
 # development: re-run the page when a project file is saved (polling the project's files, not .venv's)
 dev: install
-	$(VENV)/bin/streamlit run streamlit_app.py --server.port $(PORT) --server.fileWatcherType poll \
+	$(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.fileWatcherType poll \
 	  --server.runOnSave true --server.folderWatchBlacklist .venv
 
 # Debian's Chromium for the real-browser tests (Playwright drives it; no browser download)
