@@ -170,3 +170,25 @@ def test_keras_imports_without_pyplot_and_pyplot_still_imports_afterwards():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
+def test_the_pyplot_block_holds_for_the_importing_thread_only():
+    """Another thread that imports pyplot while Keras imports gets it; the block leaves no trace (a fresh process)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, threading\nfrom core.engine.warmup import _without_pyplot\n"
+            "got = {}\n"
+            "def other():\n    import matplotlib.pyplot as plt\n    got['plt'] = plt\n"
+            "with _without_pyplot():\n"
+            "    try:\n        import matplotlib.pyplot\n        blocked = False\n"
+            "    except ImportError:\n        blocked = True\n"
+            "    assert 'matplotlib.pyplot' not in sys.modules\n"
+            "    t = threading.Thread(target=other)\n    t.start()\n    t.join()\n"
+            "assert blocked, 'the importing thread got pyplot'\n"
+            "assert got['plt'].figure is not None and sys.modules['matplotlib.pyplot'] is got['plt']\n"
+            "assert not any(type(f).__name__ == '_RefusedToThisThread' for f in sys.meta_path)\n"
+            "import matplotlib.pyplot as plt\nassert plt is got['plt']\nprint('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]

@@ -39,25 +39,40 @@ def import_tensorflow_quietly() -> None:
         os.close(saved)
 
 
+class _RefusedToThisThread:
+    """A ``sys.meta_path`` finder that refuses ``names`` to one thread (``ModuleNotFoundError``, as for a module
+    that is not installed) and leaves every other import, and every other thread, to the finders after it."""
+
+    def __init__(self, names, thread_id: int):
+        self.names, self.thread_id = frozenset(names), thread_id
+
+    def find_spec(self, name, path=None, target=None):
+        if name in self.names and threading.get_ident() == self.thread_id:
+            raise ModuleNotFoundError(f"No module named {name!r} (left out of Keras's import)", name=name)
+        return None
+
+
 @contextlib.contextmanager
 def _without_pyplot():
-    """While Keras imports: ``import matplotlib.pyplot`` raises ImportError (a ``None`` in ``sys.modules``).
+    """While Keras imports, in this thread only: ``import matplotlib.pyplot`` raises ImportError.
 
     Keras imports pyplot when it is installed, for its image-gallery plots (``keras.visualization``), which the
     studio never uses; the import costs about 0.2 s of CPU on every cold start (pyplot, its axes, figures and
     3-D toolkit). Keras guards that import and leaves those plots out. Nothing in the studio imports pyplot;
-    the colormaps come from ``matplotlib.colormaps``. A pyplot imported before is left alone."""
+    the colormaps come from ``matplotlib.colormaps``. Another thread (a page's run) that imports pyplot
+    meanwhile gets it as usual, and nothing is left in ``sys.modules``; a pyplot imported before is left alone."""
     import sys
 
     if "matplotlib.pyplot" in sys.modules:
         yield
         return
-    sys.modules["matplotlib.pyplot"] = None
+    finder = _RefusedToThisThread({"matplotlib.pyplot"}, threading.get_ident())
+    sys.meta_path.insert(0, finder)
     try:
         yield
     finally:
-        if "matplotlib.pyplot" in sys.modules and sys.modules["matplotlib.pyplot"] is None:
-            del sys.modules["matplotlib.pyplot"]
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(finder)
 
 
 class WarmUp:
