@@ -17,7 +17,8 @@ Everything else (``HEAD``, ranges, conditional requests, ``index.html``, the hea
 media, unknown paths) goes to Streamlit unchanged. Where Streamlit's folder cannot be found, it logs one
 line and passes everything through: the app then works as before, at Streamlit's cost.
 
-Wired by ``app.py`` (the server's entry; ``streamlit_app.py`` stays the pages' script) through ``st.App(..., middleware=[...])``, Streamlit's public ASGI entry.
+Wired by ``app.py`` (the server's entry; ``streamlit_app.py`` stays the pages' script) through
+``st.App(..., middleware=[...])``, Streamlit's public ASGI entry.
 """
 from __future__ import annotations
 
