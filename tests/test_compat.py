@@ -158,25 +158,27 @@ def test_no_private_api_is_used_outside_compat():
     assert offenders == []
 
 
-def test_keras_imports_without_pyplot_and_pyplot_still_imports_afterwards():
-    """import_tensorflow_quietly hides matplotlib.pyplot from Keras's import only (a fresh process)."""
+def run_fresh(code: str) -> None:
+    """Run ``code`` in a fresh Python process from the project's root; it must print ``ok`` last."""
     import subprocess
     import sys
 
-    code = ("import sys\nfrom core.engine.warmup import import_tensorflow_quietly\nimport_tensorflow_quietly()\n"
-            "assert 'keras' in sys.modules and 'tensorflow' in sys.modules\n"
-            "assert 'matplotlib.pyplot' not in sys.modules, 'the block was left in place or pyplot was imported'\n"
-            "import matplotlib.pyplot as plt\nassert plt.figure is not None\nprint('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
 
 
+def test_keras_imports_without_pyplot_and_pyplot_still_imports_afterwards():
+    """import_tensorflow_quietly hides matplotlib.pyplot from Keras's import only (a fresh process)."""
+    code = ("import sys\nfrom core.engine.warmup import import_tensorflow_quietly\nimport_tensorflow_quietly()\n"
+            "assert 'keras' in sys.modules and 'tensorflow' in sys.modules\n"
+            "assert 'matplotlib.pyplot' not in sys.modules, 'the block was left in place or pyplot was imported'\n"
+            "import matplotlib.pyplot as plt\nassert plt.figure is not None\nprint('ok')\n")
+    run_fresh(code)
+
+
 def test_the_pyplot_block_holds_for_the_importing_thread_only():
     """Another thread that imports pyplot while Keras imports gets it; the block leaves no trace (a fresh process)."""
-    import subprocess
-    import sys
-
     code = ("import sys, threading\nfrom core.engine.warmup import _without_pyplot\n"
             "got = {}\n"
             "def other():\n    import matplotlib.pyplot as plt\n    got['plt'] = plt\n"
@@ -189,6 +191,4 @@ def test_the_pyplot_block_holds_for_the_importing_thread_only():
             "assert got['plt'].figure is not None and sys.modules['matplotlib.pyplot'] is got['plt']\n"
             "assert not any(type(f).__name__ == '_RefusedToThisThread' for f in sys.meta_path)\n"
             "import matplotlib.pyplot as plt\nassert plt is got['plt']\nprint('ok')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
-    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+    run_fresh(code)
