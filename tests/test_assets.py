@@ -9,6 +9,7 @@ from starlette.staticfiles import StaticFiles
 from ui.assets import CACHE_CONTROL, FrontendAssets, streamlit_static_dir, url_prefix
 
 FOLDER = streamlit_static_dir()
+A_BUNDLE = "js/" + next((FOLDER / "static" / "js").glob("*.js")).name  # one of Streamlit's JS files
 
 
 class Counting:
@@ -93,7 +94,7 @@ def test_everything_else_goes_to_streamlit(path, method, headers):
         await send({"type": "http.response.body", "body": b"streamlit"})
 
     if path == "JS":
-        path = "/static/" + next((FOLDER / "static" / "js").glob("*.js")).name.join(("js/", ""))
+        path = "/static/" + A_BUNDLE
     assets = FrontendAssets(downstream)
     status, _, body = request(assets, path, method, headers)
     assert (status, body, seen) == (299, b"streamlit", [(method, path)]) and assets.served == 0
@@ -110,7 +111,7 @@ def test_websocket_passes_through():
 
 
 def test_a_base_url_path_moves_the_prefix():
-    name = "js/" + next((FOLDER / "static" / "js").glob("*.js")).name
+    name = A_BUNDLE
     assets = FrontendAssets(Counting(), prefix=url_prefix("workshop"))
     assert request(assets, "/workshop/static/" + name)[0] == 200 and assets.served == 1
     request(assets, "/static/" + name)
