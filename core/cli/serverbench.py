@@ -74,13 +74,12 @@ def free_port() -> int:
 
 
 class Server:
-    """``streamlit run app.py`` on a free local port, as ``make run`` starts it (``script`` names another entry).
+    """``streamlit run app.py`` on a free local port, as ``make run`` starts it.
 
     Use as a context manager; ``url``, ``pid``, :meth:`cpu_s` and :meth:`peak_mb` read the server.
     """
 
-    def __init__(self, log_path: Path | None = None, env: dict | None = None, script: str = "app.py"):
-        self.script = script
+    def __init__(self, log_path: Path | None = None, env: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -90,7 +89,7 @@ class Server:
     def __enter__(self):
         log = open(self.log_path, "w") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", self.script, "--server.port", str(self.port),
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
              "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
