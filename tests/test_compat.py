@@ -169,12 +169,32 @@ def run_fresh(code: str) -> None:
 
 
 def test_keras_imports_without_pyplot_and_pyplot_still_imports_afterwards():
-    """import_tensorflow_quietly hides matplotlib.pyplot from Keras's import only (a fresh process)."""
-    code = ("import sys\nfrom core.engine.warmup import import_tensorflow_quietly\nimport_tensorflow_quietly()\n"
+    """import_tensorflow_quietly hides matplotlib.pyplot from Keras's import only, and leaves the cycle
+    collector on with the import's objects frozen (a fresh process)."""
+    code = ("import gc, sys\nfrom core.engine.warmup import import_tensorflow_quietly\n"
+            "assert gc.get_freeze_count() == 0\nimport_tensorflow_quietly()\n"
             "assert 'keras' in sys.modules and 'tensorflow' in sys.modules\n"
+            "assert gc.isenabled(), 'the collector was left off'\n"
+            "assert gc.get_freeze_count() > 100_000, gc.get_freeze_count()\n"
             "assert 'matplotlib.pyplot' not in sys.modules, 'the block was left in place or pyplot was imported'\n"
             "import matplotlib.pyplot as plt\nassert plt.figure is not None\nprint('ok')\n")
     run_fresh(code)
+
+
+def test_the_collector_pause_leaves_a_collector_that_was_off_alone():
+    """A process that turned the cycle collector off keeps it off, and nothing is frozen for it."""
+    import gc
+
+    from core.engine.warmup import _collector_paused
+
+    frozen = gc.get_freeze_count()
+    gc.disable()
+    try:
+        with _collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled() and gc.get_freeze_count() == frozen
+    finally:
+        gc.enable()
 
 
 def test_the_pyplot_block_holds_for_the_importing_thread_only():

@@ -1,8 +1,9 @@
 """Start-up work done once per process, in the background: import TensorFlow, load the default model, and
 run its first (tracing) pass on the first photo, so that a page can draw while it happens.
 
-Measured on the 2-core machine (``python -m core bench --json``'s ``cold_start_s``): importing TensorFlow
-is most of it (3.5-4 s), loading Lite0 about 0.5 s (built with its BatchNorms folded), the first pass about 0.8 s.
+Measured on the 2-core machine (``python -m core bench --json``'s ``cold_start_s``, 2026-12-02): importing
+TensorFlow is most of it (2.2-2.5 s, 2.9-3.2 s before the cycle collector was paused for it), loading Lite0
+0.3-0.5 s (built with its BatchNorms folded), the first pass 0.8-0.9 s.
 """
 from __future__ import annotations
 
@@ -19,14 +20,15 @@ def import_tensorflow_quietly() -> None:
     """Import TensorFlow (and Keras) with the process's native stderr silenced: the absl/oneDNN start-up lines
     TensorFlow's C++ side prints are not for users. Other threads' stderr is silenced for that moment too.
 
-    Keras is imported without ``matplotlib.pyplot`` (:func:`_without_pyplot`)."""
+    Keras is imported without ``matplotlib.pyplot`` (:func:`_without_pyplot`), and without the cycle
+    collector's passes over the objects it creates (:func:`_collector_paused`)."""
     import sys
 
     if "tensorflow" in sys.modules and "keras" in sys.modules:
         return
     saved = os.dup(2)
     try:
-        with open(os.devnull, "w") as null:
+        with open(os.devnull, "w") as null, _collector_paused():
             os.dup2(null.fileno(), 2)
             try:
                 with _without_pyplot():
@@ -37,6 +39,30 @@ def import_tensorflow_quietly() -> None:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """Python's cycle collector off while the block runs, and the objects alive at its end moved out of the
+    collector's sight (``gc.freeze``), where the collector was on.
+
+    Importing TensorFlow and Keras creates about 330,000 objects (modules, functions, classes, op tables),
+    and the collector's passes over the growing heap during the import and over that heap later cost
+    0.3-0.6 s of a cold start on the 2-core machine (``cold_start_s``: import, load and first pass ~5.4 → ~4.8 s).
+    Those objects live as long as the process. Frozen objects are still freed by reference counting; a
+    cycle among the objects alive at that moment (another thread's too) is not collected: the price of
+    a one-time freeze that Python's documentation recommends for start-up (``gc.freeze``)."""
+    import gc
+
+    if not gc.isenabled():  # someone turned it off on purpose: leave it so
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 class _RefusedToThisThread:
