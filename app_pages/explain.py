@@ -54,7 +54,7 @@ if render.is_empty(cam):
 left, right = st.columns([3, 2])
 with left:
     st.subheader(f"Top-{ctx.top_k} predictions")
-    st.altair_chart(top_k_chart(res.top_k(ctx.top_k), res.class_index, ctx.engine.spec.label), width="stretch")
+    st.vega_lite_chart(top_k_chart(res.top_k(ctx.top_k), res.class_index, ctx.engine.spec.label), width="stretch")
 with right:
     st.metric("Compute time of the last interaction", f"{elapsed * 1000:.0f} ms")
     st.caption("A new photo or class runs one compiled forward+backward pass for every layer; "

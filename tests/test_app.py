@@ -1,5 +1,6 @@
 """AppTest smoke tests of the pages: no exception, controls present and effective."""
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,8 @@ def test_explain_page_renders_with_its_controls(app):
     for needed in ("Model", "Sample photo", "Layer (early → late)", "Top-k predictions", "Class to explain",
                    "Method", "Heatmap opacity (alpha)", "Colormap", "Reset"):
         assert needed in labels
+    chart = json.loads(app.get("vega_lite_chart")[0].proto.spec)  # the top-k bars
+    assert chart["mark"]["type"] == "bar" and chart["height"] == 34 * 5 + 30
     assert not app.error
 
 
