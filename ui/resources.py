@@ -37,9 +37,15 @@ def engine_pool() -> EnginePool:
 @st.cache_resource(show_spinner=False)
 def warm_up() -> WarmUp:
     """Once per server process, in the background: TensorFlow, the default model and its first pass on the
-    default sample, so that the first visitor's page draws its title and sidebar while that happens."""
+    default sample, so that the first visitor's page draws its title and sidebar while that happens.
+    ``app.py`` starts it with the server (:func:`start_warm_up`); otherwise the first page does."""
     pool = engine_pool()
     return WarmUp(pool.get, models.DEFAULT_MODEL, sample(next(iter(SAMPLES.values()))).rgb)
+
+
+def start_warm_up() -> WarmUp:
+    """Start the start-up work now (the server's entry, ``app.py``, calls this as the server starts)."""
+    return warm_up().start()
 
 
 def start_notice():

@@ -3,7 +3,9 @@
 What a visitor waits for and what the shared server spends, read from ``/proc`` of the server process:
 
 - ``first_paint_s`` / ``first_map_s``: a fresh server, from the first request to the page's title,
-  sidebar and start-up message on screen, and to the first heatmap on screen;
+  sidebar and start-up message on screen, and to the first heatmap on screen; the first request is sent
+  as soon as the server answers on its port and a browser is up (``server_start_s``: from launching
+  ``streamlit run`` to the port answering), the moment a visitor of a sleeping Community Cloud app arrives;
 - ``session_cpu_s``: server CPU (user + system) for each new session that opens the default Explain
   view of a warm server (median);
 - ``rerender_cpu_s``: server CPU for a layer, alpha or colormap change (median);
@@ -93,12 +95,14 @@ class Server:
              "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
+        started = time.perf_counter()
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"streamlit exited with status {self.proc.returncode}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                self.start_s = time.perf_counter() - started
                 return self
             except OSError:
                 time.sleep(0.1)
@@ -221,6 +225,7 @@ def run(sessions: int = 5, changes: int = 3) -> dict:
 
     out: dict = {}
     with Server() as server, sync_playwright() as p:
+        out["server_start_s"] = round(server.start_s, 2)
         browser = launch(p)
         # cold: the first request to a fresh server
         page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
