@@ -8,13 +8,15 @@ TensorFlow is most of it (2.2-2.5 s, 2.9-3.2 s before the cycle collector was pa
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import threading
 import time
 from typing import Callable
 
-STAGES = ("Loading TensorFlow", "Loading the model", "Compiling the first pass")
+STAGES = ("Loading TensorFlow", "Loading the model", "Computing the first map")
+COMPILE_AFTER_S = 2.0  # the compiled pass is traced this long after the first map is ready (the page draws it)
 
 
 def import_tensorflow_quietly() -> None:
@@ -154,6 +156,7 @@ class WarmUp:
         self.import_nice: int | None = None
         self.error: BaseException | None = None
         self._done = threading.Event()
+        self._compiled = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gradcam-warmup", daemon=True)
         self._start_lock = threading.Lock()
 
@@ -188,9 +191,27 @@ class WarmUp:
             if self._photo is not None:
                 self.stage = STAGES[2]
                 t = time.perf_counter()
-                engine.run(self._photo)
+                engine.run(self._photo, eager=True)  # no trace for the first visitor to wait for
                 self.seconds["first_pass"] = time.perf_counter() - t
         except BaseException as exc:  # noqa: BLE001 - the page that waits reports it (one line) and goes on
             self.error = exc
+            engine = None
         finally:
             self._done.set()
+        try:
+            if engine is not None:
+                # later, when the first page has drawn its map: trace the compiled pass, unless a visitor's
+                # pass has done so meanwhile; a failure here shows again, to the page, at the next pass
+                time.sleep(COMPILE_AFTER_S)
+                t = time.perf_counter()
+                engine.compile()
+                self.seconds["compile"] = time.perf_counter() - t
+        except Exception as exc:  # noqa: BLE001 - one line in the log; the page meets it at its next pass
+            logging.getLogger(__name__).warning("Tracing the compiled pass in the background failed (%s); "
+                                                "the next pass traces it.", exc)
+        finally:
+            self._compiled.set()
+
+    def wait_compiled(self, timeout: float | None = None) -> bool:
+        """Block until the compiled pass is traced too (or the work failed); False on timeout."""
+        return self._compiled.wait(timeout)
