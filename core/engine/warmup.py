@@ -1,9 +1,11 @@
-"""Start-up work done once per process, in the background: import TensorFlow, load the default model, and
-run its first (tracing) pass on the first photo, so that a page can draw while it happens.
+"""Start-up work done once per process, in the background: import TensorFlow, load the default model, run
+its first pass on the first photo (eagerly), so that a page can draw while it happens; then, a little later,
+trace the compiled pass.
 
 Measured on the 2-core machine (``python -m core bench --json``'s ``cold_start_s``, 2026-12-02): importing
-TensorFlow is most of it (2.2-2.5 s, 2.9-3.2 s before the cycle collector was paused for it), loading Lite0
-0.3-0.5 s (built with its BatchNorms folded), the first pass 0.8-0.9 s.
+TensorFlow is most of it (2.2-2.5 s, 2.9-3.2 s before the cycle collector was paused for it; 3.0-3.3 s in a
+slow hour), loading Lite0 0.3-0.5 s (built with its BatchNorms folded), the first pass 0.35-0.55 s eagerly,
+0.8-1.1 s traced and compiled.
 """
 from __future__ import annotations
 
