@@ -40,8 +40,11 @@ def test_explain_page_renders_with_its_controls(app):
     for needed in ("Model", "Sample photo", "Layer (early → late)", "Top-k predictions", "Class to explain",
                    "Method", "Heatmap opacity (alpha)", "Colormap", "Reset"):
         assert needed in labels
-    chart = json.loads(app.get("vega_lite_chart")[0].proto.spec)  # the top-k bars
-    assert chart["mark"]["type"] == "bar" and chart["height"] == 34 * 5 + 30
+    proto = app.get("vega_lite_chart")[0].proto  # the top-k bars
+    chart = json.loads(proto.spec)
+    assert chart["layer"][0]["mark"]["type"] == "bar" and chart["height"] == 34 * 5 + 30
+    assert len(chart["layer"][0]["data"]["values"]) == 5  # the rows travel in the spec itself,
+    assert not proto.data.data  # not as a table Streamlit builds with pandas and Arrow
     assert not app.error
 
 

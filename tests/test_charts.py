@@ -1,5 +1,5 @@
 """The Explain page's top-k chart: a valid Vega-Lite spec of the bars in the given order, the explained class
-in its own colour."""
+in its own colour, its rows inside its one layer (Streamlit takes a top-level ``data`` through pandas)."""
 import altair as alt
 
 from ui.charts import top_k_chart
@@ -8,12 +8,14 @@ from ui.charts import top_k_chart
 def test_the_top_k_spec_is_valid_vega_lite_with_its_bars_in_order():
     top = [(285, 0.61), (281, 0.2), (235, 0.05)]
     spec = top_k_chart(top, 235, label=lambda i: {285: "Egyptian cat", 281: "tabby", 235: "German Shepherd"}[i])
-    alt.Chart.from_dict(spec)  # validated against Vega-Lite's schema (raises on an invalid spec)
-    rows = spec["data"]["values"]
+    alt.LayerChart.from_dict(spec)  # validated against Vega-Lite's schema (raises on an invalid spec)
+    assert "data" not in spec and "datasets" not in spec
+    (layer,) = spec["layer"]
+    rows = layer["data"]["values"]
     assert [r["class"] for r in rows] == ["Egyptian cat [285]", "tabby [281]", "German Shepherd [235]"]
     assert [r["probability"] for r in rows] == [0.61, 0.2, 0.05]
     assert [r["explained"] for r in rows] == ["other", "other", "explained class"]
-    enc = spec["encoding"]
+    enc = layer["encoding"]
     assert enc["y"]["sort"] is None  # the bars keep the top-k order
     assert enc["x"]["scale"]["domain"] == [0, 1]
     assert dict(zip(enc["color"]["scale"]["domain"], enc["color"]["scale"]["range"]))["explained class"] == "#d62728"
