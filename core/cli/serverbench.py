@@ -142,9 +142,27 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
 
 
+# what a page that never settles is waiting for (for the error message)
+STATE_JS = """() => {
+  const el = document.querySelector('[data-test-script-state]');
+  const imgs = [...document.querySelectorAll('[data-testid="stMain"] img')];
+  return {script: el ? el.getAttribute('data-test-script-state') : null, ran: window.__ran === true,
+          pictures: imgs.length, unloaded: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length};
+}"""
+
+
 def wait_settled(page, timeout_s: float = 60) -> None:
-    """Wait until the script has run since :func:`arm` and the page is complete."""
-    page.wait_for_function(SETTLED_JS, timeout=timeout_s * 1000, polling=50)
+    """Wait until the script has run since :func:`arm` and the page is complete; a TimeoutError that says
+    what the page was waiting for otherwise."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(SETTLED_JS, timeout=timeout_s * 1000, polling=50)
+    except PlaywrightTimeout:
+        state = page.evaluate(STATE_JS)
+        raise TimeoutError(f"the page did not settle within {timeout_s:.0f} s: script {state['script']}, "
+                           f"{'ran' if state['ran'] else 'did not run'} since the interaction, "
+                           f"{state['unloaded']} of {state['pictures']} pictures not loaded") from None
 
 
 def arm(page) -> None:
@@ -180,7 +198,10 @@ def interact(server: Server, page, action) -> tuple[float, float]:
     arm(page)
     cpu0, t0 = settle_cpu(server), time.perf_counter()
     action()
-    wait_settled(page)
+    try:
+        wait_settled(page)
+    except TimeoutError as exc:
+        raise TimeoutError(f"after {getattr(action, '__name__', 'an interaction')}: {exc}") from None
     wall = time.perf_counter() - t0
     return wall, settle_cpu(server) - cpu0
 
