@@ -21,22 +21,27 @@ STAGES = ("Loading TensorFlow", "Loading the model", "Computing the first map")
 COMPILE_AFTER_S = 2.0  # the compiled pass is traced this long after the first map is ready (the page draws it)
 
 
-def import_tensorflow_quietly() -> None:
+def import_tensorflow_quietly(freeze: bool = False) -> None:
     """Import TensorFlow (and Keras) with the process's native stderr silenced: the absl/oneDNN start-up lines
     TensorFlow's C++ side prints are not for users. Other threads' stderr is silenced for that moment too.
 
-    Keras is imported without ``matplotlib.pyplot`` (:func:`_without_pyplot`), and without the cycle
-    collector's passes over the objects it creates (:func:`_collector_paused`)."""
+    TensorFlow's C++ libraries are loaded first without holding the interpreter (``core.compat``); Keras is
+    imported without the modules it would load for features the studio does not use (:data:`LEFT_OUT_OF_KERAS`),
+    and without the cycle collector's passes over the objects it creates (:func:`_collector_paused`; with
+    ``freeze``, not afterwards either, until :func:`thaw`)."""
     if "tensorflow" in sys.modules and "keras" in sys.modules:
         return
+    from .. import compat
+
     saved = os.dup(2)
     try:
-        with open(os.devnull, "w") as null, _collector_paused():
+        with open(os.devnull, "w") as null, _collector_paused(freeze):
             os.dup2(null.fileno(), 2)
+            compat.preload_tensorflow()  # its C++ libraries, without holding the interpreter (they print too)
             try:
-                with _without_pyplot():
+                with _without_unused_modules():
                     import keras  # noqa: F401
-            except ImportError:  # a Keras that needs pyplot after all: the plain import
+            except ImportError:  # a Keras that needs one of them after all: the plain import
                 import keras  # noqa: F401
             import tensorflow  # noqa: F401
     finally:
@@ -45,16 +50,17 @@ def import_tensorflow_quietly() -> None:
 
 
 @contextlib.contextmanager
-def _collector_paused():
-    """Python's cycle collector off while the block runs, and the objects alive at its end moved out of the
-    collector's sight (``gc.freeze``), where the collector was on.
+def _collector_paused(freeze: bool = False):
+    """Python's cycle collector off while the block runs (where it was on); with ``freeze``, the objects alive
+    at its end are then kept out of the collector's sight (``gc.freeze``) until :func:`thaw`.
 
     Importing TensorFlow and Keras creates about 330,000 objects (modules, functions, classes, op tables),
-    and the collector's passes over the growing heap during the import and over that heap later cost
-    0.3-0.6 s of a cold start on the 2-core machine (``cold_start_s``: import, load and first pass ~5.4 → ~4.8 s).
-    Those objects live as long as the process. Frozen objects are still freed by reference counting; a
-    cycle among the objects alive at that moment (another thread's too) is not collected: the price of
-    a one-time freeze that Python's documentation recommends for start-up (``gc.freeze``)."""
+    and the collector's passes over the growing heap during the import cost 0.3-0.5 s of a cold start on the
+    2-core machine, and its passes over that heap during the load and the first pass that follow 0.1-0.2 s
+    more. A freeze takes *every* object alive at that moment out of the collector's sight, another thread's
+    too: kept for good, it kept the first visitor's page run, waiting meanwhile, with its pass result (every
+    layer's activations and gradients, ~8 MB for Lite0, and its pictures) for the life of the process. So
+    the start-up work freezes for its own length only and thaws when it is done."""
     import gc
 
     if not gc.isenabled():  # someone turned it off on purpose: leave it so
@@ -64,8 +70,16 @@ def _collector_paused():
     try:
         yield
     finally:
-        gc.freeze()
+        if freeze:
+            gc.freeze()
         gc.enable()
+
+
+def thaw() -> None:
+    """Give the objects frozen by :func:`_collector_paused` back to the cycle collector."""
+    import gc
+
+    gc.unfreeze()
 
 
 class _RefusedToThisThread:
@@ -81,19 +95,29 @@ class _RefusedToThisThread:
         return None
 
 
-@contextlib.contextmanager
-def _without_pyplot():
-    """While Keras imports, in this thread only: ``import matplotlib.pyplot`` raises ImportError.
+# Modules Keras imports when they are installed, for features the studio never uses; each is refused to the
+# importing thread while Keras imports (Keras guards these imports and goes on without those features).
+LEFT_OUT_OF_KERAS = {
+    # its image-gallery plots (``keras.visualization``): pyplot, its axes, figures and 3-D toolkit, ~0.2 s of
+    # CPU; nothing in the studio imports pyplot (the colormaps come from ``matplotlib.colormaps``)
+    "matplotlib.pyplot",
+    # pandas DataFrames as ``fit``/``predict`` input (its data adapters): pandas and pyarrow, ~0.3 s of CPU;
+    # the studio hands Keras NumPy arrays, and draws the first page's chart without pandas (``ui.charts``).
+    # In this process Keras then does not take DataFrames (``array_slicing.pandas`` stays None).
+    "pandas",
+}
 
-    Keras imports pyplot when it is installed, for its image-gallery plots (``keras.visualization``), which the
-    studio never uses; the import costs about 0.2 s of CPU on every cold start (pyplot, its axes, figures and
-    3-D toolkit). Keras guards that import and leaves those plots out. Nothing in the studio imports pyplot;
-    the colormaps come from ``matplotlib.colormaps``. Another thread (a page's run) that imports pyplot
-    meanwhile gets it as usual, and nothing is left in ``sys.modules``; a pyplot imported before is left alone."""
-    if "matplotlib.pyplot" in sys.modules:
+
+@contextlib.contextmanager
+def _without_unused_modules(names=frozenset(LEFT_OUT_OF_KERAS)):
+    """While Keras imports, in this thread only: importing one of ``names`` raises ImportError (as for a module
+    that is not installed). Another thread (a page's run) that imports one meanwhile gets it as usual, nothing
+    is left in ``sys.modules``, and a module imported before is left alone."""
+    names = {n for n in names if n not in sys.modules}
+    if not names:
         yield
         return
-    finder = _RefusedToThisThread({"matplotlib.pyplot"}, threading.get_ident())
+    finder = _RefusedToThisThread(names, threading.get_ident())
     sys.meta_path.insert(0, finder)
     try:
         yield
@@ -105,21 +129,21 @@ def _without_pyplot():
 IMPORT_NICE = 19  # the import's thread gives the CPU to every other thread (Linux: nice is per thread)
 
 
-def import_tensorflow_politely() -> int | None:
-    """:func:`import_tensorflow_quietly` in a thread of the lowest CPU priority, waited for; the nice value it
-    ran at (None where threads cannot have their own: not Linux).
+def import_tensorflow_politely(freeze: bool = False) -> int | None:
+    """:func:`import_tensorflow_quietly` (``freeze`` passed on) in a thread of the lowest CPU priority, waited
+    for; the nice value it ran at (None where threads cannot have their own: not Linux).
 
     Started with the server, the import (2-3 s of CPU) shares two cores with a first visitor's page. At the
     lowest priority it takes what the server's other threads, and a browser on the same machine, leave. On
     the 2-core machine, a first visitor arriving as the server started saw the page's title and sidebar after
     2.1-2.7 s (median 2.4, 5 runs) at normal priority and 1.7-2.1 s (median 1.85) at this one, against
-    1.5-1.8 s where the import waits for the first page. (The import still holds the interpreter for up to
-    0.4 s at a time while TensorFlow's C++ library loads; no priority helps with that.) Only the helper
-    thread is lowered (a thread's nice cannot be raised back without privileges): the model's load and its
-    passes run in the caller's thread and TensorFlow's own threads (started at the first pass) at normal
-    priority; a thread a module starts during the import (jemalloc's purger in pyarrow) inherits the low one."""
+    1.5-1.8 s where the import waits for the first page. The one long hold of the interpreter the import had
+    (0.3-0.4 s, loading TensorFlow's C++ library), which no priority helps with, is gone: the library is
+    loaded before, without holding it (``core.compat.preload_tensorflow``). Only the helper thread is lowered
+    (a thread's nice cannot be raised back without privileges): the model's load and its passes run in the
+    caller's thread and TensorFlow's own threads (started at the first pass) at normal priority."""
     if not sys.platform.startswith("linux"):
-        import_tensorflow_quietly()
+        import_tensorflow_quietly(freeze)
         return None
     ran: dict = {}
 
@@ -130,7 +154,7 @@ def import_tensorflow_politely() -> int | None:
         except OSError:  # a sandbox that forbids it: normal priority
             ran["nice"] = None
         try:
-            import_tensorflow_quietly()
+            import_tensorflow_quietly(freeze)
         except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
             ran["error"] = exc
 
@@ -184,7 +208,8 @@ class WarmUp:
     def _run(self) -> None:
         try:
             t = time.perf_counter()
-            self.import_nice = import_tensorflow_politely()  # the private-API probes run at the load (core.compat)
+            # frozen until the end of _run; the private-API probes run at the load (core.compat)
+            self.import_nice = import_tensorflow_politely(freeze=True)
             self.seconds["import"] = time.perf_counter() - t
             self.stage = STAGES[1]
             t = time.perf_counter()
@@ -212,6 +237,7 @@ class WarmUp:
             logging.getLogger(__name__).warning("Tracing the compiled pass in the background failed (%s); "
                                                 "the next pass traces it.", exc)
         finally:
+            thaw()  # every object back in the collector's sight: the start-up's and the first pages' alike
             self._compiled.set()
 
     def wait_compiled(self, timeout: float | None = None) -> bool:
