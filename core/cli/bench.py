@@ -175,7 +175,7 @@ t0 = time.perf_counter()
 from core.engine.pool import tune_allocator
 tune_allocator()
 from core.engine.warmup import import_tensorflow_quietly
-import_tensorflow_quietly()
+import_tensorflow_quietly(freeze=True)  # as the command line and the app's start-up work do
 t1 = time.perf_counter()
 from core import models
 from core.cam import methods

@@ -344,7 +344,7 @@ def main(argv=None) -> int:
 
     tune_allocator()  # before TensorFlow allocates anything
     try:
-        import_tensorflow_quietly()
+        import_tensorflow_quietly(freeze=True)  # one thread, one run: its objects stay frozen till the end
     except ImportError as exc:
         return _fail(f"TensorFlow is not installed ({exc}); run `make install`")
     compat.probe_all()  # a missing internal: one warning line, then the public path

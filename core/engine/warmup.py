@@ -28,7 +28,8 @@ def import_tensorflow_quietly(freeze: bool = False) -> None:
     TensorFlow's C++ libraries are loaded first without holding the interpreter (``core.compat``); Keras is
     imported without the modules it would load for features the studio does not use (:data:`LEFT_OUT_OF_KERAS`),
     and without the cycle collector's passes over the objects it creates (:func:`_collector_paused`; with
-    ``freeze``, not afterwards either, until :func:`thaw`)."""
+    ``freeze``, not afterwards either, until :func:`thaw`: for a command-line run, whose objects live till
+    its end, and for the app's start-up work, which thaws when it is done)."""
     if "tensorflow" in sys.modules and "keras" in sys.modules:
         return
     from .. import compat
