@@ -29,9 +29,18 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"]
 
-# set before an interaction: window.__ran becomes true once the script runs again
+# what the main area shows: its text and the end of every picture's address (a data URL's end is its pixels')
+FINGERPRINT_JS = """() => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  if (!main) return '';
+  return main.innerText + '|' + [...main.querySelectorAll('img')].map(i => i.src.length + ':' + i.src.slice(-80)).join('|');
+}"""
+# set before an interaction: window.__ran becomes true once the script runs again. The frontend may never
+# draw a quick run's "running" state (it can get the start and the end of a run at once), so what the main
+# area showed is kept too: a run that changed it counts as run.
 WATCH_JS = """() => {
   window.__ran = false;
+  window.__before = (""" + FINGERPRINT_JS + """)();
   const el = document.querySelector('[data-test-script-state]');
   if (!el) return;
   if (window.__obs) window.__obs.disconnect();
@@ -50,7 +59,8 @@ IDLE_JS = """() => {
     && imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);
 }"""
 # settled: the script has run since the interaction (see WATCH_JS), and the page is idle again
-SETTLED_JS = "() => window.__ran === true && (" + IDLE_JS + ")()"
+SETTLED_JS = ("() => (window.__ran === true || (" + FINGERPRINT_JS + ")() !== window.__before) && ("
+              + IDLE_JS + ")()")
 
 
 def chromium_path() -> str | None:
@@ -147,6 +157,7 @@ STATE_JS = """() => {
   const el = document.querySelector('[data-test-script-state]');
   const imgs = [...document.querySelectorAll('[data-testid="stMain"] img')];
   return {script: el ? el.getAttribute('data-test-script-state') : null, ran: window.__ran === true,
+          changed: (""" + FINGERPRINT_JS + """)() !== window.__before,
           pictures: imgs.length, unloaded: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length};
 }"""
 
@@ -161,7 +172,8 @@ def wait_settled(page, timeout_s: float = 60) -> None:
     except PlaywrightTimeout:
         state = page.evaluate(STATE_JS)
         raise TimeoutError(f"the page did not settle within {timeout_s:.0f} s: script {state['script']}, "
-                           f"{'ran' if state['ran'] else 'did not run'} since the interaction, "
+                           f"{'ran' if state['ran'] else 'did not run'} since the interaction, the main area "
+                           f"{'changed' if state['changed'] else 'did not change'}, "
                            f"{state['unloaded']} of {state['pictures']} pictures not loaded") from None
 
 
