@@ -12,9 +12,10 @@ from core.engine.warmup import WarmUp
 from core.imaging import images
 from core.training import FeatureCache
 
-from .runtime import keep_keras_state
+from .runtime import keep_keras_state, keep_replies
 
 keep_keras_state()  # once per process: Streamlit would otherwise reset Keras's state after every run
+keep_replies()  # and drop a reply the browser waits for (an upload's addresses) when a rerun starts
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLES = {

@@ -9,13 +9,36 @@ a model being loaded by one session lost its Keras state (the scope that defers 
 another session's run ended. :func:`keep_keras_state` turns that one call off and keeps the rest
 (closing matplotlib figures). Where a future Streamlit has no such function, it logs one warning line
 and changes nothing: the app then works as before, with that cost.
+
+When a script run starts, Streamlit clears the session's queue of messages not yet sent to the browser,
+keeping only its "lifecycle" messages (``ForwardMsgQueue.clear(retain_lifecycle_msgs=True)``, Streamlit
+1.67). That also drops a *reply* to a request of the browser's still waiting for the next flush (a few ms,
+more on a busy server): ``file_urls_response``, the upload addresses the browser asks for when a photo is
+dropped on an uploader (and ``backend_operation_response``). The browser then waits for it forever: the photo
+never arrives, the page never changes, nothing says why. A rerun starting in that window is ordinary: the
+drawing canvas asks for one as it appears, a user clicks while a file goes up. Seen once in CI (a load-test
+session's upload never showed); with a bare websocket client sending an upload-address request and a rerun
+together, the reply was lost in 27 of 30 tries. :func:`keep_replies` keeps such replies queued and changes
+nothing else; its probe checks on a small queue that the internals are what it expects and that it does
+exactly that (where Streamlit keeps replies itself, nothing is changed). Where the probe fails: one warning
+line, and Streamlit's behaviour stays. ``GRADCAM_STUDIO_PUBLIC_ONLY=streamlit_replies`` (or ``1``) leaves it
+off, as for :mod:`core.compat`.
 """
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import sys
+import threading
 
 log = logging.getLogger("ui.runtime")
+
+REPLIES = ("file_urls_response", "backend_operation_response")  # the ForwardMsg types that answer a BackMsg
+_REPLIES_NAME = "streamlit_replies"
+_KEEPS_REPLIES = "keeps_replies"  # the mark on the wrapped ForwardMsgQueue.clear
+_replies: dict[str, str] = {}  # "result": "kept" | "kept by streamlit" | "off" | "unavailable"
+_replies_lock = threading.Lock()
 
 
 def keep_keras_state() -> bool:
@@ -83,3 +106,84 @@ def release_uploads(*uploads) -> bool:
         f.close()
     compat.trim_heap()
     return released
+
+
+def keep_replies() -> bool:
+    """Keep the replies to the browser's requests queued when a script run starts (see the module docstring);
+    probed and installed once per process.
+
+    Returns:
+        True where replies are now kept (``_replies["result"]``: "kept", or "kept by streamlit" where Streamlit
+        does it itself); False where this is turned off ("off") or Streamlit's queue is not what the wrapper
+        expects ("unavailable", one warning line): an upload may then hang in that window, as upstream.
+    """
+    if "result" not in _replies:
+        with _replies_lock:
+            if "result" not in _replies:
+                _replies["result"] = _install_keep_replies()
+    return _replies["result"].startswith("kept")
+
+
+def _install_keep_replies() -> str:
+    forced = os.environ.get("GRADCAM_STUDIO_PUBLIC_ONLY", "").strip().lower()
+    if forced in ("1", "all", "true", "yes") or _REPLIES_NAME in {v.strip() for v in forced.split(",")}:
+        return "off"
+    try:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+        from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
+
+        original = ForwardMsgQueue.clear
+        if getattr(original, _KEEPS_REPLIES, False):
+            return "kept"
+        if _clear_behaves(ForwardMsgQueue, ForwardMsg, keeps_replies=True):
+            return "kept by streamlit"
+        if not _clear_behaves(ForwardMsgQueue, ForwardMsg, keeps_replies=False):
+            raise RuntimeError("ForwardMsgQueue.clear does not behave as expected")
+        ForwardMsgQueue.clear = _keeping_replies(original, frozenset(REPLIES))
+        if not _clear_behaves(ForwardMsgQueue, ForwardMsg, keeps_replies=True):
+            ForwardMsgQueue.clear = original
+            raise RuntimeError("the wrapped ForwardMsgQueue.clear does not keep replies")
+        return "kept"
+    except Exception as exc:  # noqa: BLE001 - any failure: Streamlit's own behaviour stays
+        why = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        log.warning("Streamlit internal %s unavailable (%s); an upload may hang when a rerun starts as it begins",
+                    _REPLIES_NAME, why)
+        return "unavailable"
+
+
+def _keeping_replies(clear, replies: frozenset):
+    """``ForwardMsgQueue.clear``, keeping the queued replies through a lifecycle-keeping clear (at the end,
+    where the clear leaves nothing indexed)."""
+    @functools.wraps(clear)
+    def clear_keeping_replies(self, retain_lifecycle_msgs: bool = False, *args, **kwargs):
+        waiting = [m for m in self._queue if m.WhichOneof("type") in replies] if retain_lifecycle_msgs else []
+        clear(self, retain_lifecycle_msgs, *args, **kwargs)
+        if waiting:
+            kept = {id(m) for m in self._queue}
+            self._queue.extend(m for m in waiting if id(m) not in kept)
+
+    setattr(clear_keeping_replies, _KEEPS_REPLIES, True)
+    return clear_keeping_replies
+
+
+def _clear_behaves(queue_cls, forward_msg, keeps_replies: bool) -> bool:
+    """Whether, on a queue holding a delta, a run's end and one reply of each kind, a lifecycle-keeping clear
+    leaves the run's end and (``keeps_replies``) the replies, in that order; and a flush then empties it."""
+    q = queue_cls()
+    delta = forward_msg()
+    delta.metadata.delta_path[:] = [0, 0]
+    delta.delta.new_element.markdown.body = "x"
+    finished = forward_msg()
+    finished.script_finished = forward_msg.FINISHED_SUCCESSFULLY
+    replies = []
+    for kind in REPLIES:
+        replies.append(forward_msg())
+        getattr(replies[-1], kind).SetInParent()
+    for m in [delta, finished, *replies]:
+        q.enqueue(m)
+    q.clear(retain_lifecycle_msgs=True)
+    want = [finished] + (replies if keeps_replies else [])
+    if [id(m) for m in q._queue] != [id(m) for m in want]:
+        return False
+    q.enqueue(delta)
+    return len(q.flush()) == len(want) + 1 and q.is_empty()
