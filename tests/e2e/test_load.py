@@ -198,6 +198,13 @@ async def paint(plan: Plan, page) -> None:
         raise AssertionError(f"the canvas holds {painted}, not one rectangle at {[round(v) for v in want]}")
 
 
+# what else a stuck page shows: the photo uploader's own text (a file still going up, or its error) and a dialog
+# (Streamlit's "Connection error")
+STUCK_JS = """() => 'uploader ' + JSON.stringify(document.querySelector('[data-testid=stSidebar] [data-testid=stFileUploader]')
+    ?.innerText.replace(/\\s+/g, ' ').trim()) + ', dialog ' + JSON.stringify(document.querySelector('[role=dialog]')
+    ?.innerText.replace(/\\s+/g, ' ').trim() ?? null)"""
+
+
 async def step(name: str, plan: Plan, page, work, failures: dict) -> bool:
     """Run one step of a session; a step that fails is recorded, with what the page showed, and ends the session."""
     try:
@@ -208,6 +215,7 @@ async def step(name: str, plan: Plan, page, work, failures: dict) -> bool:
             r = await read(page)
             shown = f"headline {r['headline']!r}, exceptions {r['exceptions']}, script " + str(await page.evaluate(
                 "() => document.querySelector('[data-test-script-state]')?.getAttribute('data-test-script-state')"))
+            shown += ", " + await page.evaluate(STUCK_JS)
             await page.screenshot(path=str(ARTIFACTS / f"load-session-{plan.n + 1}-{name}-failed.png"), full_page=True)
         except Exception as why:  # noqa: BLE001
             shown = f"(page unreadable: {why})"
