@@ -51,13 +51,17 @@ _forced: set[str] = set()
 _lock = threading.Lock()
 
 
-def _env_forced() -> set[str]:
+def forced_by_environment(name: str) -> bool:
+    """Whether ``GRADCAM_STUDIO_PUBLIC_ONLY`` asks for the public path for ``name`` (``1``/``all``: for every
+    internal, this module's and ``ui.runtime``'s Streamlit one; or a comma-separated list of names)."""
     value = os.environ.get("GRADCAM_STUDIO_PUBLIC_ONLY", "").strip()
     if not value or value == "0":
-        return set()
-    if value.lower() in ("1", "all", "true", "yes"):
-        return set(NAMES)
-    return {v.strip() for v in value.split(",") if v.strip()}
+        return False
+    return value.lower() in ("1", "all", "true", "yes") or name in {v.strip() for v in value.split(",")}
+
+
+def _env_forced() -> set[str]:
+    return {name for name in NAMES if forced_by_environment(name)}
 
 
 def available(name: str) -> bool:

@@ -63,8 +63,9 @@ def test_installed_once(fresh):
     assert runtime.keep_replies() is True and ForwardMsgQueue.clear is wrapped
 
 
-def test_turned_off_by_the_environment(fresh, monkeypatch):
-    monkeypatch.setenv("GRADCAM_STUDIO_PUBLIC_ONLY", "tf_preload,streamlit_replies")
+@pytest.mark.parametrize("value", ["tf_preload,streamlit_replies", "1"])
+def test_turned_off_by_the_environment(fresh, monkeypatch, value):
+    monkeypatch.setenv("GRADCAM_STUDIO_PUBLIC_ONLY", value)
     assert runtime.keep_replies() is False and runtime._replies["result"] == "off"
     assert ForwardMsgQueue.clear is ORIGINAL
 

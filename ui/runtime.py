@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import sys
 import threading
 
@@ -125,8 +124,9 @@ def keep_replies() -> bool:
 
 
 def _install_keep_replies() -> str:
-    forced = os.environ.get("GRADCAM_STUDIO_PUBLIC_ONLY", "").strip().lower()
-    if forced in ("1", "all", "true", "yes") or _REPLIES_NAME in {v.strip() for v in forced.split(",")}:
+    from core import compat
+
+    if compat.forced_by_environment(_REPLIES_NAME):
         return "off"
     try:
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
