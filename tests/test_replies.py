@@ -11,6 +11,14 @@ from ui import runtime
 ORIGINAL = getattr(ForwardMsgQueue.clear, "__wrapped__", ForwardMsgQueue.clear)  # Streamlit's, unwrapped
 
 
+class StreamlitsQueue(ForwardMsgQueue):
+    clear = ORIGINAL
+
+
+# Streamlit 1.67 drops replies; a release that keeps them itself gets no wrapper (and these tests say so)
+STREAMLIT_KEEPS_REPLIES = runtime._clear_behaves(StreamlitsQueue, ForwardMsg, keeps_replies=True)
+
+
 @pytest.fixture
 def fresh(monkeypatch):
     """keep_replies() as in a new process; Streamlit's queue as it was afterwards."""
@@ -40,8 +48,10 @@ def queue_after_a_run_starts():
 
 def test_a_reply_survives_the_clear_and_nothing_else_changes(fresh):
     q, *_ = queue_after_a_run_starts()
-    assert [m.WhichOneof("type") for m in q._queue] == ["script_finished"]  # Streamlit's bug: the reply is gone
-    assert runtime.keep_replies() is True and runtime._replies["result"] == "kept"
+    if not STREAMLIT_KEEPS_REPLIES:
+        assert [m.WhichOneof("type") for m in q._queue] == ["script_finished"]  # Streamlit's bug: the reply is gone
+    assert runtime.keep_replies() is True
+    assert runtime._replies["result"] == ("kept by streamlit" if STREAMLIT_KEEPS_REPLIES else "kept")
     q, old, end, reply = queue_after_a_run_starts()
     assert q._queue == [end, reply]  # the old element goes, the run's end and the reply stay
     new = ForwardMsg()
@@ -55,10 +65,21 @@ def test_a_reply_survives_the_clear_and_nothing_else_changes(fresh):
     assert q.is_empty()
 
 
+def test_a_fragment_run_keeps_a_reply_once(fresh):
+    """A fragment's run keeps what is not its own (the reply included) itself: it is not added twice."""
+    assert runtime.keep_replies() is True
+    q = ForwardMsgQueue()
+    reply = ForwardMsg()
+    reply.file_urls_response.response_id = "photo-1"
+    q.enqueue(reply)
+    q.clear(retain_lifecycle_msgs=True, fragment_ids_this_run=["fragment-1"])
+    assert q.flush() == [reply]
+
+
 def test_installed_once(fresh):
     assert runtime.keep_replies() is True
     wrapped = ForwardMsgQueue.clear
-    assert wrapped is not ORIGINAL and runtime.keep_replies() is True
+    assert (wrapped is ORIGINAL) == STREAMLIT_KEEPS_REPLIES and runtime.keep_replies() is True
     runtime._replies.clear()  # even asked again from scratch: the queue is not wrapped twice
     assert runtime.keep_replies() is True and ForwardMsgQueue.clear is wrapped
 

@@ -14,7 +14,7 @@ When a script run starts, Streamlit clears the session's queue of messages not y
 keeping only its "lifecycle" messages (``ForwardMsgQueue.clear(retain_lifecycle_msgs=True)``, Streamlit
 1.67). That also drops a *reply* to a request of the browser's still waiting for the next flush (a few ms,
 more on a busy server): ``file_urls_response``, the upload addresses the browser asks for when a photo is
-dropped on an uploader (and ``backend_operation_response``). The browser then waits for it forever: the photo
+dropped on an uploader (and ``backend_operation_response``, ``heartbeat_ack``). The browser then waits for it forever: the photo
 never arrives, the page never changes, nothing says why. A rerun starting in that window is ordinary: the
 drawing canvas asks for one as it appears, a user clicks while a file goes up. Seen once in CI (a load-test
 session's upload never showed); with a bare websocket client sending an upload-address request and a rerun
@@ -33,7 +33,8 @@ import threading
 
 log = logging.getLogger("ui.runtime")
 
-REPLIES = ("file_urls_response", "backend_operation_response")  # the ForwardMsg types that answer a BackMsg
+# the ForwardMsg types that answer a BackMsg (heartbeat_ack: to a host page's heartbeat, which reconnects without it)
+REPLIES = ("file_urls_response", "backend_operation_response", "heartbeat_ack")
 _REPLIES_NAME = "streamlit_replies"
 _KEEPS_REPLIES = "keeps_replies"  # the mark on the wrapped ForwardMsgQueue.clear
 _replies: dict[str, str] = {}  # "result": "kept" | "kept by streamlit" | "off" | "unavailable"
@@ -178,7 +179,10 @@ def _clear_behaves(queue_cls, forward_msg, keeps_replies: bool) -> bool:
     replies = []
     for kind in REPLIES:
         replies.append(forward_msg())
-        getattr(replies[-1], kind).SetInParent()
+        if forward_msg.DESCRIPTOR.fields_by_name[kind].message_type is None:
+            setattr(replies[-1], kind, True)  # heartbeat_ack is a bool
+        else:
+            getattr(replies[-1], kind).SetInParent()
     for m in [delta, finished, *replies]:
         q.enqueue(m)
     q.clear(retain_lifecycle_msgs=True)
