@@ -14,15 +14,15 @@ When a script run starts, Streamlit clears the session's queue of messages not y
 keeping only its "lifecycle" messages (``ForwardMsgQueue.clear(retain_lifecycle_msgs=True)``, Streamlit
 1.67). That also drops a *reply* to a request of the browser's still waiting for the next flush (a few ms,
 more on a busy server): ``file_urls_response``, the upload addresses the browser asks for when a photo is
-dropped on an uploader (and ``backend_operation_response``, ``heartbeat_ack``). The browser then waits for it forever: the photo
-never arrives, the page never changes, nothing says why. A rerun starting in that window is ordinary: the
-drawing canvas asks for one as it appears, a user clicks while a file goes up. Seen once in CI (a load-test
-session's upload never showed); with a bare websocket client sending an upload-address request and a rerun
-together, the reply was lost in 27 of 30 tries. :func:`keep_replies` keeps such replies queued and changes
-nothing else; its probe checks on a small queue that the internals are what it expects and that it does
-exactly that (where Streamlit keeps replies itself, nothing is changed). Where the probe fails: one warning
-line, and Streamlit's behaviour stays. ``GRADCAM_STUDIO_PUBLIC_ONLY=streamlit_replies`` (or ``1``) leaves it
-off, as for :mod:`core.compat`.
+dropped on an uploader (and ``backend_operation_response``, ``heartbeat_ack``). The browser then waits for
+it forever: the photo never arrives, the page never changes, nothing says why. A rerun starting in that
+window is ordinary: the drawing canvas asks for one as it appears, a user clicks while a file goes up. It
+matches the load test's one CI failure (a session's upload never showed); with a bare websocket client
+sending an upload-address request and a rerun together, the reply was lost in 27 of 30 tries.
+:func:`keep_replies` keeps such replies queued and changes nothing else; its probe checks on a small queue
+that the internals are what it expects and that it does exactly that (where Streamlit keeps replies itself,
+nothing is changed). Where the probe fails: one warning line, and Streamlit's behaviour stays.
+``GRADCAM_STUDIO_PUBLIC_ONLY=streamlit_replies`` (or ``1``) leaves it off, as for :mod:`core.compat`.
 """
 from __future__ import annotations
 
