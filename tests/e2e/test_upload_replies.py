@@ -3,7 +3,8 @@
 messages. When a photo is dropped, the browser asks for upload addresses (a ``file_urls_request``) and waits
 for the reply; here a rerun request follows at once, as when the canvas or a click asks for one. Without the
 fix Streamlit drops most of those replies (27 of 30 when this was written); the same check on a server with
-the fix turned off must see that, or it would prove nothing."""
+the fix turned off must see that, or it would prove nothing. The same session also reads the message-cache
+age its browser is told (``global.maxCachedMessageAge`` in .streamlit/config.toml)."""
 from __future__ import annotations
 
 import asyncio
@@ -48,14 +49,18 @@ async def next_of(ws, kinds: tuple[str, ...], timeout: float) -> ForwardMsg | No
     return None
 
 
-async def replies_received(url: str, until_lost: bool) -> list[bool]:
+async def replies_received(url: str, until_lost: bool, ages: list) -> list[bool]:
     """For each try: whether the reply to an upload-address request sent together with a rerun arrived
-    (waited for until that rerun has finished, and 2 s more); with ``until_lost``, up to the first lost."""
+    (waited for until that rerun has finished, and 2 s more); with ``until_lost``, up to the first lost.
+    ``ages`` gets the message-cache age the session's browser is told (``global.maxCachedMessageAge``)."""
     import websockets
 
     async with websockets.connect(url.replace("http://", "ws://") + "/_stcore/stream", subprotocols=["streamlit"],
                                   max_size=None) as ws:
         await ws.send(rerun())
+        session = await next_of(ws, ("new_session",), FIRST_RUN_S)
+        assert session is not None, "no new_session message"
+        ages.append(session.new_session.config.max_cached_message_age)
         assert await next_of(ws, ("script_finished",), FIRST_RUN_S) is not None, "the first run did not finish"
         got = []
         for n in range(TRIES):
@@ -79,15 +84,18 @@ async def replies_received(url: str, until_lost: bool) -> list[bool]:
         return got
 
 
-def run_against(log_name: str, env: dict, until_lost: bool = False) -> list[bool]:
+def run_against(log_name: str, env: dict, until_lost: bool = False, ages: list | None = None) -> list[bool]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with Server(log_path=ARTIFACTS.parent / log_name, env={"TF_CPP_MIN_LOG_LEVEL": "2", **env}) as server:
-        return asyncio.run(replies_received(server.url, until_lost))
+        return asyncio.run(replies_received(server.url, until_lost, [] if ages is None else ages))
 
 
 def test_every_upload_address_reply_arrives_though_a_rerun_starts_with_it():
-    got = run_against("upload-replies.log", {"GRADCAM_STUDIO_PUBLIC_ONLY": ""})  # the fix on, whatever the caller's
+    ages = []
+    got = run_against("upload-replies.log", {"GRADCAM_STUDIO_PUBLIC_ONLY": ""}, ages=ages)  # the fix on, whatever
     assert all(got), f"replies lost in {got.count(False)} of {len(got)} tries"
+    # and the browser keeps large elements for 10 finished runs (.streamlit/config.toml), not Streamlit's 2
+    assert ages == [10]
 
 
 def test_without_the_fix_streamlit_loses_them():
