@@ -29,8 +29,8 @@ def fresh(monkeypatch):
 
 
 def queue_after_a_run_starts():
-    """A queue holding what a session has not yet sent when its next run starts: an element of the old run,
-    the old run's end, the reply to an upload-address request, and a new element; then the clear."""
+    """A queue holding what a session has not yet sent when its next run starts (an element of the old run,
+    the old run's end, the reply to an upload-address request), after the clear that start makes."""
     q = ForwardMsgQueue()
     old = ForwardMsg()
     old.metadata.delta_path[:] = [0, 1]
