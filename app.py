@@ -2,8 +2,9 @@
 
 Streamlit's public ASGI entry (``st.App``) around the pages' script ``streamlit_app.py``, with
 
-- one middleware: Streamlit's frontend files served from memory (``ui/assets.py``), which cuts a new
-  visitor's cost to the shared server by about 0.15 s of CPU;
+- two middlewares: Streamlit's frontend files served from memory (``ui/assets.py``), which cuts a new
+  visitor's cost to the shared server by about 0.15 s of CPU; and the server's activity told to its pacer
+  (``ui/activity.py``), for which a cold server's import of TensorFlow gives way (``core/pacing.py``);
 - a lifespan that starts the start-up work (TensorFlow, the default model, its first pass) in the
   background as the server starts, not when the first visitor's page asks for it. The server answers on its
   port before the lifespan has run, and the first requests wait for it, so it only starts a thread: with the
@@ -18,6 +19,8 @@ import threading
 import streamlit as st
 from starlette.middleware import Middleware
 
+from core.pacing import SERVER
+from ui.activity import ServerActivity
 from ui.assets import FrontendAssets
 
 
@@ -33,4 +36,5 @@ async def lifespan(app):
     yield
 
 
-app = st.App("streamlit_app.py", middleware=[Middleware(FrontendAssets)], lifespan=lifespan)
+app = st.App("streamlit_app.py", lifespan=lifespan,
+             middleware=[Middleware(ServerActivity, touch=SERVER.touch), Middleware(FrontendAssets)])

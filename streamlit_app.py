@@ -1,6 +1,8 @@
 """Grad-CAM Studio: entry point. Wires navigation; each page draws the shared sidebar."""
 import streamlit as st
 
+from core.pacing import SERVER
+
 st.set_page_config(page_title="Grad-CAM Studio", page_icon=":material/local_fire_department:", layout="wide")
 
 pages = [
@@ -11,4 +13,5 @@ pages = [
     st.Page("app_pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
 ]
-st.navigation(pages).run()
+with SERVER.busy():  # a cold server's background import of TensorFlow waits while a page runs (core/pacing.py)
+    st.navigation(pages).run()

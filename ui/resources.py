@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import models
+from core import models, pacing
 from core.engine import Engine
 from core.engine.pool import BUDGET_MB, EnginePool, tune_allocator
 from core.engine.warmup import WarmUp
@@ -41,7 +41,7 @@ def warm_up() -> WarmUp:
     default sample, so that the first visitor's page draws its title and sidebar while that happens.
     ``app.py`` starts it with the server (:func:`start_warm_up`); otherwise the first page does."""
     pool = engine_pool()
-    return WarmUp(pool.get, models.DEFAULT_MODEL, sample(next(iter(SAMPLES.values()))).rgb)
+    return WarmUp(pool.get, models.DEFAULT_MODEL, sample(next(iter(SAMPLES.values()))).rgb, pacer=pacing.SERVER)
 
 
 def start_warm_up() -> WarmUp:
@@ -73,10 +73,11 @@ def wait_for_start(notice=None) -> None:
         return
     notice = notice or st.progress(work.fraction, text=_stage_text(work))
     shown = work.stage
-    while not work.wait(0.1):
-        if work.stage != shown:  # a message only when the stage changes: the interpreter is busy loading
-            shown = work.stage
-            notice.progress(work.fraction, text=_stage_text(work))
+    with pacing.SERVER.idle():  # this run waits for the work: the import need not wait for it
+        while not work.wait(0.1):
+            if work.stage != shown:  # a message only when the stage changes: the interpreter is busy loading
+                shown = work.stage
+                notice.progress(work.fraction, text=_stage_text(work))
     notice.empty()
 
 

@@ -21,7 +21,7 @@ STAGES = ("Loading TensorFlow", "Loading the model", "Computing the first map")
 COMPILE_AFTER_S = 2.0  # the compiled pass is traced this long after the first map is ready (the page draws it)
 
 
-def import_tensorflow_quietly(freeze: bool = False) -> None:
+def import_tensorflow_quietly(freeze: bool = False, pacer=None) -> None:
     """Import TensorFlow (and Keras) with the process's native stderr silenced: the absl/oneDNN start-up lines
     TensorFlow's C++ side prints are not for users. Other threads' stderr is silenced for that moment too.
 
@@ -29,7 +29,8 @@ def import_tensorflow_quietly(freeze: bool = False) -> None:
     imported without the modules it would load for features the studio does not use (:data:`LEFT_OUT_OF_KERAS`),
     and without the cycle collector's passes over the objects it creates (:func:`_collector_paused`; with
     ``freeze``, not afterwards either, until :func:`thaw`: for a command-line run, whose objects live till
-    its end, and for the app's start-up work, which thaws when it is done)."""
+    its end, and for the app's start-up work, which thaws when it is done). With a ``pacer``
+    (:class:`core.pacing.Pacer`), each of the import's modules waits for a quiet moment of the server first."""
     if "tensorflow" in sys.modules and "keras" in sys.modules:
         return
     from .. import compat
@@ -39,12 +40,13 @@ def import_tensorflow_quietly(freeze: bool = False) -> None:
         with open(os.devnull, "w") as null, _collector_paused(freeze):
             os.dup2(null.fileno(), 2)
             compat.preload_tensorflow()  # its C++ libraries, without holding the interpreter (they print too)
-            try:
-                with _without_unused_modules():
+            with pacer.paced_imports() if pacer is not None else contextlib.nullcontext():
+                try:
+                    with _without_unused_modules():
+                        import keras  # noqa: F401
+                except ImportError:  # a Keras that needs one of them after all: the plain import
                     import keras  # noqa: F401
-            except ImportError:  # a Keras that needs one of them after all: the plain import
-                import keras  # noqa: F401
-            import tensorflow  # noqa: F401
+                import tensorflow  # noqa: F401
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -127,46 +129,6 @@ def _without_unused_modules(names=frozenset(LEFT_OUT_OF_KERAS)):
             sys.meta_path.remove(finder)
 
 
-IMPORT_NICE = 19  # the import's thread gives the CPU to every other thread (Linux: nice is per thread)
-
-
-def import_tensorflow_politely(freeze: bool = False) -> int | None:
-    """:func:`import_tensorflow_quietly` (``freeze`` passed on) in a thread of the lowest CPU priority, waited
-    for; the nice value it ran at (None where threads cannot have their own: not Linux).
-
-    Started with the server, the import (2-3 s of CPU) shares two cores with a first visitor's page. At the
-    lowest priority it takes what the server's other threads, and a browser on the same machine, leave. On
-    the 2-core machine, a first visitor arriving as the server started saw the page's title and sidebar after
-    2.1-2.7 s (median 2.4, 5 runs) at normal priority and 1.7-2.1 s (median 1.85) at this one, against
-    1.5-1.8 s where the import waits for the first page. The one long hold of the interpreter the import had
-    (0.3-0.4 s, loading TensorFlow's C++ library), which no priority helps with, is gone: the library is
-    loaded before, without holding it (``core.compat.preload_tensorflow``). Only the helper thread is lowered
-    (a thread's nice cannot be raised back without privileges): the model's load and its passes run in the
-    caller's thread and TensorFlow's own threads (started at the first pass) at normal priority."""
-    if not sys.platform.startswith("linux"):
-        import_tensorflow_quietly(freeze)
-        return None
-    ran: dict = {}
-
-    def work():
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), IMPORT_NICE)
-            ran["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        except OSError:  # a sandbox that forbids it: normal priority
-            ran["nice"] = None
-        try:
-            import_tensorflow_quietly(freeze)
-        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
-            ran["error"] = exc
-
-    helper = threading.Thread(target=work, name="gradcam-import", daemon=True)
-    helper.start()
-    helper.join()
-    if "error" in ran:
-        raise ran["error"]
-    return ran["nice"]
-
-
 class WarmUp:
     """The start-up work in a daemon thread; :meth:`wait` follows it.
 
@@ -174,13 +136,13 @@ class WarmUp:
         load: model name → engine (the app's pool's ``get``).
         model: the model to load.
         photo: an (H, W, 3) uint8 photo whose first pass to run (its result lands in the engine's cache), or None.
+        pacer: the server's :class:`core.pacing.Pacer`, for which TensorFlow's import gives way, or None.
     """
 
-    def __init__(self, load: Callable, model: str, photo=None):
-        self._load, self.model, self._photo = load, model, photo
+    def __init__(self, load: Callable, model: str, photo=None, pacer=None):
+        self._load, self.model, self._photo, self._pacer = load, model, photo, pacer
         self.stage = STAGES[0]
         self.seconds: dict[str, float] = {}
-        self.import_nice: int | None = None
         self.error: BaseException | None = None
         self._done = threading.Event()
         self._compiled = threading.Event()
@@ -209,9 +171,12 @@ class WarmUp:
     def _run(self) -> None:
         try:
             t = time.perf_counter()
+            waited = self._pacer.waited_s if self._pacer is not None else 0.0
             # frozen until the end of _run; the private-API probes run at the load (core.compat)
-            self.import_nice = import_tensorflow_politely(freeze=True)
+            import_tensorflow_quietly(freeze=True, pacer=self._pacer)
             self.seconds["import"] = time.perf_counter() - t
+            if self._pacer is not None:
+                self.seconds["import_gave_way"] = self._pacer.waited_s - waited
             self.stage = STAGES[1]
             t = time.perf_counter()
             engine = self._load(self.model)

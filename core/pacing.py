@@ -1,0 +1,114 @@
+"""Background start-up work that gives way to the server's interactive work.
+
+A cold server imports TensorFlow and Keras (2-3 s of interpreter time, thousands of modules) in a background
+thread while the first visitor's browser loads the page: about 130 frontend files, a websocket, the page's
+first run. They all need the one interpreter lock. With the import holding it, each request waited for it:
+on the 2-core machine the frontend files took 5-65 ms each to answer instead of 0.3 ms, and the page's first
+run 0.27 s for 13 ms of work, so the page's title and sidebar came 0.3-0.5 s later than on a warm server.
+
+A :class:`Pacer` records the server's activity (:meth:`Pacer.touch` for each request and websocket message,
+:meth:`Pacer.busy` around each page run) and :meth:`Pacer.paced_imports` makes the importing thread wait for
+a quiet moment before each of its import statements (:meth:`Pacer.wait_turn`). Its waits are bounded (per
+wait and in all), so a page that never goes quiet delays the import by at most a few seconds, and a run that
+waits for the import itself (:meth:`Pacer.idle`) does not keep it waiting.
+
+It waits before an import statement, in a wrapper of ``builtins.__import__`` (for that thread only, for the
+import's length), not in an import hook: Python calls ``sys.meta_path`` finders holding its global import
+lock, and a finder that waited there stopped every other thread's imports (a page's first run among them)
+until its wait ended.
+
+``SERVER`` is the server process's pacer: the app's middleware (``ui/activity.py``), its pages
+(``streamlit_app.py``) and its start-up work (``ui/resources.py``) share it.
+"""
+from __future__ import annotations
+
+import builtins
+import contextlib
+import threading
+import time
+
+
+class Pacer:
+    """The server's activity, and waits for a quiet moment in it.
+
+    Args:
+        quiet_s: how long after the last request or message the server counts as quiet.
+        turn_s: the longest single :meth:`wait_turn`.
+        total_s: the most all waits together may take; after that :meth:`wait_turn` returns at once.
+    """
+
+    POLL_S = 0.005
+
+    def __init__(self, quiet_s: float = 0.1, turn_s: float = 0.5, total_s: float = 3.0):
+        self.quiet_s, self.turn_s, self.total_s = quiet_s, turn_s, total_s
+        self.waited_s = 0.0  # all waits so far
+        self._last = float("-inf")
+        self._busy = 0
+        self._lock = threading.Lock()
+
+    def touch(self) -> None:
+        """The server is working now (a request, a websocket message)."""
+        self._last = time.monotonic()
+
+    @contextlib.contextmanager
+    def busy(self):
+        """A page run is under way for the length of the block."""
+        self._add(1)
+        try:
+            yield
+        finally:
+            self._add(-1)
+            self.touch()
+
+    @contextlib.contextmanager
+    def idle(self):
+        """Inside :meth:`busy`: this run waits (for the start-up work itself), the server is not busy for it."""
+        self._add(-1)
+        try:
+            yield
+        finally:
+            self._add(1)
+
+    def _add(self, n: int) -> None:
+        with self._lock:
+            self._busy += n
+
+    def quiet(self) -> bool:
+        """No page run under way, and no request or message for ``quiet_s``."""
+        return self._busy <= 0 and time.monotonic() - self._last >= self.quiet_s
+
+    def wait_turn(self) -> float:
+        """Wait until the server is quiet, at most ``turn_s`` (and what is left of ``total_s``); the seconds waited."""
+        if self.waited_s >= self.total_s or self.quiet():
+            return 0.0
+        start = time.monotonic()
+        limit = min(self.turn_s, self.total_s - self.waited_s)
+        while not self.quiet() and time.monotonic() - start < limit:
+            time.sleep(self.POLL_S)
+        waited = time.monotonic() - start
+        self.waited_s += waited
+        return waited
+
+    @contextlib.contextmanager
+    def paced_imports(self):
+        """For the length of the block, each import statement of the calling thread first waits its turn
+        (:meth:`wait_turn`); other threads' imports are not touched. ``builtins.__import__`` is restored at the
+        end, unless something replaced it meanwhile (then the wrapper stays, passing every import straight on)."""
+        original = builtins.__import__
+        thread, on = threading.get_ident(), [True]
+
+        def paced_import(name, globals=None, locals=None, fromlist=(), level=0):
+            if on[0] and threading.get_ident() == thread:
+                self.wait_turn()
+            return original(name, globals, locals, fromlist, level)
+
+        builtins.__import__ = paced_import
+        try:
+            yield
+        finally:
+            on[0] = False
+            if builtins.__import__ is paced_import:
+                builtins.__import__ = original
+
+
+SERVER = Pacer()  # the server process's: one per process, shared by every session
