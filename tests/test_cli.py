@@ -94,7 +94,7 @@ def test_prefetch_without_network_is_one_sentence(monkeypatch, tmp_path, capsys)
 
 
 def test_bench_json_has_every_figure(capsys):
-    assert main(["bench", "--json", "--repeats", "3"]) == 0
+    assert main(["bench", "--json", "--repeats", "3", "--cold-runs", "2"]) == 0
     d = json.loads(capsys.readouterr().out)
     for k in ("forward_ms", "floor_ms", "explain_ms", "rerender_ms", "keras_example_ms", "peak_rss_mb",
               "explain_over_floor", "keras_example_over_explain", "mask_ms", "occlusion_map_ms"):
@@ -113,6 +113,8 @@ def test_bench_json_has_every_figure(capsys):
     for k in ("session_cpu_s", "rerender_cpu_s", "first_paint_s", "first_map_s", "server_peak_mb", "server_start_s"):
         assert isinstance(d[k], float) and d[k] > 0, k
     assert d["first_paint_s"] < d["first_map_s"]
+    assert len(d["first_paint_runs"]) == len(d["first_map_runs"]) == 2  # two fresh servers, their medians
+    assert d["first_paint_s"] == pytest.approx(sum(d["first_paint_runs"]) / 2, abs=0.011)
     # training (issue 12) and measuring (issue 13)
     for k in ("train_features_ms_per_image", "forward_batch_ms_per_image", "train_head_ms", "finetune_ms",
               "deletion_ms", "forward20_ms", "sanity_ms", "explain_images_per_s", "evaluate_images_per_s"):

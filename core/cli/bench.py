@@ -209,12 +209,13 @@ def cold_start(model_name: str = "efficientnet_lite0") -> dict:
     return {"cold_start_s": round(total, 2), "cold_start_parts": {k: round(v, 2) for k, v in parts.items()}}
 
 
-def run_app(sessions: int = 5) -> dict:
+def run_app(sessions: int = 5, cold_runs: int = 3) -> dict:
     """The app on a real ``streamlit run`` server (:mod:`core.cli.serverbench`): server CPU per new session and
-    per rerender, time to the first paint and the first map of a cold server, the server's peak memory."""
+    per rerender, time to the first paint and the first map of a cold server (medians over ``cold_runs`` fresh
+    servers), the server's peak memory."""
     from . import serverbench
 
-    return serverbench.run(sessions=sessions)
+    return serverbench.run(sessions=sessions, cold_runs=cold_runs)
 
 
 def run_switch(rounds: int = 2) -> dict:

@@ -237,7 +237,7 @@ def cmd_bench(args) -> int:
                                             images_limit=min(100, 4 * args.repeats)))
             result.update(cold_start(args.model))
             if not args.no_app:
-                result.update(run_app())
+                result.update(run_app(cold_runs=max(1, args.cold_runs)))
     except (ValueError, models.WeightsUnavailable) as exc:
         return _fail(str(exc))
     if args.json:
@@ -326,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "twice, through the app's bounded model cache")
     b.add_argument("--no-app", action="store_true",
                    help="skip the app's figures (a real streamlit server driven by headless Chromium, ~1 min)")
+    b.add_argument("--cold-runs", type=int, default=3,
+                   help="fresh servers whose first paint and first map are measured (the figures are their medians)")
     b.add_argument("--json", action="store_true")
     from .measure import add_parsers as add_measure_parsers
 
