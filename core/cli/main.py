@@ -17,6 +17,7 @@ LAYOUT = """the library behind these commands (core/, no Streamlit):
   core.training  your own classes: datasets, cached features, head and fine-tune trainers, the shortcut stamp
   core.metrics   localisation, faithfulness, sanity (cascading randomisation), dataset evaluation
   core.view      a view as a link (the app's URL)
+  core.pacing    start-up work that gives way (a cold server's import waits while a page is served)
   core.compat    every private TensorFlow/Keras/libc call, probed once, with a public path
   core.cli       these commands and the benchmark"""
 
