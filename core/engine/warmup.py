@@ -171,12 +171,9 @@ class WarmUp:
     def _run(self) -> None:
         try:
             t = time.perf_counter()
-            waited = self._pacer.waited_s if self._pacer is not None else 0.0
             # frozen until the end of _run; the private-API probes run at the load (core.compat)
             import_tensorflow_quietly(freeze=True, pacer=self._pacer)
             self.seconds["import"] = time.perf_counter() - t
-            if self._pacer is not None:
-                self.seconds["import_gave_way"] = self._pacer.waited_s - waited
             self.stage = STAGES[1]
             t = time.perf_counter()
             engine = self._load(self.model)
