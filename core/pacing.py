@@ -43,7 +43,8 @@ class Pacer:
         self.quiet_s, self.turn_s, self.total_s = quiet_s, turn_s, total_s
         self.waited_s = 0.0  # all waits so far
         self._last = float("-inf")
-        self._busy = 0
+        self._busy = 0  # page runs under way, those waiting in idle() aside
+        self._depth = threading.local()  # this thread's busy() blocks, less its idle() ones
         self._lock = threading.Lock()
 
     def touch(self) -> None:
@@ -54,20 +55,28 @@ class Pacer:
     def busy(self):
         """A page run is under way for the length of the block."""
         self._add(1)
+        self._depth.n = getattr(self._depth, "n", 0) + 1
         try:
             yield
         finally:
+            self._depth.n -= 1
             self._add(-1)
             self.touch()
 
     @contextlib.contextmanager
     def idle(self):
-        """Inside :meth:`busy`: this run waits (for the start-up work itself), the server is not busy for it."""
+        """Inside :meth:`busy`: this run waits (for the start-up work itself), the server is not busy for it.
+        Outside one (in this thread), nothing changes."""
+        if getattr(self._depth, "n", 0) <= 0:
+            yield
+            return
+        self._depth.n -= 1
         self._add(-1)
         try:
             yield
         finally:
             self._add(1)
+            self._depth.n += 1
 
     def _add(self, n: int) -> None:
         with self._lock:
@@ -75,7 +84,7 @@ class Pacer:
 
     def quiet(self) -> bool:
         """No page run under way, and no request or message for ``quiet_s``."""
-        return self._busy <= 0 and time.monotonic() - self._last >= self.quiet_s
+        return self._busy == 0 and time.monotonic() - self._last >= self.quiet_s
 
     def wait_turn(self) -> float:
         """Wait until the server is quiet, at most ``turn_s`` (and what is left of ``total_s``); the seconds waited."""

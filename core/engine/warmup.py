@@ -30,7 +30,8 @@ def import_tensorflow_quietly(freeze: bool = False, pacer=None) -> None:
     and without the cycle collector's passes over the objects it creates (:func:`_collector_paused`; with
     ``freeze``, not afterwards either, until :func:`thaw`: for a command-line run, whose objects live till
     its end, and for the app's start-up work, which thaws when it is done). With a ``pacer``
-    (:class:`core.pacing.Pacer`), each of the import's modules waits for a quiet moment of the server first."""
+    (:class:`core.pacing.Pacer`), each of the import's modules waits for a quiet moment of the server first:
+    up to the pacer's ``total_s`` (3 s) longer, during which stderr stays silenced too."""
     if "tensorflow" in sys.modules and "keras" in sys.modules:
         return
     from .. import compat
