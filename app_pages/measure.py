@@ -46,6 +46,9 @@ st.caption("Draw the object's box(es) on the photo (drag a rectangle; the toolba
            "a box; energy-based pointing is the share of the map's positive mass inside the boxes.")
 left, right = st.columns(2)
 with left:
+    # the canvas's toolbar (undo, redo, edit, clear) shows on hover 2.65 rem above the canvas's top edge, outside
+    # the component's own box: leave it room, or it covers the caption above
+    st.space("medium")
     cw = min(CANVAS_MAX, w)
     chh = max(1, round(cw * h / w))
     drawing = st_canvas(
@@ -133,6 +136,7 @@ results = {m: r for m, (key, _c) in usable.items() if (r := ms.cached_faithfulne
 if results:
     st.altair_chart(ms.curves_chart(results, label), width="stretch")
     st.table(ms.faithfulness_table(results))
+    st.markdown(ms.drop_note(results, label))
     st.caption(f"{steps} steps; deletion fill {faithfulness.DELETION_FILL}, insertion starts from the photo "
                f"with the {faithfulness.INSERTION_START} fill; areas by the trapezoid rule over 0..1; average drop as a fraction, "
                "not a percentage.")

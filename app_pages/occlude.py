@@ -27,7 +27,7 @@ st.caption("Paint over part of the photo: it is filled (gray by default) and the
            "Use the canvas toolbar to move/edit shapes, undo, or clear. Masks stay while you change model, "
            "layer, alpha or colormap; a new photo gets a fresh canvas.")
 
-tool_col, brush_col, fill_col = st.columns(3)
+tool_col, brush_col, fill_col = st.columns([2, 1, 1])  # the four tools in one row at 1400 px (at 1:1:1 Brush wrapped)
 tool = tool_col.radio("Tool", list(TOOLS), key="occ_tool", horizontal=True)
 brush = brush_col.slider("Brush size", 4, 120, 40, key="occ_brush", disabled=tool != "Brush")
 fill = fill_col.selectbox("Fill", occlusion.FILLS, key="occ_fill",

@@ -108,7 +108,8 @@ def run_faithfulness(engine, rgb, cls: int, maps: dict, steps: int, progress=Non
         drop, increase, y, o = faithfulness.confidence_change(engine, rgb, cam, cls)
         _keep(store, (key, steps), {"fractions": d.fractions, "deletion": d.probs, "insertion": ins.probs,
                                     "deletion_auc": d.auc, "insertion_auc": ins.auc, "avg_drop": drop,
-                                    "increase": bool(increase), "y": y, "o": o})
+                                    "increase": bool(increase), "y": y, "o": o,
+                                    "kept": faithfulness.kept_visible(cam, engine.spec.input_size)})
         if progress:
             progress((i + 1) / len(todo), m)
 
@@ -161,28 +162,55 @@ def iou_chart(locs: dict, threshold: float) -> alt.Chart:
     return alt.layer(lines, rule).properties(height=340)
 
 
+# the two curves by line style, the same in the lines and in their legend: solid deletion, dashed insertion
+CURVES = {"deletion": ("deletion (fraction removed)", [1, 0]), "insertion": ("insertion (fraction revealed)", [6, 3])}
+
+
 def curves_chart(results: dict, class_name: str) -> alt.Chart:
+    """Deletion (solid) and insertion (dashed) curves, one colour per map.
+
+    The lines and the points are two layers: a line mark with a filled point overlay (``point=``) makes
+    Vega-Lite draw the strokeDash legend's symbols with a transparent stroke (no dash to see), so the
+    legend comes from the line layer alone, its symbols strokes 24 px long in the curve's own dash."""
     rows = []
     for m, r in results.items():
         for kind, verb in (("deletion", "removed"), ("insertion", "revealed")):
-            rows += [{"map": title(m), "curve": f"{kind} (fraction {verb})", "fraction": float(f), "probability": float(p)}
+            rows += [{"map": title(m), "curve": CURVES[kind][0], "fraction": float(f), "probability": float(p)}
                      for f, p in zip(r["fractions"], r[kind])]
-    return alt.Chart(pd.DataFrame(rows)).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
+    base = alt.Chart(pd.DataFrame(rows)).encode(
         x=alt.X("fraction:Q", title="fraction of the pixels removed (deletion) / revealed (insertion)",
                 axis=alt.Axis(format="%")),
         y=alt.Y("probability:Q", title=f"p({class_name})", axis=alt.Axis(format="%")),
-        color=_colour(list(results)),
-        strokeDash=alt.StrokeDash("curve:N", legend=alt.Legend(orient="bottom", symbolType="stroke", symbolStrokeColor="#555",
-                                                             symbolStrokeWidth=2, labelLimit=260)),
-        tooltip=["map", "curve", alt.Tooltip("fraction:Q", format=".0%"), alt.Tooltip("probability:Q", format=".2%")],
-    ).properties(height=420)
+        color=_colour(list(results)))
+    dash = alt.StrokeDash("curve:N", title="curve (line style)",
+                          scale=alt.Scale(domain=[c[0] for c in CURVES.values()], range=[c[1] for c in CURVES.values()]),
+                          legend=alt.Legend(orient="top", symbolType="stroke", symbolSize=576, symbolStrokeWidth=2,
+                                            symbolStrokeColor="#31333f", symbolFillColor="transparent", labelLimit=260))
+    lines = base.mark_line().encode(strokeDash=dash)
+    points = base.mark_point(filled=True, size=18, opacity=1).encode(
+        tooltip=["map", "curve", alt.Tooltip("fraction:Q", format=".0%"), alt.Tooltip("probability:Q", format=".2%")])
+    return alt.layer(lines, points).properties(height=420)
+
+
+KEPT_COLUMN = "photo kept visible (photo × map)"
 
 
 def faithfulness_table(results: dict) -> pd.DataFrame:
     return pd.DataFrame([{"map": title(m), "deletion AUC (low = good)": fmt(r["deletion_auc"]),
                           "insertion AUC (high = good)": fmt(r["insertion_auc"]),
                           "average drop (low = good)": fmt(r["avg_drop"]),
+                          KEPT_COLUMN: fmt(r.get("kept"), ".0%"),
                           "increase in confidence": fmt(r["increase"])} for m, r in results.items()]).set_index("map")
+
+
+def drop_note(results: dict, class_name: str) -> str:
+    """One line under the faithfulness table: what average drop measures, and why a broad map (a baseline)
+    can score a lower drop than a method, with the share of the photo each map keeps (computed, not typed)."""
+    kept = ", ".join(f"{title(m)} {fmt(r.get('kept'), '.0%')}" for m, r in results.items())
+    return (f"**Reading average drop:** it is the share of p({class_name}) lost when the photo is multiplied by "
+            "the map scaled to 0..1, so it rewards keeping the photo visible, not pointing at the object: a map "
+            f"that keeps more of the photo (here {kept}) tends to lose less, which is how a baseline can beat a "
+            "method on it.")
 
 
 def sanity_chart(result) -> alt.Chart:

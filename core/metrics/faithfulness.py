@@ -11,6 +11,8 @@
 - :func:`confidence_change` (Chattopadhyay et al., Grad-CAM++, WACV 2018): the class probability on the
   photo multiplied by the map scaled to 0..1; the *drop* is max(0, Y − O) / Y (the paper's "average
   drop" once averaged, here a fraction, not a percentage) and *increase* is whether O > Y.
+  :func:`kept_visible` is the share of the photo that explanation map keeps (the mean of the map scaled to
+  0..1): a map that keeps most of the photo scores a low drop without pointing at the object.
 
 The map's pixel order: the map is upsampled (bilinear) to S×S and sorted by value, highest first; equal
 values keep raster order (a stable sort), so the curve is reproducible.
@@ -134,6 +136,23 @@ def curves(engine, rgb: np.ndarray, cam: np.ndarray, class_index: int, steps: in
     return Curve("deletion", fractions, d, auc(d, fractions)), Curve("insertion", fractions, i, auc(i, fractions))
 
 
+def explanation_weights(cam: np.ndarray, size: int) -> np.ndarray:
+    """(S, S) weights in 0..1 that multiply the model-size photo into :func:`confidence_change`'s explanation
+    map: the map upsampled (bilinear) to S×S and divided by its maximum (negative and non-finite values as 0)."""
+    return render.normalise(render.upsample(cam, size, size))
+
+
+def kept_visible(cam: np.ndarray, size: int) -> float:
+    """The share of the photo that :func:`confidence_change`'s explanation map keeps: the mean of
+    :func:`explanation_weights` (1 = the whole photo at full brightness, 0 = a black photo).
+
+    Average drop compares the class probability on photo × map with the photo's, so a map that keeps most of
+    the photo (a broad map: a wide centre prior, noise around one half everywhere) tends to lose little
+    probability, whether or not it points at the object; read its drop beside this share. Not a metric of the
+    Grad-CAM++ paper."""
+    return float(explanation_weights(cam, size).mean())
+
+
 def confidence_change(engine, rgb: np.ndarray, cam: np.ndarray, class_index: int) -> tuple[float, bool, float, float]:
     """Average drop's and increase in confidence's per-photo terms (Grad-CAM++ paper, section 6.1).
 
@@ -145,7 +164,7 @@ def confidence_change(engine, rgb: np.ndarray, cam: np.ndarray, class_index: int
         the photo and O on the explanation map.
     """
     photo = model_photo(engine, rgb)
-    unit = render.normalise(render.upsample(cam, photo.shape[1], photo.shape[0]))
+    unit = explanation_weights(cam, photo.shape[0])
     batch = np.stack([photo, photo * unit[..., None]])
     y, o = (float(v) for v in engine.predict(engine.spec.preprocess(batch))[:, int(class_index)])
     drop = max(0.0, y - o) / y if y > 0 else 0.0
