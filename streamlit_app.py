@@ -3,7 +3,10 @@ import streamlit as st
 
 from core.pacing import SERVER
 
-st.set_page_config(page_title="Grad-CAM Studio", page_icon=":material/local_fire_department:", layout="wide")
+# An emoji favicon: Streamlit's frontend draws it as an inline (data:) picture. A ":material/…:" favicon is a
+# picture fetched from Google's font server (fonts.gstatic.com), which an offline workshop cannot reach. The
+# pages' ":material/…:" icons below are drawn with the Material Symbols font Streamlit serves itself.
+st.set_page_config(page_title="Grad-CAM Studio", page_icon="🔥", layout="wide")
 
 pages = [
     st.Page("app_pages/explain.py", title="Explain", icon=":material/search:", default=True),

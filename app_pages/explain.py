@@ -53,8 +53,9 @@ if render.is_empty(cam):
 
 left, right = st.columns([3, 2])
 with left:
-    st.subheader(f"Top-{ctx.top_k} predictions")
-    st.vega_lite_chart(top_k_chart(res.top_k(ctx.top_k), res.class_index, ctx.engine.spec.label), width="stretch")
+    top = res.top_k(ctx.top_k)  # no more rows than the model has classes
+    st.subheader(f"Top-{len(top)} predictions")
+    st.vega_lite_chart(top_k_chart(top, res.class_index, ctx.engine.spec.label), width="stretch")
 with right:
     st.metric("Compute time of the last interaction", f"{elapsed * 1000:.0f} ms")
     st.caption("A new photo or class runs one compiled forward+backward pass for every layer; "

@@ -23,7 +23,10 @@ def top_k_chart(top: list[tuple[int, float]], highlight: int, label=_imagenet) -
     rows = [{"class": f"{label(i)} [{i}]", "probability": float(p),
              "explained": "explained class" if i == highlight else "other"} for i, p in top]
     return {
+        # the height of the bars' own area, a row per class; the axis comes on top. Streamlit's default autosize
+        # ("fit") squeezed the axis into this height too: two rows got about 10 px each, their labels overlapping
         "height": 34 * len(top) + 30,
+        "autosize": {"type": "fit-x", "contains": "padding"},
         # the rows inside a layer: Streamlit sends a top-level ``data`` through pandas and Arrow (pandas'
         # import is 0.2-0.3 s of CPU on the first page), a layer's stays in the spec as it is
         "layer": [{
@@ -58,8 +61,15 @@ def change_table(before, after, k: int, label=_imagenet) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+CHANGE_X_MAX = 1.14  # the x scale runs past 100 % so that the label of a bar near 100 % still fits beside it
+CHANGE_TICKS = [i / 10 for i in range(11)]  # 0..100 %: no tick in the labels' margin
+CHANGE_LABEL_DX = 4  # px between a class's longer bar and its change label
+
+
 def change_chart(table: pd.DataFrame, highlight: int) -> alt.Chart:
-    """Before/after bars per class, the change in red (drop) or green (rise); ▲/▼ mark classes entering/leaving."""
+    """Before/after bars per class, the change in red (drop) or green (rise); ▲/▼ mark classes entering/leaving.
+
+    Each change label sits just right of its class's longer bar (before or after), never on a bar."""
     import altair as alt  # here, not at import: the pages draw their title first
 
     long = table.melt(id_vars=["class", "index", "status", "change"], value_vars=["before", "after"],
@@ -72,7 +82,8 @@ def change_chart(table: pd.DataFrame, highlight: int) -> alt.Chart:
         .encode(
             y=alt.Y("class:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
             yOffset=alt.YOffset("photo:N", sort=["original", "occluded"]),
-            x=alt.X("probability:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+            x=alt.X("probability:Q", title="probability", axis=alt.Axis(format="%", values=CHANGE_TICKS),
+                    scale=alt.Scale(domain=[0, CHANGE_X_MAX])),
             color=alt.Color("photo:N", scale=alt.Scale(domain=["original", "occluded"], range=["#9ecae1", "#08519c"]),
                             legend=alt.Legend(orient="bottom", title=None)),
             tooltip=["class", "photo", alt.Tooltip("probability:Q", format=".2%"),
@@ -81,10 +92,11 @@ def change_chart(table: pd.DataFrame, highlight: int) -> alt.Chart:
     )
     labels_ = (
         alt.Chart(table)
-        .mark_text(align="left", dx=4, fontWeight="bold")
+        .transform_calculate(end="max(datum.before, datum.after)")
+        .mark_text(align="left", baseline="middle", dx=CHANGE_LABEL_DX, fontWeight="bold")
         .encode(
             y=alt.Y("class:N", sort=order),
-            x=alt.value(0),
+            x=alt.X("end:Q", title="probability"),  # the end of the longer bar: the label starts beside it
             text=alt.Text("change:Q", format="+.1%"),
             color=alt.condition("datum.change < 0", alt.value("#d62728"), alt.value("#2ca02c")),
         )

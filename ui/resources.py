@@ -120,7 +120,7 @@ def sample(file_name: str) -> images.LoadedImage:
     return images.load_path(ASSETS / file_name)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
 def decode_upload(data: bytes, name: str) -> images.LoadedImage:
-    """Decode an upload once per distinct content (raises ImageError)."""
+    """Decode an uploaded photo (raises ImageError). Not cached: the sidebar decodes each upload once and keeps the
+    photo in the session (one per session); a cache would hold a second copy of it, and of the file's bytes."""
     return images.load_bytes(data, name)

@@ -3,6 +3,10 @@
 Everything the pages need comes back in one :class:`Context`; the explained class is tracked by
 class **index** in ``st.session_state``, never by its rank in the top-k. A session opens the view its
 link names (:mod:`core.view`) and the URL follows the user's changes.
+
+An uploaded photo is decoded once and kept in the session (``st.session_state["upload"]``, one photo at
+most: a new upload replaces it), not in the upload widget: a widget belongs to its page, and the next page's
+sidebar would start with an empty one. Every page explains it until the person goes back to the samples.
 """
 from __future__ import annotations
 
@@ -20,11 +24,16 @@ from core.imaging import images, render
 from . import training
 from .resources import (SAMPLES, decode_upload, get_engine, get_trained_engine, sample, start_notice, trained_models,
                         wait_for_start)
+from .runtime import release_uploads
 
 DEFAULTS = {"model": models.DEFAULT_MODEL, "alpha": 0.45, "colormap": "jet", "top_k": 5,
             "sample": next(iter(SAMPLES)), "class_index": None, "method": "gradcam"}
 WIDGETS = ("model", "sample", "method", "alpha", "colormap", "top_k")  # sidebar widgets keyed by their setting
 STEMS = {Path(file).stem: title for title, file in SAMPLES.items()}  # the link's sample= → the sample's title
+MAX_TOP_K = 10
+# The sidebar's selectbox shows its value in a text box 190 px wide (206 less its padding) at 14 px Source Sans;
+# a model's text is kept within MODEL_TEXT_PX by :func:`text_px`, an upper estimate of the drawn width.
+MODEL_TEXT_PX = 184
 
 
 @dataclass
@@ -84,14 +93,61 @@ def _follow_in_url(ctx: "Context", uploaded: bool) -> None:
 
 
 def reset() -> None:
-    """Back to the defaults (model, sample, settings, class) and an empty upload box."""
+    """Back to the defaults (model, sample, settings, class), no uploaded photo and an empty upload box."""
     for k, v in DEFAULTS.items():
         st.session_state[k] = v
+    st.session_state.pop("upload", None)
+    st.session_state.pop("top_k_wanted", None)
     for k in [k for k in st.session_state if str(k).startswith("layer_")]:
         del st.session_state[k]
     st.session_state["upload_nonce"] += 1
     st.session_state["link_message"] = None
     st.session_state.pop("link_layers", None)
+
+
+def text_px(text: str) -> float:
+    """An upper estimate of ``text``'s width in pixels at 14 px Source Sans (glyph widths measured in Chromium:
+    'i' 3.4, 'r' 4.9, 'o' 7.6, 'A' 7.5, 'm' 11.6, 'W' 11.0; a symbol, emoji or CJK character up to 14.6)."""
+    def px(c: str) -> float:
+        if c == " ":
+            return 2.8
+        if c in "iljI|!.,:;'`":
+            return 3.6
+        if c in "frt()[]{}-/\\\"":
+            return 4.9
+        if c in "mwMW@%":
+            return 11.7
+        if c.isascii():
+            return 8.4 if c.isupper() else 7.7
+        return 14.7
+    return sum(px(c) for c in text)
+
+
+def _fit(head: str, body: str, tail: str = "", width: float = MODEL_TEXT_PX) -> str:
+    """``head + body + tail``, ``body`` cut with "…" where the whole would be wider than ``width`` pixels."""
+    if text_px(head + body + tail) <= width:
+        return head + body + tail
+    while body and text_px(head + body + "…" + tail) > width:
+        body = body[:-1]
+    return head + body.rstrip() + "…" + tail
+
+
+def model_texts(trained: dict) -> tuple[dict, str]:
+    """The model selectbox's texts (name → a text that fits the sidebar's box) and its help (every full title).
+
+    The registry's titles say more than the box holds ("EfficientNet-Lite0 (offline default)" was cut without an
+    ellipsis): the box shows the name before the parenthesis, a trained model's title is cut with "…" where it
+    is too long, and the help names each in full."""
+    texts, full = {}, []
+    for n, s in models.REGISTRY.items():
+        mark = "" if s.weights_cached() else " ⤓"
+        texts[n] = _fit("", s.title.split(" (")[0], mark)
+        full.append(s.title + mark)
+    for n, m in trained.items():
+        texts[n] = _fit("★ ", m.title, " (trained)")
+        full.append(f"★ {m.title} (trained)")
+    return texts, ("The models: " + "; ".join(full) + ". ⤓: ImageNet weights are downloaded by Keras on first use "
+                   "(needs internet). ★: a model trained on the Train page in this session, over your own classes.")
 
 
 def _choose_model() -> str:
@@ -100,13 +156,8 @@ def _choose_model() -> str:
     if st.session_state.get("model") not in names:  # a trained model this session no longer has
         st.session_state["model"] = models.DEFAULT_MODEL
     # the texts are made here (a closure over the session's models would read the session state later)
-    titles = {n: s.title + ("" if s.weights_cached() else " ⤓") for n, s in models.REGISTRY.items()}
-    titles.update({n: f"★ {m.title} (trained)" for n, m in trained.items()})
-    return st.sidebar.selectbox(
-        "Model", names, key="model", format_func=titles.get,
-        help="⤓: ImageNet weights are downloaded by Keras on first use (needs internet). "
-             "★: a model trained on the Train page in this session, over your own classes.",
-    )
+    titles, help_ = model_texts(trained)
+    return st.sidebar.selectbox("Model", names, key="model", format_func=titles.get, help=help_)
 
 
 def _load(name: str, notice=None) -> Engine | None:
@@ -137,19 +188,68 @@ def _offer_default(exc: Exception) -> None:
         model=models.DEFAULT_MODEL), type="primary")
 
 
-def _choose_image() -> tuple[images.LoadedImage, bool]:
-    st.sidebar.selectbox("Sample photo", list(SAMPLES), key="sample")
-    up = st.sidebar.file_uploader(
-        "…or drop your own photo", type=None, key=f"upload_{st.session_state['upload_nonce']}",
-        help="JPEG, PNG, WebP, BMP, TIFF or GIF (first frame); any file name.",
-    )
+def _back_to_samples() -> None:
+    st.session_state.pop("upload", None)
+
+
+def _take_upload(up) -> None:
+    """Decode the dropped photo into the session (replacing the one before), let go of the widget's bytes and
+    start the next run with an empty drop zone; a file that is not a photo leaves one line and the photo before."""
+    try:
+        st.session_state["upload"] = decode_upload(up.getvalue(), up.name)
+    except images.ImageError as exc:
+        st.session_state["upload_error"] = str(exc)
+    release_uploads(up, st.session_state.get(f"upload_{st.session_state['upload_nonce']}"))
+    st.session_state["upload_nonce"] += 1
+    st.rerun()
+
+
+def _choose_image(choose: bool = True) -> tuple[images.LoadedImage, bool]:
+    """The photo every page explains: the person's upload (kept in the session) or a sample. ``choose``: draw the
+    sample list and the drop zone (not on a page that explains no photo of its own: one line says so there)."""
+    up = st.session_state.get("upload")
+    if not choose:
+        st.sidebar.caption(f"Photo explained on the other pages: {up.name if up else st.session_state['sample']}. "
+                           "Training images go in this page's class uploader, not in the sidebar.")
+    else:
+        st.sidebar.selectbox("Sample photo", list(SAMPLES), key="sample", on_change=_back_to_samples,
+                             help="Choosing a sample puts your uploaded photo aside.")
+        got = st.sidebar.file_uploader(
+            "…or your own photo to explain", type=None, key=f"upload_{st.session_state['upload_nonce']}",
+            help="One photo, explained on every page until you go back to the samples (a new one replaces it). "
+                 "JPEG, PNG, WebP, BMP, TIFF or GIF (first frame); any file name. Images to train a model on go "
+                 "on the Train page.",
+        )
+        if got is not None:
+            _take_upload(got)
+        error = st.session_state.pop("upload_error", None)
+        if error:
+            st.sidebar.error(error)
+            st.sidebar.caption(f"Still showing {up.name if up else 'the sample photo'}.")
+        if up is not None:
+            st.sidebar.info(f"Explaining your photo **{up.name}** ({up.size[0]}×{up.size[1]}) on every page.")
+            st.sidebar.caption("A link to this view cannot carry an uploaded photo: it names no sample.")
+            st.sidebar.button("Back to the sample photos", key="upload_drop", on_click=_back_to_samples)
     if up is not None:
-        try:
-            return decode_upload(up.getvalue(), up.name), True
-        except images.ImageError as exc:
-            st.sidebar.error(str(exc))
-            st.sidebar.caption("Showing the sample photo instead.")
+        return up, True
     return sample(SAMPLES[st.session_state["sample"]]), False
+
+
+def _radio_key(texts: dict, current: int, model: str) -> str:
+    """A key for the class radio that no earlier radio of this session had whenever what it shows changes.
+
+    Streamlit 1.67's radio holds its value as the *text* of the chosen option, and the browser keeps the text it
+    last held for a key. Our texts carry the probabilities, which change with the photo; the key used to be the
+    explained class and the top-k indices, which for a 2-class model are the same for every photo. After an
+    upload the browser still held the last photo's text, no longer an option, and showed no option selected
+    while the page explained the top-1 (the server had mapped that text back to an index with the previous
+    run's options, saw a valid value and corrected nothing). A key that never recurs starts each new radio at
+    ``index``."""
+    sig = (model, current, tuple(texts.items()))
+    if st.session_state.get("class_radio_sig") != sig:
+        st.session_state["class_radio_sig"] = sig
+        st.session_state["class_radio_n"] = st.session_state.get("class_radio_n", 0) + 1
+    return f"class_radio_{st.session_state['class_radio_n']}"
 
 
 def _choose_class(top1: PassResult, k: int, spec: models.ModelSpec) -> int:
@@ -164,7 +264,7 @@ def _choose_class(top1: PassResult, k: int, spec: models.ModelSpec) -> int:
     texts = {i: (f"#{tops.index(i) + 1} " if i in tops else "") + f"{spec.label(i)} · {top1.probs[i]:.1%}"
              for i in options}
     picked = st.sidebar.radio("Class to explain", options, index=options.index(current), format_func=texts.get,
-                              key=f"class_radio_{current}_{'-'.join(map(str, tops))}")
+                              key=_radio_key(texts, current, spec.name))
     other = None
     if spec.num_classes > len(options):  # a trained model's few classes may all be in the radio already
         other = st.sidebar.selectbox(f"…or any of its {spec.num_classes} classes (type to search)",
@@ -179,12 +279,28 @@ def _choose_class(top1: PassResult, k: int, spec: models.ModelSpec) -> int:
     return int(chosen)
 
 
-def sidebar(watch_training: bool = True) -> Context | None:
+def _remember_top_k() -> None:
+    st.session_state["top_k_wanted"] = st.session_state["top_k"]
+
+
+def _choose_top_k(spec: models.ModelSpec) -> int:
+    """The top-k slider, up to the model's number of classes (at most 10): a 2-class model offers 1–2. The
+    person's own choice is kept for a model with more classes."""
+    cap = min(MAX_TOP_K, spec.num_classes)
+    wanted = st.session_state.setdefault("top_k_wanted", st.session_state["top_k"])
+    st.session_state["top_k"] = max(1, min(wanted, cap))
+    if cap < 2:  # a slider needs two values
+        return 1
+    return st.sidebar.slider("Top-k predictions", 1, cap, key="top_k", on_change=_remember_top_k)
+
+
+def sidebar(watch_training: bool = True, choose_photo: bool = True) -> Context | None:
     """Draw the sidebar and return the page context (None when the model cannot be used).
 
     A training of this session that has ended joins the model list here, on whatever page is open; with
     ``watch_training`` (every page but Train, which shows its own progress) one that runs is followed in the
-    sidebar until it ends."""
+    sidebar until it ends. ``choose_photo=False`` (Train, which explains no photo of its own) leaves out the
+    sample list and the photo's drop zone, and says in one line where training images go."""
     notice = start_notice()  # a cold server starts TensorFlow and the default model now, in the background
     init_state()
     st.sidebar.title("Grad-CAM Studio")
@@ -196,7 +312,7 @@ def sidebar(watch_training: bool = True) -> Context | None:
     if st.session_state.get("link_message"):
         st.sidebar.warning(st.session_state["link_message"])
     name = _choose_model()
-    image, uploaded = _choose_image()
+    image, uploaded = _choose_image(choose_photo)
     engine = _load(name, notice)  # the title, the notice and the controls above are on screen while this waits
     if engine is None:
         return None
@@ -210,7 +326,7 @@ def sidebar(watch_training: bool = True) -> Context | None:
         help="Early layers: fine, low-level detail. Late layers: coarse, semantic. The last feeds the classifier.",
     )
     st.sidebar.caption(f"`{layer}` — {shapes[layer][0]}×{shapes[layer][1]}×{shapes[layer][2]} activations")
-    top_k = st.sidebar.slider("Top-k predictions", 1, 10, key="top_k")
+    top_k = _choose_top_k(spec)
     t = time.perf_counter()
     cached = engine.cached(image.rgb)
     top1 = engine.run(image.rgb)
