@@ -11,15 +11,17 @@ from core.training.data import THUMB_SIDE
 from core.training.shortcut import CORNERS, PATTERNS
 from ui import intake, training
 from ui.pictures import show
+from ui.text import plural, short_name
 from ui.resources import feature_cache, get_engine, get_trained_engine
 from ui.sidebar import sidebar
 
 SOURCES = ["Files", "ZIP of class folders", "Webcam", "Public dataset"]
 GALLERY = 6  # wrong validation images shown
-SHORTCUT_IMAGES = 24  # images of the other classes the stamp is measured on
+SHORTCUT_IMAGES = 200  # at most this many images of the other classes measure the stamp (a pass each)
+MIN_SHORTCUT_IMAGES = 20  # fine-tuned: its held-out images of the other classes, when there are this many
 
 st.title("Train on your own classes")  # before the sidebar: on screen while a cold server starts
-ctx = sidebar(watch_training=False)  # the page follows the training itself, below
+ctx = sidebar(watch_training=False, choose_photo=False)  # the page follows the training itself, below
 if ctx is None:
     st.stop()
 if st.session_state.pop("train_goto_explain", False):
@@ -46,13 +48,14 @@ c2.button("Add class", key="train_add_class", on_click=_add_class, width="stretc
 
 for name, examples in list(ds.classes.items()):
     row = st.columns([2, 5, 1], vertical_alignment="center")
-    row[0].markdown(f"**{name}** · {len(examples)} image{'' if len(examples) == 1 else 's'}")
+    row[0].markdown(f"**{name}** · {plural(len(examples), 'image')}")
     thumbs = row[1].columns(6)
     for col, e in zip(thumbs, examples[-6:]):
         show(col, images.thumbnail(e.thumb, 96), width=72)
     row[2].button("Remove", key=f"train_rm_{name}", on_click=ds.remove_class, args=(name,))
 if ds.classes:
-    st.caption(f"{len(ds.classes)} classes · {ds.size} images · {ds.nbytes / 2**20:.1f} MB of thumbnails "
+    st.caption(f"{plural(len(ds.classes), 'class', 'classes')} · {plural(ds.size, 'image')} · "
+               f"{ds.nbytes / 2**20:.1f} MB of thumbnails "
                f"(thumbnails of at most {THUMB_SIDE}×{THUMB_SIDE}; the uploads themselves are not kept).")
 else:
     st.info("Type a name and add at least two classes, then add images to each.")
@@ -110,12 +113,14 @@ mode = b2.radio("Mode", ["Head only", "Fine-tune the last blocks"], key="train_m
                 help="Head only: features once per image, then a softmax head. Fine-tuning then also moves the "
                      "backbone's last blocks (flip and crop augmentation, a lower rate).")
 blocks = b3.number_input("Blocks to fine-tune", 1, 6, 2, key="train_blocks", disabled=mode == "Head only")
-e1, e2, e3, e4 = st.columns(4)
-epochs = e1.slider("Head epochs (early stopping may end sooner)", 1, 100, 30, key="train_epochs")
-ft_epochs = e2.slider("Fine-tuning epochs", 1, 20, 3, key="train_ft_epochs", disabled=mode == "Head only")
-val_split = e3.slider("Validation split", 0.1, 0.5, 0.2, 0.05, key="train_val",
-                      help="Held out of each class (stratified, seeded): the accuracy below is measured on these.")
-seed = e4.number_input("Seed", 0, 10_000, 0, key="train_seed")
+e1, e2, e3 = st.columns(3)
+ft_epochs = e1.slider("Fine-tuning epochs", 1, 20, 3, key="train_ft_epochs", disabled=mode == "Head only",
+                      help="Early stopping on the held-out images may end sooner.")
+val_split = e2.slider("Held out to judge fine-tuning", 0.1, 0.5, 0.2, 0.05, key="train_val", disabled=mode == "Head only",
+                      help="With fine-tuning, this share of each class (stratified, seeded) is held out: training stops "
+                           "early on it and the accuracy below is measured on it. Head only holds nothing out: "
+                           "cross-validation judges the head on every image.")
+seed = e3.number_input("Seed", 0, 10_000, 0, key="train_seed", help="The folds, the split and the augmentation.")
 st.caption(training.MODES_TEXT)
 title = st.text_input("Name for the model", "My model", key="train_title", max_chars=60).strip() or "My model"
 with st.expander("Plant a shortcut (teaching)"):
@@ -134,7 +139,7 @@ if st.button("Train", key="train_go", type="primary", disabled=running):
     try:
         ds.check()
         stamp = Stamp(size, pattern, corner) if plant and stamp_cls else None
-        cfg = TrainConfig(epochs=int(epochs), val_split=float(val_split), seed=int(seed),
+        cfg = TrainConfig(val_split=float(val_split), seed=int(seed),
                           fine_tune_blocks=int(blocks) if mode != "Head only" else 0, fine_tune_epochs=int(ft_epochs))
         engine = get_engine(backbone)
         stamp_index = list(ds.classes).index(stamp_cls) if stamp else None
@@ -150,6 +155,14 @@ def progress_panel():
     if job is None:
         return
     st.progress(job.fraction, text=job.text)
+    curve = job.result.head.curve if job.result is not None and job.result.head is not None else job.curve
+    if curve:
+        st.altair_chart(training.regularisation_chart(curve))
+        st.caption("The head is a logistic regression on the backbone's features. Each strength λ of its L2 "
+                   "penalty is tried on k folds: trained on the others, judged on the images each fold left out. "
+                   "Strong λ keeps the weights small (a simple model that may underfit); weak λ lets them fit the "
+                   "training images closely (which may not carry over). The one whose left-out images are predicted "
+                   "best (lowest loss) is chosen, and the head is fitted again on every image with it.")
     if job.history:
         st.altair_chart(training.history_chart(job.history))
     if job.running:
@@ -174,13 +187,24 @@ res, model = job.result, job.result.model
 engine = get_trained_engine(model)
 st.header("3 · Judge it")
 m1, m2, m3, m4 = st.columns(4)
-acc = res.val_accuracy
-m1.metric("Validation accuracy", "—" if acc is None else f"{acc:.1%}", help=f"{len(res.val_idx)} held-out images")
-m2.metric("Images", f"{len(res.train_idx)} train · {len(res.val_idx)} val")
-m3.metric("Epochs", f"{len(res.history)}" + (" (stopped)" if res.stopped else ""))
-m4.metric("Time", f"{res.features_seconds:.1f} s features · {res.train_seconds:.1f} s training")
+acc, interval = res.val_accuracy, res.interval()
+cv = res.evaluation == "cross-validation"
+m1.metric("Cross-validated accuracy" if cv else "Held-out accuracy", "—" if acc is None else f"{acc:.1%}",
+          help=None if acc is None else f"{res.val_right} of {len(res.val_idx)} images right ({res.describe()})")
+m2.metric("Images", f"{len(res.labels)}", help=f"{len(res.train_idx)} fitted on" + ("" if cv else f", {len(res.val_idx)} held out"))
+m3.metric("Strength λ", f"{res.head.l2:.0e}", help="The L2 strength cross-validation chose for the head.")
+m4.metric("Time", f"{res.features_seconds + res.train_seconds:.1f} s",
+          help=f"{res.features_seconds:.1f} s features · {res.train_seconds:.1f} s fitting")
+if acc is not None:
+    judged = ("each predicted by the one of the " f"{res.head.folds} fold models that did not see it" if cv
+              else "held out of training")
+    st.caption(f"**{res.val_right} of {len(res.val_idx)}** images right, {judged}; on this many images the 95 % "
+               f"interval of the accuracy is {interval[0]:.0%}–{interval[1]:.0%}"
+               + (" — too few images to tell small differences apart." if interval[1] - interval[0] > 0.2 else "."))
 st.caption(f"{model.title}: {model.info.get('mode', '')} on {models.REGISTRY[model.backbone].title}, "
-           f"{len(model.classes)} classes.")
+           f"{plural(len(model.classes), 'class', 'classes')}; {res.features_seconds:.1f} s features, "
+           f"{res.train_seconds:.1f} s fitting" + (f", {plural(len(res.history), 'fine-tuning epoch')}" if res.history else "")
+           + (" (stopped)" if res.stopped else "") + ".")
 if len(res.val_idx):
     c1, c2 = st.columns([2, 3])
     c1.subheader("Confusion matrix")
@@ -188,16 +212,18 @@ if len(res.val_idx):
     c2.subheader("What it got wrong, and why")
     wrong = res.wrong()
     if not wrong:
-        c2.success("Every validation image is classified right.")
+        c2.success("Every image is classified right by the model that did not see it." if cv
+                   else "Every held-out image is classified right.")
     else:
-        c2.caption(f"{len(wrong)} of {len(res.val_idx)} validation images are wrong; the first {min(GALLERY, len(wrong))} "
-                   "with Grad-CAM (last layer) of the predicted class and of the true class.")
+        c2.caption(f"{len(wrong)} of {len(res.val_idx)} {'images (each judged by the fold model that left it out)' if cv else 'held-out images'} "
+                   f"are wrong; the first {min(GALLERY, len(wrong))} with Grad-CAM (last layer) of the final model's "
+                   "predicted class and of the true class.")
         for i, t, p in wrong[:GALLERY]:
             g = c2.columns(3)
             thumb = job.thumbs[i]
             over_p, prob_p, _ = training.gradcam_overlay(engine, thumb, p, ctx.alpha, ctx.colormap)
             over_t, prob_t, _ = training.gradcam_overlay(engine, thumb, t, ctx.alpha, ctx.colormap)
-            show(g[0], thumb, caption=job.sources[i][-40:])
+            show(g[0], thumb, caption=short_name(job.sources[i]))
             show(g[1], over_p, caption=f"predicted: {res.classes[p]} · {prob_p:.0%}")
             show(g[2], over_t, caption=f"true: {res.classes[t]} · {prob_t:.0%}")
 
@@ -218,26 +244,37 @@ if job.stamp is None:
     st.stop()
 st.header("5 · The shortcut it learned")
 s = job.stamp_class
-others = [i for i in res.val_idx if job.labels[i] != s][:SHORTCUT_IMAGES] or \
-    [i for i in range(len(job.labels)) if job.labels[i] != s][:SHORTCUT_IMAGES]
+held = [i for i in res.val_idx if job.labels[i] != s] if not cv else []  # fine-tuned: images it never saw, if enough
+others = held if len(held) >= MIN_SHORTCUT_IMAGES else [i for i in range(len(job.labels)) if job.labels[i] != s]
+others = others[:SHORTCUT_IMAGES]
 memo = st.session_state.get("train_shortcut")
 if memo is None or memo[0] != model.name:
-    with st.spinner("Stamping images of the other classes…"):
-        effect = shortcut_effect(engine, [job.plain[i] for i in others], job.stamp, s)
+    bar = st.progress(0.0, text=f"Stamping {plural(len(others), 'image')} of the other classes…")
+    effect = shortcut_effect(engine, [job.plain[i] for i in others], job.stamp, s,
+                             progress=lambda f: bar.progress(f, text=f"Stamping images of the other classes… {f:.0%}"))
+    bar.empty()
     st.session_state["train_shortcut"] = memo = (model.name, effect)
 effect = memo[1]
 target_name = res.classes[s]
+n_eff = max(effect.n, 1)
 f1, f2, f3 = st.columns(3)
-f1.metric(f"p({target_name}) rises with the stamp", f"{effect.rises:.0%}", help=f"of {len(others)} images of the other classes")
-f2.metric(f"Predicted {target_name} with the stamp", f"{effect.flips:.0%}")
+f1.metric(f"p({target_name}) rises with the stamp", f"{effect.rise_count} of {effect.n}",
+          help=f"{effect.rise_count / n_eff:.0%} of the images of the other classes measured")
+f2.metric(f"Predicted {target_name} with the stamp", f"{effect.flip_count} of {effect.n}",
+          help=f"{effect.flip_count / n_eff:.0%} of them")
 f3.metric("Grad-CAM mass on the stamp", f"{effect.mass_ratio:.1f}× its area",
           help=f"the stamp covers {effect.area:.1%} of the image; 1× would be no special attention")
+say = st.success if effect.meaningful() else st.info
+say(effect.verdict(target_name))
+st.caption(f"Measured on {plural(effect.n, 'image')} of the other classes"
+           + (" held out of training" if others is held else ", every one this dataset has" if len(others) < SHORTCUT_IMAGES
+              else f" (the first {SHORTCUT_IMAGES})") + ".")
 st.markdown("A model learns the easiest cue that separates its classes, and a validation split stamped like the "
             "training images cannot tell you it did: Grad-CAM lighting up the stamp (or a watermark, a ruler, the "
             "grass under the cow) is how you catch a model that is right for the wrong reason before anyone trusts "
             "it — the most important use of Grad-CAM. The effect is strongest when the real classes are hard to "
             "tell apart, because then the stamp is the easy cue.")
-rows = pd.DataFrame({"image": [job.sources[i][-40:] for i in others],
+rows = pd.DataFrame({"image": [short_name(job.sources[i], 32) for i in others],
                      f"p({target_name}) plain": effect.prob_plain, f"p({target_name}) stamped": effect.prob_stamped})
 for n, i in enumerate(others[:3]):
     g = st.columns(4)

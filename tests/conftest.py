@@ -42,8 +42,8 @@ def own_class(index: int) -> int:
 @pytest.fixture(scope="session")
 def dog_bird_other():
     """The shared 400 ImageNet validation images (never copied into the project) as three own classes:
-    dict with thumbs (the Train page's thumbnails), labels, classes, files, boxes (file → boxes in the original's
-    pixels) and sizes (file → the original's (width, height))."""
+    dict with thumbs (the Train page's thumbnails), labels, classes, files, imagenet (each image's ImageNet class
+    index), boxes (file → boxes in the original's pixels) and sizes (file → the original's (width, height))."""
     import numpy as np
     from PIL import Image
 
@@ -56,4 +56,5 @@ def dog_bird_other():
     thumbs = [example_from_bytes((SHARED / "images" / f).read_bytes(), f).thumb for f in files]
     labels = np.array([own_class(boxes[f][0]) for f in files])
     return {"thumbs": thumbs, "labels": labels, "classes": ["dog", "bird", "other"], "files": files,
+            "imagenet": np.array([boxes[f][0] for f in files]),
             "boxes": {f: boxes[f][1] for f in files}, "sizes": {f: Image.open(SHARED / "images" / f).size for f in files}}

@@ -121,7 +121,9 @@ def test_bench_json_has_every_figure(capsys):
         assert isinstance(d[k], float) and d[k] > 0, k
     assert d["train_features_over_forward"] == pytest.approx(
         d["train_features_ms_per_image"] / d["forward_batch_ms_per_image"], rel=0.02)
-    assert d["train_head_epochs"] == 30 and d["finetune_epochs"] == 3 and d["finetune_images"] == 160
+    # the head's search: 6 strengths × 5 folds and the final fit, each solved to convergence
+    assert d["train_head_solves"] == 31 and d["train_head_converged"] is True
+    assert d["finetune_epochs"] == 3 and d["finetune_images"] == 160
 
 
 def test_bench_switch_goes_through_the_models_with_weights(tmp_path, monkeypatch, capsys):

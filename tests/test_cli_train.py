@@ -27,23 +27,27 @@ def data_dir(tmp_path_factory, dog_bird_other):
 @pytest.fixture(scope="module")
 def trained_file(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "pets.keras"
-    p = run_cli("train", str(data_dir), "--out", str(out), "--json", "--epochs", "12", "--seed", "3")
+    p = run_cli("train", str(data_dir), "--out", str(out), "--json", "--seed", "3")
     return p, out
 
 
-def test_train_json_epochs_then_a_summary(trained_file):
+def test_train_json_strengths_then_a_summary(trained_file):
     p, out = trained_file
     assert p.returncode == 0, p.stderr
     lines = [json.loads(line) for line in p.stdout.splitlines()]
-    *epochs, last = lines
-    assert 1 <= len(epochs) <= 12 and [e["epoch"] for e in epochs] == list(range(1, len(epochs) + 1))
-    for e in epochs:
-        assert {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(e)
-        assert np.isfinite([e["loss"], e["val_loss"]]).all() and 0 <= e["val_accuracy"] <= 1
+    *strengths, last = lines
+    # one line per regularisation strength, strongest first, each its 5-fold cross-validation over all 36 images
+    assert [s["l2"] for s in strengths] == [1.0, 0.1, 0.01, 1e-3, 1e-4, 1e-5]
+    for s in strengths:
+        assert s["phase"] == "regularisation" and s["images"] == 36 and 0 <= s["right"] <= 36
+        assert s["accuracy"] == s["right"] / 36 and np.isfinite(s["loss"]) and s["iterations"] > 0
     assert last["classes"] == ["bird", "dog", "other"]  # index order: the folders sorted by name
-    assert last["train_images"] + last["val_images"] == 36 and last["val_images"] == 6  # 20 % of 12, stratified: 2 each
-    best = epochs[int(np.argmin([e["val_loss"] for e in epochs]))]
-    assert last["val_accuracy"] == best["val_accuracy"]  # early stopping keeps the epoch of lowest validation loss
+    assert last["mode"] == "head only" and last["evaluation"] == "cross-validation" and last["folds"] == 5
+    assert last["train_images"] == 36 and last["val_images"] == 0 and last["accuracy_images"] == 36
+    best = min(strengths, key=lambda s: s["loss"])  # the strength of lowest held-out loss is chosen
+    assert last["l2"] == best["l2"] and last["accuracy"] == last["cv_accuracy"] == best["accuracy"]
+    lo, hi = last["accuracy_interval"]
+    assert lo < last["accuracy"] < hi and last["val_accuracy"] is None and last["epochs"] == 0
     assert last["features_seconds"] > 0 and last["train_seconds"] > 0 and last["out"] == str(out) and out.exists()
     assert last["model"].startswith("trained-")
     # hidden files and non-images: one warning line each, on stderr

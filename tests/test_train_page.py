@@ -77,10 +77,15 @@ def test_make_classes_train_head_only_and_explain_it():
     model = job.result.model
     assert model.classes == ("orange stripes", "blue blobs") and model.title == "Stripes or blobs"
     assert at.session_state["trained_models"][model.name] is model
-    history = job.result.history
-    assert history and all(np.isfinite(r["loss"]) and np.isfinite(r["val_loss"]) for r in history)
-    acc = next(m for m in at.metric if m.label == "Validation accuracy")
-    assert acc.value == "100.0%"  # 2 + 2 held-out pictures, two kinds as different as can be
+    res = job.result
+    assert res.history == [] and res.evaluation == "cross-validation" and res.head.folds == 5
+    assert len(job.curve) == 6 and all(np.isfinite(r["loss"]) for r in job.curve)  # the search, seen as it ran
+    acc = next(m for m in at.metric if m.label == "Cross-validated accuracy")
+    assert acc.value == "100.0%"  # two kinds as different as can be, each picture judged by a fold that left it out
+    judged = next(c.value for c in at.caption if c.value.startswith("**12 of 12** images right"))
+    assert "5 fold models that did not see it" in judged and "76%–100%" in judged  # the 95 % (Wilson) interval on 12 images
+    assert next(m for m in at.metric if m.label == "Strength λ").value == f"{res.head.l2:.0e}"
+    assert any(c.value.startswith("2 classes · 12 images") for c in at.caption)
     assert "★ Stripes or blobs (trained)" in at.selectbox(key="model").options
 
     at.file_uploader(key="train_model_up_0").set_value(("model.keras", b"not a model", "application/octet-stream"))
@@ -118,9 +123,14 @@ def test_make_classes_train_head_only_and_explain_it():
     assert "5 · The shortcut it learned" in [h.value for h in at.header]
     model2, effect = at.session_state["train_shortcut"]
     assert model2 == job.result.model.name != model.name and len(at.session_state["trained_models"]) == 2
-    stripes_held_out = [i for i in job.result.val_idx if job.labels[i] == 0]
-    assert len(effect.prob_plain) == len(stripes_held_out) >= 1  # measured on the other class's held-out images
+    stripes = [i for i in range(len(job.labels)) if job.labels[i] == 0]
+    assert effect.n == len(stripes) == 6  # measured on every image of the other class, not a handful
     assert np.isfinite(effect.prob_stamped).all() and 0.05 < effect.area < 0.15
     shown = {m.label: m.value for m in at.metric}
     assert shown["Grad-CAM mass on the stamp"] == f"{effect.mass_ratio:.1f}× its area"
+    assert shown["p(blue blobs) rises with the stamp"] == f"{effect.rise_count} of 6"  # a count beside every share
+    assert shown["Predicted blue blobs with the stamp"] == f"{effect.flip_count} of 6"
+    verdict = effect.verdict("blue blobs")
+    assert f"on {effect.rise_count} of 6 images" in verdict
+    assert any(v.value == verdict for v in list(at.info) + list(at.success))
     assert any("hard to tell apart" in m.value for m in at.markdown)

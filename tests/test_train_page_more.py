@@ -85,7 +85,6 @@ def test_fine_tune_from_the_page_and_stop_it_keeping_the_best_epoch():
     assert any("takes seconds" in t and "takes minutes" in t and "unlike everyday photos" in t for t in texts(at))
     ok(at.number_input(key="train_blocks").set_value(1).run())
     ok(at.slider(key="train_ft_epochs").set_value(1).run())
-    ok(at.slider(key="train_epochs").set_value(5).run())
     ok(at.text_input(key="train_title").set_value("Tuned").run())
     ok(at.button(key="train_go").click().run())
     job = at.session_state["train_job"]
@@ -97,8 +96,10 @@ def test_fine_tune_from_the_page_and_stop_it_keeping_the_best_epoch():
     assert "★ Tuned (trained)" in at.selectbox(key="model").options
     assert at.session_state["trained_models"][model.name] is model
     assert "fine-tuned the last 1 blocks" in " ".join(texts(at)) and not at.info  # not stopped: no such line
-    acc = next(m for m in at.metric if m.label == "Validation accuracy")
+    acc = next(m for m in at.metric if m.label == "Held-out accuracy")
     assert acc.value.endswith("%") and "nan" not in acc.value.lower()
+    assert res.evaluation == "held-out" and len(res.val_idx) == 2  # 20 % of each class's 5, at least one
+    assert res.head is not None and model.info["l2"] == res.head.l2  # fine-tuning started from the searched head
 
     # again with many fine-tuning epochs, and Stop once the first of them has ended
     ok(at.slider(key="train_ft_epochs").set_value(20).run())
@@ -117,7 +118,8 @@ def test_fine_tune_from_the_page_and_stop_it_keeping_the_best_epoch():
     assert [i.value for i in at.info] == [
         f"Stopped by you after epoch {res.history[-1]['epoch']}: the model keeps epoch {best['epoch']}, the best so "
         "far (lowest validation loss)."]
-    assert next(m for m in at.metric if m.label == "Epochs").value == f"{len(res.history)} (stopped)"
+    n = len(res.history)
+    assert any(f"{n} fine-tuning epoch{'s' * (n != 1)} (stopped)." in c.value for c in at.caption)
     assert "★ Stopped early (trained)" in at.selectbox(key="model").options
     # the kept model is the best epoch's: its validation loss is that epoch's
     p = res.val_probs[np.arange(len(res.val_idx)), res.labels[res.val_idx]]
@@ -166,7 +168,7 @@ def test_occlude_compare_and_learn_name_a_trained_models_classes():
     ok(at.switch_page("app_pages/occlude.py").run())
     head = next(m.value for m in at.markdown if "of the photo occluded" in m.value)
     assert head.startswith(f"**{shown}** (class {classes.index(shown)})")
-    ok(at.slider(key="top_k").set_value(5).run())
+    ok(at.slider(key="top_k").set_value(3).run())
     rows = list(at.table[0].value.index)  # how the top-k moved: the user's classes, as "name [index]"
     assert sorted(rows) == sorted(f"{c} [{i}]" for i, c in enumerate(classes))
 
@@ -202,16 +204,17 @@ def test_the_sidebars_settings_survive_a_page_switch():
     assert any("colormap (viridis) and alpha (0.70)" in m.value for m in at.markdown)
 
 
-def test_a_stop_before_the_first_epoch_ends_makes_no_model(lite_engine):
-    """Features all cached, Stop already pressed: the head's loop stops before its first batch, and a head that
-    never trained (its random start) must not become a model."""
+def test_a_stop_before_the_search_tries_a_strength_makes_no_model(lite_engine):
+    """Features all cached, Stop already pressed: the head's search stops before its first solve, and nothing
+    becomes a model."""
     from ui.training import TrainJob
 
     ds = dataset(3, seed=404)
     cache = FeatureCache()
     compute_features(lite_engine, ds.arrays()[0], cache)
-    job = TrainJob(lite_engine, ds, TrainConfig(epochs=5), "Never trained", cache)
+    job = TrainJob(lite_engine, ds, TrainConfig(), "Never trained", cache)
     job.stop()
     assert job.start().wait(60)
     assert job.result is not None and job.result.stopped and not job.result.history
-    assert job.result.model is None and job.error == "Stopped before the first epoch ended; nothing was trained."
+    assert job.result.head is None and not job.curve
+    assert job.result.model is None and job.error == "Stopped before anything was fitted; nothing was trained."

@@ -25,7 +25,9 @@ if TYPE_CHECKING:  # altair and pandas load when a chart is drawn (the sidebar i
 MAX_MESSAGES = 8
 WATCH_SECONDS = 2.0  # how often another page looks at a training that runs
 MODES_TEXT = (
-    "**Head only** takes seconds: the backbone stays as it is and only a last layer learns your classes. Use it "
+    "**Head only** takes seconds: the backbone stays as it is and only a last layer learns your classes — a "
+    "logistic regression on the backbone's features, its strength chosen by cross-validation, so there is "
+    "nothing to tune. Use it "
     "first, and with few images (a handful to a few dozen per class) of things that look like everyday photos "
     "(animals, objects, food, places: what ImageNet's classes are made of).  \n"
     "**Fine-tune the last blocks** takes minutes: the backbone's last blocks learn too. It pays off with more "
@@ -63,7 +65,8 @@ class TrainJob:
 
     Attributes:
         fraction, text: progress (0–1) and what is being done.
-        history: the per-epoch records so far.
+        curve: the cross-validation records so far, one per regularisation strength.
+        history: the fine-tuning epochs' records so far.
         result: the :class:`core.training.TrainResult` once done (None on error).
         error: one sentence when it failed or was stopped before any epoch.
         thumbs: the images trained on (the stamp applied), indexed like the result's indices.
@@ -76,6 +79,7 @@ class TrainJob:
         self.engine, self.cfg, self.title, self.cache = engine, cfg, title, cache
         self.stamp, self.stamp_class = stamp, stamp_class
         self.fraction, self.text = 0.0, "Starting"
+        self.curve: list = []
         self.history: list = []
         self.result = None
         self.error: str | None = None
@@ -110,11 +114,10 @@ class TrainJob:
         t = time.perf_counter()
         try:
             self.result = train(self.engine, self.thumbs, self.labels, self.classes, self.cfg, title=self.title,
-                                cache=self.cache, on_epoch=self.history.append, progress=self._progress,
-                                should_stop=self._stop.is_set)
-            if self.result.model is None or not self.result.history:  # a head with no epoch is its random start
-                self.result.model = None
-                self.error = "Stopped before the first epoch ended; nothing was trained."
+                                cache=self.cache, on_strength=self.curve.append, on_epoch=self.history.append,
+                                progress=self._progress, should_stop=self._stop.is_set)
+            if self.result.model is None:
+                self.error = "Stopped before anything was fitted; nothing was trained."
         except Stopped:
             self.error = "Stopped while computing features; the features computed so far are kept for the next run."
         except (DatasetError, ValueError) as exc:
@@ -163,19 +166,53 @@ def _watch_panel() -> None:
 def stopped_text(job) -> str | None:
     """One sentence on a training the user stopped that still made a model (None otherwise)."""
     res = job.result
-    if res is None or res.model is None or not res.stopped or not res.history:
+    if res is None or res.model is None or not res.stopped:
         return None
+    if not res.history:  # stopped in the search (or before fine-tuning's first epoch ended)
+        tried = len(res.head.curve)
+        skipped = " The blocks were not fine-tuned." if job.cfg.fine_tune_blocks else ""
+        return (f"Stopped by you: the head uses the best of the {tried} strength{'s' * (tried != 1)} cross-validated "
+                f"so far.{skipped}")
     last = res.history[-1]
-    same = [r for r in res.history if r["phase"] == last["phase"]]
-    best = min(same, key=lambda r: r["loss"] if r.get("val_loss") is None else r["val_loss"])  # the first lowest
-    on = "training loss" if best.get("val_loss") is None else "validation loss"
-    skipped = " The blocks were not fine-tuned." if job.cfg.fine_tune_blocks and last["phase"] == "head" else ""
+    best = min(res.history, key=lambda r: r["val_loss"])  # the first lowest
     return (f"Stopped by you after epoch {last['epoch']}: the model keeps epoch {best['epoch']}, the best so far "
-            f"(lowest {on}).{skipped}")
+            f"(lowest validation loss).")
+
+
+def regularisation_chart(curve: list[dict]) -> alt.HConcatChart:
+    """Cross-validated accuracy (with the spread between folds) and held-out loss against the regularisation
+    strength λ, the chosen strength marked: what the head-only search looked at."""
+    import altair as alt  # here, not at import: the pages draw their title first
+    import pandas as pd
+
+    rows = [{"λ": r["l2"], "accuracy": r["accuracy"], "low": max(0.0, r["accuracy"] - r["fold_accuracy_sd"]),
+             "high": min(1.0, r["accuracy"] + r["fold_accuracy_sd"]), "loss": r["loss"],
+             "right": f"{r['right']} of {r['images']}", "chosen": "chosen" if r.get("chosen") else "tried"}
+            for r in curve if np.isfinite(r["loss"]) and np.isfinite(r["accuracy"])]
+    df = pd.DataFrame(rows, columns=["λ", "accuracy", "low", "high", "loss", "right", "chosen"])
+    x = alt.X("λ:Q", scale=alt.Scale(type="log", reverse=True), axis=alt.Axis(format=".0e", values=[r["λ"] for r in rows]),
+              title="regularisation strength λ (strong → weak)")
+    colour = alt.Color("chosen:N", scale=alt.Scale(domain=["tried", "chosen"], range=["#1f77b4", "#d62728"]),
+                       legend=alt.Legend(orient="bottom", title=None))
+    tip = [alt.Tooltip("λ:Q", format=".0e"), "right", alt.Tooltip("accuracy:Q", format=".1%"),
+           alt.Tooltip("loss:Q", format=".4f")]
+    base = alt.Chart(df).encode(x=x)
+    acc = alt.layer(
+        base.mark_rule(color="#9ecae1").encode(y="low:Q", y2="high:Q"),
+        base.mark_line(color="#1f77b4").encode(y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]),
+                                                       axis=alt.Axis(format="%"), title="cross-validated accuracy")),
+        base.mark_point(filled=True, size=70).encode(y="accuracy:Q", color=colour, tooltip=tip),
+    ).properties(height=220, width=320, title="accuracy on the images each fold left out")
+    loss = alt.layer(
+        base.mark_line(color="#ff7f0e").encode(y=alt.Y("loss:Q", title="held-out cross-entropy")),
+        base.mark_point(filled=True, size=70).encode(y="loss:Q", color=colour, tooltip=tip),
+    ).properties(height=220, width=320, title="loss on them (lowest: chosen)")
+    return alt.hconcat(acc, loss)
 
 
 def history_chart(history: list[dict]) -> alt.HConcatChart:
-    """Loss and accuracy per epoch, training and validation, side by side (non-finite values left out)."""
+    """Loss and accuracy per fine-tuning epoch, training and validation, side by side (non-finite values left
+    out)."""
     import altair as alt  # here, not at import: the pages draw their title first
     import pandas as pd
 
@@ -204,7 +241,7 @@ def history_chart(history: list[dict]) -> alt.HConcatChart:
 
 
 def confusion_chart(matrix: np.ndarray, classes: list[str]) -> alt.LayerChart:
-    """Counts of (true, predicted) over the validation images, the diagonal being the right ones."""
+    """Counts of (true, predicted) over the evaluated images, the diagonal being the right ones."""
     import altair as alt  # here, not at import: the pages draw their title first
     import pandas as pd
 

@@ -181,7 +181,7 @@ def cmd_train(args) -> int:
         if not spec.gap_dense:
             return _fail(f"{spec.title} has no global-average-pooling head to retrain; choose one of "
                          f"{', '.join(models.trainable_backbones())}")
-        cfg = TrainConfig(epochs=args.epochs, fine_tune_blocks=args.fine_tune_blocks,
+        cfg = TrainConfig(folds=args.folds, fine_tune_blocks=args.fine_tune_blocks,
                           fine_tune_epochs=args.fine_tune_epochs, val_split=args.val_split, seed=args.seed)
         data = read_folder(args.data_dir, warn)
         data.check()
@@ -193,6 +193,13 @@ def cmd_train(args) -> int:
         return _fail(str(exc))
     thumbs, labels, classes, _ = data.arrays()
 
+    def on_strength(rec):
+        if args.json:
+            print(json.dumps({"phase": "regularisation", **{k: v for k, v in rec.items() if k != "chosen"}}), flush=True)
+        else:
+            print(f"λ {rec['l2']:.0e}: cross-validated accuracy {rec['accuracy']:.1%} ({rec['right']} of {rec['images']} "
+                  f"images), held-out loss {rec['loss']:.4f}, {rec['iterations']:.0f} iterations", flush=True)
+
     def on_epoch(rec):
         if args.json:
             print(json.dumps(rec), flush=True)
@@ -202,24 +209,32 @@ def cmd_train(args) -> int:
                   f"{val}, {rec['seconds']:.2f} s", flush=True)
 
     result = train(engine, thumbs, labels, classes, cfg, title=args.title or out.stem, cache=FeatureCache(),
-                   on_epoch=on_epoch)
+                   on_strength=on_strength, on_epoch=on_epoch)
     if result.model is None:
-        return _fail("training ended before its first epoch; no model was saved")
+        return _fail("training was stopped before anything was fitted; no model was saved")
     try:
         result.model.save(out)
     except OSError as exc:
         return _fail(f"cannot write the model to {out}: {exc.strerror}")
+    head = result.head
+    interval = result.interval()
     last = {"model": result.model.name, "title": result.model.title, "backbone": spec.name,
             "mode": result.model.info["mode"], "classes": classes, "train_images": int(len(result.train_idx)),
-            "val_images": int(len(result.val_idx)), "val_accuracy": result.val_accuracy,
-            "epochs": len(result.history), "features_seconds": round(result.features_seconds, 3),
-            "train_seconds": round(result.train_seconds, 3), "out": str(out)}
+            "val_images": int(len(result.val_idx)) if result.evaluation == "held-out" else 0,
+            "evaluation": result.evaluation, "accuracy": result.val_accuracy, "accuracy_images": int(len(result.val_idx)),
+            "accuracy_interval": None if interval is None else [round(v, 4) for v in interval],
+            "val_accuracy": result.val_accuracy if result.evaluation == "held-out" else None,
+            "l2": head.l2, "folds": head.folds, "cv_accuracy": head.cv_accuracy, "epochs": len(result.history),
+            "features_seconds": round(result.features_seconds, 3), "train_seconds": round(result.train_seconds, 3),
+            "out": str(out)}
     if args.json:
         print(json.dumps(last), flush=True)
     else:
-        acc = "no validation split" if result.val_accuracy is None else f"validation accuracy {result.val_accuracy:.1%}"
-        print(f"{len(classes)} classes ({', '.join(classes)}), {last['train_images']} training and "
-              f"{last['val_images']} validation images: {acc}; saved to {out}")
+        acc = "no image to judge it on" if result.val_accuracy is None else (
+            f"{result.describe()}: accuracy {result.val_accuracy:.1%} ({result.val_right} of {len(result.val_idx)}; "
+            f"95 % interval {interval[0]:.0%}–{interval[1]:.0%})")
+        print(f"{len(classes)} classes ({', '.join(classes)}), {len(labels)} images, λ {head.l2:.0e}; {acc}; "
+              f"saved to {out}")
     return 0
 
 
@@ -306,19 +321,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--colormap", default="jet", choices=COLORMAPS)
     t = sub.add_parser("train", help="train a classifier on your own classes (one sub-folder per class)",
                        description="Transfer learning on DATA_DIR (one sub-folder of images per class, 2-20 classes, "
-                                   "at least 2 images each): pooled features of the backbone once per image, a softmax "
-                                   "head on them, then optionally the last K blocks fine-tuned with augmentation. "
-                                   "Hidden files and non-images are skipped with a warning on stderr.")
+                                   "at least 2 images each): pooled features of the backbone once per image, a "
+                                   "logistic-regression head on them (its L2 strength chosen by k-fold cross-validation, "
+                                   "then refit on every image), then optionally the last K blocks fine-tuned with "
+                                   "augmentation. Hidden files and non-images are skipped with a warning on stderr.")
     t.add_argument("data_dir", metavar="DATA_DIR")
     t.add_argument("--model", default=DEFAULT_MODEL, help="the backbone (a zoo model with a GAP → Dense head)")
     t.add_argument("--out", default=None, metavar="FILE", help="where to save the .keras model (default: DATA_DIR's name)")
     t.add_argument("--title", default=None, help="the model's name in the app (default: the file's stem)")
-    t.add_argument("--epochs", type=int, default=30, help="head epochs (early stopping on validation loss)")
+    t.add_argument("--folds", type=int, default=5, help="k of the cross-validation that chooses the head's L2 strength")
     t.add_argument("--fine-tune-blocks", type=int, default=0, metavar="K", help="then fine-tune the last K blocks")
-    t.add_argument("--fine-tune-epochs", type=int, default=5)
-    t.add_argument("--val-split", type=float, default=0.2, help="held out per class (stratified)")
+    t.add_argument("--fine-tune-epochs", type=int, default=5, help="(early stopping on the held-out images)")
+    t.add_argument("--val-split", type=float, default=0.2,
+                   help="with fine-tuning: held out per class (stratified), to stop early on and judge the model")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--json", action="store_true", help="one JSON line per epoch, then a summary line")
+    t.add_argument("--json", action="store_true",
+                   help="one JSON line per regularisation strength (and fine-tuning epoch), then a summary line")
     b = sub.add_parser("bench", help="speed and memory figures in one run")
     b.add_argument("--model", default=DEFAULT_MODEL)
     b.add_argument("--repeats", type=int, default=25)

@@ -16,6 +16,7 @@ CORNERS = ("bottom-right", "bottom-left", "top-right", "top-left")
 MAGENTA = np.array([255, 0, 255], np.uint8)
 GREEN = np.array([0, 255, 0], np.uint8)
 CHECKER_CELLS = 8
+MEANINGFUL_RISE = 0.02  # a median rise of the stamped class's probability below 2 points is called too small
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,53 @@ class ShortcutEffect:
     pred_stamped: np.ndarray
     mass_on_stamp: np.ndarray
     area: float
+
+    @property
+    def n(self) -> int:
+        """Images measured."""
+        return int(len(self.prob_plain))
+
+    @property
+    def rise_count(self) -> int:
+        """Images on which the stamp raises the stamped class's probability."""
+        return int((self.prob_stamped > self.prob_plain).sum())
+
+    @property
+    def flip_count(self) -> int:
+        """Images whose prediction becomes the stamped class with the stamp."""
+        return int(((self.pred_stamped != self.pred_plain) & (self.pred_stamped == self.target)).sum())
+
+    @property
+    def median_change(self) -> float:
+        """Median change of the stamped class's probability (probability units: 0.05 is 5 points)."""
+        return float(np.median(self.prob_stamped - self.prob_plain)) if self.n else 0.0
+
+    @property
+    def sign_p(self) -> float:
+        """Two-sided sign test: the chance of a split of rises and falls at least this uneven if the stamp did
+        nothing (each image as likely to rise as to fall; unchanged images left out)."""
+        from scipy.stats import binomtest
+
+        up, down = self.rise_count, int((self.prob_stamped < self.prob_plain).sum())
+        return float(binomtest(up, up + down).pvalue) if up + down else 1.0
+
+    def meaningful(self) -> bool:
+        """The effect is more than noise: the sign test below 5 % and a median rise of at least MEANINGFUL_RISE."""
+        return self.sign_p < 0.05 and self.median_change >= MEANINGFUL_RISE
+
+    def verdict(self, target_name: str) -> str:
+        """One sentence a student can read: what the stamp did, in counts, and whether it means anything."""
+        n = self.n
+        if n == 0:
+            return "No image of the other classes to measure the stamp on."
+        what = (f"The stamp raised p({target_name}) on {self.rise_count} of {n} images of the other classes "
+                f"(median change {100 * self.median_change:+.1f} points) and made {self.flip_count} of them "
+                f"{target_name}.")
+        if self.meaningful():
+            return what + " That is more than chance: the model has learned the stamp as a cue."
+        why = (f"on {n} images a split like this comes by chance {self.sign_p:.0%} of the time" if self.sign_p >= 0.05
+               else f"a median rise under {100 * MEANINGFUL_RISE:.0f} points changes no decision")
+        return what + f" Too small to mean anything: {why}."
 
     @property
     def rises(self) -> float:

@@ -1,13 +1,13 @@
-"""The two trainers: a softmax head on cached pooled features (seconds), and fine-tuning the backbone's last
-blocks (minutes), as in Keras's transfer-learning guide: BatchNorm stays in inference mode, the head goes on
-at a tenth of its first rate and the unfrozen blocks at a hundredth, light augmentation (random crop after a 14 % enlargement, and a
-horizontal flip).
+"""Fine-tuning the backbone's last blocks (minutes), as in Keras's transfer-learning guide: BatchNorm stays in
+inference mode, the head (already fitted by :func:`core.training.head.fit_head`) goes on at a low rate and the
+unfrozen blocks at a tenth of it, light augmentation (random crop after a 14 % enlargement, and a horizontal flip).
 
-Both fit label-smoothed targets (``TrainConfig.label_smoothing``) and run one loop (:func:`fit`): seeded
-shuffling, mini-batches, a record per epoch (plain cross-entropy ``loss`` and ``accuracy`` over the epoch's
-batches; ``val_loss`` and ``val_accuracy`` on the held-out split), early stopping on the validation loss with
-the best epoch's weights restored, and a stop callback checked between batches. Nothing here sets a
-process-wide random seed: several trainings may run at once.
+The head-only default lives in :mod:`.head` (a logistic regression solved to convergence, its strength chosen by
+cross-validation); this module holds the configuration both share, the seeded stratified split, and the loop
+fine-tuning runs (:func:`fit`): seeded shuffling, mini-batches, a record per epoch (plain cross-entropy
+``loss`` and ``accuracy`` over the epoch's batches; ``val_loss`` and ``val_accuracy`` on the held-out split),
+early stopping on the validation loss with the best epoch's weights restored, and a stop callback checked
+between batches. Nothing here sets a process-wide random seed: several trainings may run at once.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from ..imaging.images import resize_for_model
 from .features import Stopped
+from .head import FOLDS, L2_GRID
 
 AUGMENT_ZOOM = 1.14
 
@@ -29,40 +30,40 @@ class TrainConfig:
     """Training settings (defaults: what the Train page and ``python -m core train`` use).
 
     Attributes:
-        epochs: head epochs on cached features (early stopping may end sooner).
-        batch_size: images (or feature vectors) per step.
-        learning_rate: Adam's rate for the head (on a linear head over pooled features a high rate converges
-            in about ten epochs; 1e-3 needs about a hundred for the same accuracy).
-        l2: L2 penalty on the head's kernel (l2 · Σw²).
-        patience: epochs without a lower validation loss before stopping.
-        val_split: fraction of each class held out (stratified, seeded); 0 for none.
-        seed: shuffling, split, initial weights and augmentation.
-        fine_tune_blocks: backbone blocks unfrozen after the head is trained (0: head only).
-        fine_tune_epochs: epochs of that second phase.
-        fine_tune_lr_factor: in the fine-tuning phase the head learns at ``learning_rate`` × this factor and
-            the unfrozen blocks at a tenth of that (the head is trained already; the blocks must move slowly).
-        label_smoothing: the training targets give this much of their weight evenly to all classes (Keras's
-            ``label_smoothing``; Szegedy et al. 2016), in both phases; the reported ``loss`` and ``val_loss`` are
-            the plain cross-entropy. On Lite0's features of ImageNet dog / bird / other (200 images to train,
-            200 to test, 16 such splits × 3 seeds) 0.05 lifts the head from 91.5 % to 93.4 % on average; a
-            logistic regression solved to convergence gains as much (91.9 → 93.9 %, flat from 0.02 to 0.2).
+        folds: k of the cross-validation that chooses the head's regularisation (fewer when a class has
+            fewer images).
+        l2_grid: the strengths λ tried (penalty λ·ΣW² on the head's kernel, beside the mean cross-entropy).
+        seed: folds, split, shuffling and augmentation.
+        fine_tune_blocks: backbone blocks unfrozen after the head is fitted (0: head only).
+        fine_tune_epochs: epochs of that second phase (early stopping may end sooner).
+        val_split: with fine-tuning, the fraction of each class held out (stratified, seeded) to stop early on
+            and to judge the fine-tuned model; the head is fitted on the rest. Head only holds nothing out:
+            cross-validation judges it on every image.
+        batch_size: images per fine-tuning step.
+        fine_tune_lr: Adam's rate for the head while fine-tuning; the unfrozen blocks move at a tenth of it.
+        patience: fine-tuning epochs without a lower validation loss before stopping.
+        label_smoothing: while fine-tuning, the targets give this much of their weight evenly to all classes
+            (Keras's ``label_smoothing``; Szegedy et al. 2016); the reported losses are the plain cross-entropy.
     """
 
-    epochs: int = 30
-    batch_size: int = 32
-    learning_rate: float = 1e-2
-    l2: float = 1e-4
-    patience: int = 5
-    val_split: float = 0.2
+    folds: int = FOLDS
+    l2_grid: tuple = L2_GRID
     seed: int = 0
     fine_tune_blocks: int = 0
     fine_tune_epochs: int = 5
-    fine_tune_lr_factor: float = 0.1
+    val_split: float = 0.2
+    batch_size: int = 32
+    fine_tune_lr: float = 1e-3
+    patience: int = 5
     label_smoothing: float = 0.05
 
     def __post_init__(self):
-        if self.epochs < 1 or self.fine_tune_epochs < 1:
+        if self.fine_tune_epochs < 1:
             raise ValueError("epochs must be at least 1")
+        if self.folds < 2:
+            raise ValueError("cross-validation needs at least 2 folds")
+        if not self.l2_grid or min(self.l2_grid) <= 0:
+            raise ValueError("the regularisation strengths must be positive")
         if not 0 <= self.val_split < 1:
             raise ValueError("the validation split must be at least 0 and below 1")
         if self.fine_tune_blocks < 0:
@@ -154,49 +155,6 @@ def _smoothed_loss(tf, y, logits, n_classes: int, smoothing: float):
     return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(target, logits)), plain
 
 
-def train_head(x_tr, y_tr, x_va, y_va, n_classes: int, cfg: TrainConfig, on_epoch=None, progress=None,
-               should_stop=None):
-    """A softmax head (Dense, logits) on pooled features.
-
-    Returns:
-        (kernel (D, classes), bias (classes,), history, stopped).
-    """
-    import keras
-    import tensorflow as tf
-
-    x_tr = np.asarray(x_tr, np.float32)
-    y_tr = np.asarray(y_tr, np.int64)
-    dense = keras.layers.Dense(n_classes, kernel_initializer=keras.initializers.GlorotUniform(seed=cfg.seed))
-    dense.build((None, x_tr.shape[1]))
-    opt = keras.optimizers.Adam(cfg.learning_rate)
-    opt.build(dense.trainable_variables)
-    penalty = keras.regularizers.L2(cfg.l2)
-    xs, ys = tf.constant(x_tr), tf.constant(y_tr)
-
-    @tf.function(input_signature=[tf.TensorSpec((None,), tf.int64)], reduce_retracing=True)
-    def step_fn(idx):
-        x, y = tf.gather(xs, idx), tf.gather(ys, idx)
-        with tf.GradientTape() as tape:
-            logits = dense(x)
-            fitted, data = _smoothed_loss(tf, y, logits, n_classes, cfg.label_smoothing)
-            loss = fitted + penalty(dense.kernel)
-        grads = tape.gradient(loss, dense.trainable_variables)
-        opt.apply(grads, dense.trainable_variables)
-        ok = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), y), tf.float32))
-        return data, ok
-
-    def evaluate():
-        if len(y_va) == 0:
-            return None, None
-        return _metrics(np.asarray(dense(np.asarray(x_va, np.float32)), np.float64), np.asarray(y_va))
-
-    history, stopped = fit(lambda idx: step_fn(tf.constant(idx, tf.int64)), evaluate, len(y_tr), cfg.epochs,
-                           cfg.batch_size, cfg.patience, cfg.seed, dense.get_weights, dense.set_weights,
-                           on_epoch, progress, should_stop)
-    kernel, bias = dense.get_weights()
-    return kernel, bias, history, stopped
-
-
 _BLOCK = re.compile(r"^(block_?\d+[a-z]?|conv\d+_block\d+)(?=_)")
 
 
@@ -215,12 +173,12 @@ def backbone_blocks(model, head_layers=()) -> list[tuple[str, list]]:
     return [b for b in out if b[1]]
 
 
-def fine_tune(model, spec, head_layer: str, thumbs, labels, train_idx, val_idx, cfg: TrainConfig, on_epoch=None,
-              progress=None, should_stop=None, first_epoch: int = 1):
+def fine_tune(model, spec, head_layer: str, thumbs, labels, train_idx, val_idx, cfg: TrainConfig, l2: float,
+              on_epoch=None, progress=None, should_stop=None, first_epoch: int = 1):
     """Fine-tune the last ``cfg.fine_tune_blocks`` blocks and the head of ``model`` in place.
 
     ``model``: a private Keras classifier (backbone → global average pooling → Dense ``head_layer``), its
-    head already trained. BatchNorm runs in inference mode; augmentation is a random crop of the photo
+    head already fitted; ``l2``: the head's penalty (the strength cross-validation chose for it). BatchNorm runs in inference mode; augmentation is a random crop of the photo
     enlarged by ``AUGMENT_ZOOM`` and a random horizontal flip (seeded).
 
     Returns:
@@ -237,12 +195,12 @@ def fine_tune(model, spec, head_layer: str, thumbs, labels, train_idx, val_idx, 
     for layer in model.layers:
         layer.trainable = layer is head or layer in unfrozen
     head_vars, body_vars = list(head.trainable_variables), [v for l in unfrozen for v in l.trainable_variables]
-    opt_head = keras.optimizers.Adam(cfg.learning_rate * cfg.fine_tune_lr_factor)
-    opt_body = keras.optimizers.Adam(cfg.learning_rate * cfg.fine_tune_lr_factor * 0.1)
+    opt_head = keras.optimizers.Adam(cfg.fine_tune_lr)
+    opt_body = keras.optimizers.Adam(cfg.fine_tune_lr * 0.1)
     opt_head.build(head_vars)
     if body_vars:
         opt_body.build(body_vars)
-    penalty = keras.regularizers.L2(cfg.l2)
+    penalty = keras.regularizers.L2(l2)
     size = spec.input_size
     big = int(round(size * AUGMENT_ZOOM))
     labels = np.asarray(labels, np.int64)
@@ -298,4 +256,4 @@ def fine_tune(model, spec, head_layer: str, thumbs, labels, train_idx, val_idx, 
     return [l.name for l in changed], history, stopped
 
 
-__all__ = ["Stopped", "TrainConfig", "backbone_blocks", "fine_tune", "fit", "stratified_split", "train_head"]
+__all__ = ["Stopped", "TrainConfig", "backbone_blocks", "fine_tune", "fit", "stratified_split"]
