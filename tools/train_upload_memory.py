@@ -95,7 +95,7 @@ def main() -> int:
 
             page.goto(server.url + "/train", timeout=180_000)
             page.get_by_text("Train on your own classes").wait_for(timeout=300_000)
-            page.get_by_text("Sample photo").first.wait_for(timeout=300_000)  # the sidebar: start-up done
+            page.get_by_text("Layer (early → late)").first.wait_for(timeout=300_000)  # the sidebar: start-up done
             idle()
             steps.append({"step": "start", "rss_mb": round(server.rss_mb()), "peak_mb": round(server.peak_mb())})
             print(json.dumps(steps[-1]), file=sys.stderr, flush=True)
