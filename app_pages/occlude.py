@@ -34,6 +34,9 @@ fill = fill_col.selectbox("Fill", occlusion.FILLS, key="occ_fill",
                           help="gray = the seeds' graying out; blur and noise remove detail differently; "
                                "mean = the photo's average colour.")
 h, w = rgb.shape[:2]
+# the canvas's toolbar (undo, redo, edit, clear) shows on hover 2.65 rem above the canvas's top edge, outside
+# the component's own box: leave it room, or it covers the Brush size slider above
+st.space("medium")
 cw = min(CANVAS_MAX, w)
 chh = max(1, round(cw * h / w))
 # the canvas gets the full width of the page, at the photo's own aspect ratio

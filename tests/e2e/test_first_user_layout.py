@@ -2,7 +2,8 @@
 `streamlit run` server and one headless Chromium (1400 px wide) for the whole module.
 
 - Occlude: the drawing tool's four options sit on one line; the change labels of the before/after chart start
-  beside the longer bar of their class, never on a bar.
+  beside the longer bar of their class, never on a bar; the canvas's toolbar, shown on hover above the canvas,
+  leaves the Brush size slider above it whole.
 - Measure: the canvas's toolbar, shown on hover above the canvas, leaves the caption above it readable; the
   deletion/insertion chart's legend draws each curve's line in its own dash.
 Screenshots go to artifacts/e2e/ (first-user-*.png).
@@ -82,6 +83,23 @@ def canvas_box(pg) -> dict:
     raise AssertionError("the drawing canvas never settled")
 
 
+def hover_toolbar(pg) -> dict:
+    """The box of the canvas's toolbar card, shown with the mouse over the canvas (measured where it shows:
+    above the canvas)."""
+    c = canvas_box(pg)
+    pg.mouse.move(c["x"] + c["width"] / 2, c["y"] + c["height"] / 2)  # the toolbar shows while the mouse is over
+    toolbar = pg.locator(".dc-toolbar").first  # inside the component's shadow root: Playwright's CSS pierces it
+    for _ in range(40):
+        if toolbar.evaluate("e => getComputedStyle(e).opacity") == "1":
+            break
+        pg.wait_for_timeout(100)
+    pg.wait_for_timeout(400)  # its move up (0.1 s after a 0.1 s delay) has ended
+    assert toolbar.evaluate("e => getComputedStyle(e).opacity") == "1"
+    card = pg.locator(".dc-toolbar-card").first.bounding_box()
+    assert card["y"] + card["height"] <= c["y"] + 1, (card, c)
+    return card
+
+
 def overlap(a: dict, b: dict) -> float:
     """The area two {x, y, width, height} boxes share (0 when apart or touching)."""
     w = min(a["x"] + a["width"], b["x"] + b["width"]) - max(a["x"], b["x"])
@@ -115,24 +133,24 @@ def test_occlude_tools_fit_one_line_and_change_labels_sit_beside_the_bars(server
                 (lab, b)  # on no bar
 
 
+def test_occlude_toolbar_leaves_the_brush_size_slider(server, page):
+    page.goto(server + "/occlude", timeout=120_000)
+    page.locator("table tr", has_text="German Shepherd Dog [235]").first.wait_for(timeout=180_000)
+    wait_idle(page)
+    card = hover_toolbar(page)
+    slider = page.locator('[data-testid="stSlider"]', has_text="Brush size").first.bounding_box()
+    page.screenshot(path=str(ARTIFACTS / "first-user-occlude-toolbar.png"))
+    assert overlap(card, slider) == 0, (card, slider)
+
+
 def test_measure_toolbar_leaves_the_caption_and_the_legend_shows_each_curves_dash(server, page):
     page.goto(server + "/measure", timeout=120_000)
     page.get_by_text("Draw or upload the object's box").first.wait_for(timeout=180_000)
     wait_idle(page)
     caption = page.locator('[data-testid="stCaptionContainer"]', has_text="Draw the object's box(es)").first
-    c = canvas_box(page)
-    page.mouse.move(c["x"] + c["width"] / 2, c["y"] + c["height"] / 2)  # the toolbar shows while the mouse is over
-    toolbar = page.locator(".dc-toolbar").first  # inside the component's shadow root: Playwright's CSS pierces it
-    for _ in range(40):
-        if toolbar.evaluate("e => getComputedStyle(e).opacity") == "1":
-            break
-        page.wait_for_timeout(100)
-    page.wait_for_timeout(400)  # its move up (0.1 s after a 0.1 s delay) has ended
-    assert toolbar.evaluate("e => getComputedStyle(e).opacity") == "1"
-    card = page.locator(".dc-toolbar-card").first.bounding_box()
+    card = hover_toolbar(page)
     cap = caption.bounding_box()
     page.screenshot(path=str(ARTIFACTS / "first-user-measure-toolbar.png"))
-    assert card["y"] + card["height"] <= c["y"] + 1, (card, c)  # measured where it shows: above the canvas
     assert overlap(card, cap) == 0, (card, cap)
 
     page.mouse.move(5, 5)
