@@ -14,7 +14,7 @@ from ui.pictures import show
 from ui.resources import trained_models
 from ui.sidebar import sidebar
 
-CANVAS_MAX = 560
+CANVAS_MAX = 520  # fits the left column (3/5 of the main area) from a 1280-px-wide window with the sidebar open
 STRIP_COLUMNS = 6
 
 st.title("Measure an explanation")  # before the sidebar: on screen while a cold server starts
@@ -44,7 +44,7 @@ st.header("Localisation")
 st.caption("Draw the object's box(es) on the photo (drag a rectangle; the toolbar undoes or clears), or upload "
            "them. IoU compares the map's box with them; the pointing game asks whether the map's maximum lies in "
            "a box; energy-based pointing is the share of the map's positive mass inside the boxes.")
-left, right = st.columns(2)
+left, right = st.columns([3, 2])
 with left:
     # the canvas's toolbar (undo, redo, edit, clear) shows on hover 2.65 rem above the canvas's top edge, outside
     # the component's own box: leave it room, or it covers the caption above

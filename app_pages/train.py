@@ -8,6 +8,7 @@ from core.imaging import images
 from core.models import trainable_backbones
 from core.training import DatasetError, Stamp, TrainConfig, shortcut_effect, tfds_source
 from core.training.data import THUMB_SIDE
+from core.training.head import strength_text
 from core.training.shortcut import CORNERS, PATTERNS
 from ui import intake, training
 from ui.pictures import show
@@ -192,7 +193,7 @@ cv = res.evaluation == "cross-validation"
 m1.metric("Cross-validated accuracy" if cv else "Held-out accuracy", "—" if acc is None else f"{acc:.1%}",
           help=None if acc is None else f"{res.val_right} of {len(res.val_idx)} images right ({res.describe()})")
 m2.metric("Images", f"{len(res.labels)}", help=f"{len(res.train_idx)} fitted on" + ("" if cv else f", {len(res.val_idx)} held out"))
-m3.metric("Strength λ", f"{res.head.l2:.0e}", help="The L2 strength cross-validation chose for the head.")
+m3.metric("Strength λ", strength_text(res.head.l2), help="The L2 strength cross-validation chose for the head.")
 m4.metric("Time", f"{res.features_seconds + res.train_seconds:.1f} s",
           help=f"{res.features_seconds:.1f} s features · {res.train_seconds:.1f} s fitting")
 if acc is not None:

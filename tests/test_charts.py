@@ -20,3 +20,22 @@ def test_the_top_k_spec_is_valid_vega_lite_with_its_bars_in_order():
     assert enc["x"]["scale"]["domain"] == [0, 1]
     assert dict(zip(enc["color"]["scale"]["domain"], enc["color"]["scale"]["range"]))["explained class"] == "#d62728"
     assert spec["height"] == 34 * 3 + 30
+
+
+def test_the_regularisation_chart_shows_each_strength_and_marks_the_chosen_one():
+    import altair as alt
+
+    from core.training.head import L2_GRID
+    from ui.training import regularisation_chart
+
+    curve = [{"l2": v, "accuracy": a, "right": round(a * 40), "images": 40, "fold_accuracy_sd": 0.05, "loss": l,
+              "loss_se": 0.02, "iterations": 10, "chosen": v == 0.01}
+             for v, a, l in zip(L2_GRID, [0.7, 0.85, 0.9, 0.9, 0.875, 0.85], [0.9, 0.5, 0.3, 0.32, 0.4, 0.5])]
+    spec = regularisation_chart(curve).to_dict()
+    alt.HConcatChart.from_dict(spec)  # a valid Vega-Lite spec
+    rows = next(iter(spec["datasets"].values()))
+    assert [r["λ"] for r in rows] == list(L2_GRID) and [r["chosen"] for r in rows].count("chosen") == 1
+    assert next(r for r in rows if r["chosen"] == "chosen")["λ"] == 0.01
+    assert {r["right"] for r in rows} >= {"28 of 40", "36 of 40"}  # counts beside the shares, in the tooltips
+    x = spec["hconcat"][0]["layer"][1]["encoding"]["x"]
+    assert x["scale"] == {"type": "log", "reverse": True} and x["axis"]["labelFlush"] is False

@@ -90,3 +90,14 @@ def test_too_few_classes_or_images_and_foreign_files_are_one_line_errors(tmp_pat
     assert main(["explain", str(ASSETS / "cat.jpg"), "--model", str(fake)]) == 2
     err = capsys.readouterr().err
     assert "not a model saved by Grad-CAM Studio" in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_train_text_output_says_what_the_accuracy_was_measured_on(data_dir, tmp_path):
+    out = tmp_path / "text.keras"
+    p = run_cli("train", str(data_dir), "--out", str(out), "--seed", "3")
+    assert p.returncode == 0 and out.exists(), p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines[:6]] == ["λ 1", "λ 0.1", "λ 0.01", "λ 0.001", "λ 1e-4", "λ 1e-5"]
+    assert all("of 36 images" in line and "held-out loss" in line for line in lines[:6])
+    assert lines[-1].startswith("3 classes (bird, dog, other), 36 images, λ ")
+    assert "5-fold cross-validation on 36 images: accuracy " in lines[-1] and "95 % interval" in lines[-1]

@@ -7,6 +7,8 @@ import numpy as np
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from core.training.head import strength_text
+
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
 
@@ -84,7 +86,7 @@ def test_make_classes_train_head_only_and_explain_it():
     assert acc.value == "100.0%"  # two kinds as different as can be, each picture judged by a fold that left it out
     judged = next(c.value for c in at.caption if c.value.startswith("**12 of 12** images right"))
     assert "5 fold models that did not see it" in judged and "76%–100%" in judged  # the 95 % (Wilson) interval on 12 images
-    assert next(m for m in at.metric if m.label == "Strength λ").value == f"{res.head.l2:.0e}"
+    assert next(m for m in at.metric if m.label == "Strength λ").value == strength_text(res.head.l2)
     assert any(c.value.startswith("2 classes · 12 images") for c in at.caption)
     assert "★ Stripes or blobs (trained)" in at.selectbox(key="model").options
 

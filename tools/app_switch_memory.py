@@ -52,10 +52,10 @@ def main() -> int:
         names = [n for n, s in models.REGISTRY.items() if s.family == "lite" or s.weights_cached()]
         for r in range(args.rounds):
             for name in names:
-                choose("Model", models.REGISTRY[name].title)
+                choose("Model", models.REGISTRY[name].title.split(" (")[0])  # the sidebar shows the short name
                 choose("Sample photo", "Espresso cup")
                 choose("Sample photo", "Cat and dog")
-                shown = page.get_by_text(models.REGISTRY[name].title).count() > 0
+                shown = page.get_by_text(models.REGISTRY[name].title.split(" (")[0]).count() > 0
                 errors = page.locator('[data-testid="stException"]').count()
                 rss, peak = round(server.rss_mb()), round(server.peak_mb())
                 steps.append({"step": f"{r + 1}:{name}", "rss_mb": rss, "peak_mb": peak,

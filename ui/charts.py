@@ -92,12 +92,14 @@ def change_chart(table: pd.DataFrame, highlight: int) -> alt.Chart:
     )
     labels_ = (
         alt.Chart(table)
-        .transform_calculate(end="max(datum.before, datum.after)")
+        # in percentage points, as the page's headline and table say ("+27.4%" read as a relative change)
+        .transform_calculate(end="max(datum.before, datum.after)",
+                             points="format(datum.change * 100, '+.1f') + ' pts'")
         .mark_text(align="left", baseline="middle", dx=CHANGE_LABEL_DX, fontWeight="bold")
         .encode(
             y=alt.Y("class:N", sort=order),
             x=alt.X("end:Q", title="probability"),  # the end of the longer bar: the label starts beside it
-            text=alt.Text("change:Q", format="+.1%"),
+            text=alt.Text("points:N"),
             color=alt.condition("datum.change < 0", alt.value("#d62728"), alt.value("#2ca02c")),
         )
     )

@@ -190,7 +190,10 @@ def regularisation_chart(curve: list[dict]) -> alt.HConcatChart:
              "right": f"{r['right']} of {r['images']}", "chosen": "chosen" if r.get("chosen") else "tried"}
             for r in curve if np.isfinite(r["loss"]) and np.isfinite(r["accuracy"])]
     df = pd.DataFrame(rows, columns=["λ", "accuracy", "low", "high", "loss", "right", "chosen"])
-    x = alt.X("λ:Q", scale=alt.Scale(type="log", reverse=True), axis=alt.Axis(format=".0e", values=[r["λ"] for r in rows]),
+    x = alt.X("λ:Q", scale=alt.Scale(type="log", reverse=True),
+              axis=alt.Axis(values=[r["λ"] for r in rows], labelFlush=False,  # each label under its point
+                            labelExpr="datum.value >= 0.001 ? format(datum.value, '~g') : "
+                                      "replace(format(datum.value, '.0e'), 'e-0', 'e-')"),  # as strength_text
               title="regularisation strength λ (strong → weak)")
     colour = alt.Color("chosen:N", scale=alt.Scale(domain=["tried", "chosen"], range=["#1f77b4", "#d62728"]),
                        legend=alt.Legend(orient="bottom", title=None))
@@ -200,11 +203,13 @@ def regularisation_chart(curve: list[dict]) -> alt.HConcatChart:
     acc = alt.layer(
         base.mark_rule(color="#9ecae1").encode(y="low:Q", y2="high:Q"),
         base.mark_line(color="#1f77b4").encode(y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]),
-                                                       axis=alt.Axis(format="%"), title="cross-validated accuracy")),
+                                                       axis=alt.Axis(format="%", labelFlush=False),
+                                                       title="cross-validated accuracy")),
         base.mark_point(filled=True, size=70).encode(y="accuracy:Q", color=colour, tooltip=tip),
     ).properties(height=220, width=320, title="accuracy on the images each fold left out")
     loss = alt.layer(
-        base.mark_line(color="#ff7f0e").encode(y=alt.Y("loss:Q", title="held-out cross-entropy")),
+        base.mark_line(color="#ff7f0e").encode(y=alt.Y("loss:Q", title="held-out cross-entropy",
+                                                       axis=alt.Axis(labelFlush=False))),
         base.mark_point(filled=True, size=70).encode(y="loss:Q", color=colour, tooltip=tip),
     ).properties(height=220, width=320, title="loss on them (lowest: chosen)")
     return alt.hconcat(acc, loss)
@@ -248,7 +253,7 @@ def confusion_chart(matrix: np.ndarray, classes: list[str]) -> alt.LayerChart:
     rows = [{"true": classes[t], "predicted": classes[p], "count": int(matrix[t, p]), "right": t == p}
             for t in range(len(classes)) for p in range(len(classes))]
     df = pd.DataFrame(rows)
-    base = alt.Chart(df).encode(x=alt.X("predicted:N", sort=classes, title="predicted"),
+    base = alt.Chart(df).encode(x=alt.X("predicted:N", sort=classes, title="predicted", axis=alt.Axis(labelAngle=0)),
                                 y=alt.Y("true:N", sort=classes, title="true"))
     side = max(160, min(560, 48 * len(classes)))
     cells = base.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(scheme="blues"), legend=None),

@@ -172,6 +172,7 @@ def cmd_train(args) -> int:
     from .. import models
     from ..engine import Engine
     from ..training import DatasetError, FeatureCache, TrainConfig, read_folder, train
+    from ..training.head import strength_text
 
     def warn(msg):
         print(f"warning: {msg}", file=sys.stderr, flush=True)
@@ -197,7 +198,7 @@ def cmd_train(args) -> int:
         if args.json:
             print(json.dumps({"phase": "regularisation", **{k: v for k, v in rec.items() if k != "chosen"}}), flush=True)
         else:
-            print(f"λ {rec['l2']:.0e}: cross-validated accuracy {rec['accuracy']:.1%} ({rec['right']} of {rec['images']} "
+            print(f"λ {strength_text(rec['l2'])}: cross-validated accuracy {rec['accuracy']:.1%} ({rec['right']} of {rec['images']} "
                   f"images), held-out loss {rec['loss']:.4f}, {rec['iterations']:.0f} iterations", flush=True)
 
     def on_epoch(rec):
@@ -233,7 +234,7 @@ def cmd_train(args) -> int:
         acc = "no image to judge it on" if result.val_accuracy is None else (
             f"{result.describe()}: accuracy {result.val_accuracy:.1%} ({result.val_right} of {len(result.val_idx)}; "
             f"95 % interval {interval[0]:.0%}–{interval[1]:.0%})")
-        print(f"{len(classes)} classes ({', '.join(classes)}), {len(labels)} images, λ {head.l2:.0e}; {acc}; "
+        print(f"{len(classes)} classes ({', '.join(classes)}), {len(labels)} images, λ {strength_text(head.l2)}; {acc}; "
               f"saved to {out}")
     return 0
 

@@ -212,6 +212,11 @@ def _fit_head(X, y, n_classes, grid, folds, seed, on_record, progress, should_st
                    stopped=stopped)
 
 
+def strength_text(l2: float) -> str:
+    """A strength as the page, its chart and the CLI write it: "1", "0.1" … "1e-5"."""
+    return f"{l2:g}" if l2 >= 1e-3 else f"{l2:.0e}".replace("e-0", "e-")
+
+
 def wilson_interval(right: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """95 % Wilson score interval of a proportion ``right``/``n`` (what a figure on few images is worth)."""
     if n <= 0:
@@ -222,4 +227,4 @@ def wilson_interval(right: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-__all__ = ["FOLDS", "HeadFit", "L2_GRID", "fit_head", "solve", "stratified_folds", "wilson_interval"]
+__all__ = ["FOLDS", "HeadFit", "L2_GRID", "fit_head", "solve", "strength_text", "stratified_folds", "wilson_interval"]

@@ -152,6 +152,11 @@ def test_measure_toolbar_leaves_the_caption_and_the_legend_shows_each_curves_das
     cap = caption.bounding_box()
     page.screenshot(path=str(ARTIFACTS / "first-user-measure-toolbar.png"))
     assert overlap(card, cap) == 0, (card, cap)
+    # the whole photo is on screen: the canvas is no wider than its column (it was 560 px in a 462-px column,
+    # the dog's head cut off)
+    canvas = canvas_box(page)
+    column = page.locator("[data-testid=\"stColumn\"]").filter(has=page.locator("canvas.upper-canvas")).last.bounding_box()
+    assert canvas["x"] + canvas["width"] <= column["x"] + column["width"] + 1, (canvas, column)
 
     page.mouse.move(5, 5)
     page.get_by_role("slider", name="Steps").focus()

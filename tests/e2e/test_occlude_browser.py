@@ -37,7 +37,7 @@ def test_drawing_a_rectangle_over_the_dog_lowers_its_probability(server, page):
     page.goto(server + "/occlude", timeout=120_000)
     page.get_by_text("Occlusion studio").wait_for(timeout=180_000)
     # choose the cat-and-dog sample explicitly
-    page.get_by_label("Sample photo").first.click()
+    page.get_by_label("Sample photo", exact=True).first.click()
     page.get_by_role("option", name="Cat and dog").click()
     page.locator("table tr", has_text="German Shepherd Dog [235]").first.wait_for(timeout=120_000)
     before, after = dog_row_probs(page)
@@ -80,7 +80,7 @@ def test_drawing_a_rectangle_over_the_dog_lowers_its_probability(server, page):
     page.screenshot(path=str(ARTIFACTS / "occlude-layer-changed.png"), full_page=True)
 
     # a new photo gets a fresh canvas
-    page.get_by_label("Sample photo").first.click()
+    page.get_by_label("Sample photo", exact=True).first.click()
     page.get_by_role("option", name="Espresso cup").click()
     wait_for_fraction(page, lambda f: f == 0.0)
 
