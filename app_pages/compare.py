@@ -24,13 +24,14 @@ st.markdown(f"Explaining **{engine.spec.label(cls)}** (class {cls}) on the same 
             "one cached pass; Score-CAM runs its own batched forward passes. Each map is scaled to its own "
             f"maximum and drawn with the sidebar's colormap ({ctx.colormap}) and alpha ({ctx.alpha:.2f}).")
 
-c1, c2, c3 = st.columns([3, 2, 1])
-chosen = c1.multiselect("Methods", methods.names(), default=["gradcam", "gradcampp", "hirescam", "layercam", "eigencam"],
+# the methods get the whole width: five default chips were cut off in a third of it
+chosen = st.multiselect("Methods", methods.names(), default=["gradcam", "gradcampp", "hirescam", "layercam", "eigencam"],
                         format_func=title, key="cmp_methods")
+c2, c3 = st.columns(2)
 across = c2.radio("Rows", ["layers", "models"], horizontal=True, key="cmp_across")
 top_n = c3.number_input("Score-CAM channels (top-N)", 8, 4096, 256, 8, key="cmp_topn",
                         help="Score-CAM masks the input with each channel: one forward pass per channel. "
-                             "Using only the N most active channels keeps it fast.")
+                             "Using only the N most active channels keeps it fast.") if "scorecam" in chosen else 256
 trained = engine.spec.name not in models.REGISTRY
 if trained and across == "models":
     st.info(f"Rows of models compare ImageNet models on one ImageNet class; {engine.spec.title} scores your own "

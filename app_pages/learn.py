@@ -43,7 +43,7 @@ if mine is not None:
 
 st.header(f"2 · Grad-CAM step by step, on your photo, at `{layer}`")
 st.markdown(f"The layer `{layer}` produces **{k} activation maps** (channels) of **{h}×{w}** cells. The class "
-            f"score y^c is the logit of *{name}* before the softmax: **{res.logits[cls]:.3f}**.")
+            f"score $y^c$ is the logit of *{name}* before the softmax: **{res.logits[cls]:.3f}**.")
 
 st.subheader("Step 1 — gradients and channel weights")
 st.latex(r"\alpha_k^c \;=\; \frac{1}{Z}\sum_{i}\sum_{j} \frac{\partial y^c}{\partial A^k_{ij}}")
@@ -69,11 +69,17 @@ st.caption(f"{n_pos} of {k} channels have a positive weight; α ranges from {alp
 st.subheader("Step 2 — the channels that matter most")
 top = np.argsort(-contrib)[:4]
 st.markdown("The four channels that contribute most to this class here (largest α × mean activation): their "
-            "activations A^k (where the channel fires) and their gradients (where firing more would raise the score).")
+            "activations $A^k$ (where the channel fires) and their gradients (where firing more would raise the score).")
 cols = st.columns(4)
 for col, ch in zip(cols, top):
-    show(col, small(A[..., ch]), caption=f"A^{ch} · max {A[..., ch].max():.2f}", fmt="PNG")
-    show(col, small(np.maximum(G[..., ch], 0)), caption=f"∂y/∂A^{ch} (positive part) · α = {alpha[ch]:.2e}", fmt="PNG")
+    show(col, small(A[..., ch]), caption=f"channel {ch}: activation · max {A[..., ch].max():.2f}", fmt="PNG")
+    show(col, small(np.maximum(G[..., ch], 0)), caption=f"its gradient (positive part) · α {alpha[ch]:.2g}", fmt="PNG")
+spread = float(np.ptp(G[..., top], axis=(0, 1)).max())
+if spread <= 1e-6 * float(np.abs(G[..., top]).max() or 1.0):
+    st.caption(f"Each gradient is one flat colour: at `{layer}` it is the same in every cell. The layer feeds global "
+               "average pooling and then the classifier, so the score changes by the same amount whichever cell of a "
+               "channel grows (the classifier's weight for that channel over the h·w cells): α is that weight, "
+               "which is why CAM and Grad-CAM agree here. At an earlier layer the gradients vary from cell to cell.")
 
 st.subheader("Step 3 — the weighted sum and the ReLU")
 st.latex(r"L^c_{\text{Grad-CAM}} \;=\; \mathrm{ReLU}\Big(\sum_k \alpha_k^c\, A^k\Big)")
@@ -86,7 +92,7 @@ show(c2, small(neg, "viridis", vmax=vmax), caption=f"negative part (removed by t
 cf = methods.counterfactual(A, G)
 show(c3, small(cf, "viridis", vmax=vmax), caption="counterfactual map (weights −α)", fmt="PNG")
 st.markdown(
-    f"The sum Σ α_k A^k ranges from **{lin.min():.3g}** to **{lin.max():.3g}**. The ReLU keeps only the cells that "
+    f"The sum $\\sum_k \\alpha_k A^k$ ranges from **{lin.min():.3g}** to **{lin.max():.3g}**. The ReLU keeps only the cells that "
     f"argue *for* {name}; the negative cells argue *against* it. Flipping the weights (−α) gives the "
     "**counterfactual** map of the Grad-CAM paper — exactly what the ReLU removed: the regions whose removal would "
     f"raise the confidence in {name}. (Identical to the middle picture: "

@@ -173,6 +173,7 @@ def test_compare_page_grid_and_controls():
     at = open_page("app_pages/compare.py")
     assert at.title[0].value == "Compare methods"
     assert at.multiselect(key="cmp_methods").value == ["gradcam", "gradcampp", "hirescam", "layercam", "eigencam"]
+    assert not [n for n in at.number_input if n.key == "cmp_topn"]  # Score-CAM's setting only when it is chosen
     assert len(at.multiselect(key="cmp_layers_efficientnet_lite0").value) == 3
     at.multiselect(key="cmp_methods").set_value(["gradcam", "cam", "scorecam"]).run()
     at.number_input(key="cmp_topn").set_value(16).run()
@@ -196,9 +197,12 @@ def test_learn_page_uses_the_current_photo_and_layer():
     assert "Egyptian Mau" in text and "1280 activation maps" in text and "7×7" in text
     assert len(at.latex) >= 2
     assert "arxiv.org/abs/1610.02391" in text and "arxiv.org/abs/2008.00299" in text
+    flat = "Each gradient is one flat colour"  # at the last layer (GAP → Dense) the page says why, not a blank square
+    assert any(c.value.startswith(flat) for c in at.caption)
     at.select_slider(key="layer_efficientnet_lite0").set_value("block5c_add").run()
     text = " ".join(m.value for m in at.markdown)
     assert not at.exception and "112 activation maps" in text and "14×14" in text
+    assert not any(c.value.startswith(flat) for c in at.caption)  # the gradients vary from cell to cell there
     assert len(at.expander) == len(models.REGISTRY)  # a card per model
 
 
