@@ -16,7 +16,7 @@ def short_name(name: str, width: int = 18) -> str:
     if len(base) <= width:
         return base
     stem, dot, ext = base.rpartition(".")
-    if not dot or len(ext) > 6:
+    if not dot or not stem or len(ext) > 6 or len(ext) + 4 > width:
         stem, ext = base, ""
     ext = f".{ext}" if ext else ""
     room = max(2, width - len(ext) - 1)
