@@ -6,10 +6,8 @@ and serves it like any zoo model (its key is a hash of its content). On disk it 
 ``.keras`` file (``keras.saving.load_model`` opens it) with one more entry, ``gradcam_studio.json``: the
 backbone, the class names in index order, and how it was trained.
 
-Loading a file never runs code: the ZIP's sizes are checked before anything is read, every object in its
-``config.json`` must be a built-in Keras class (no ``Lambda``, no custom or registered objects), Keras then
-loads it with ``safe_mode=True``, and its layers and weight shapes must be exactly the architecture that
-its backbone and classes imply; the weights are then copied into a model built here.
+Loading a file from a stranger never runs code and never reads more than a trained model needs (see
+:func:`load_file`): Keras never builds anything from the file; the weights are read into a model built here.
 """
 from __future__ import annotations
 
@@ -24,21 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
+from . import safefile
 from .registry import REGISTRY, ModelSpec, get_spec, load_model
 
 HEAD_POOL, HEAD_LOGITS = "head_pool", "head_logits"
 META = "gradcam_studio.json"
 FORMAT = "gradcam-studio-trained/1"
+WEIGHTS = "model.weights.h5"
 MAX_FILE_BYTES = 400 * 2**20
-MAX_UNPACKED_BYTES = 800 * 2**20
 MAX_META_BYTES = 2**20
+MAX_CONFIG_BYTES = 2 * 2**20  # the largest backbone's config.json is 0.23 MB
+H5_OVERHEAD_BYTES = 4 * 2**20  # an HDF5 file's own records beyond the arrays (0.4-0.5 MB for the backbones here)
 MIN_CLASSES, MAX_CLASSES = 2, 20
-REFUSED_CLASSES = {"Lambda", "__lambda__", "TFSMLayer", "function_from_source"}
-# the only modules a trained model's config names (a model, layers, initialisers, dtype policies): not
-# keras.utils, keras.config or anything else a crafted file could call while Keras reads it
-MODULES = {"keras", "keras.layers", "keras.initializers", "keras.regularizers", "keras.constraints",
-           "keras.activations", "keras.models"}
-MODEL_CLASSES = {"Functional", "Sequential", "Model"}  # Keras names the module it defines these in
 
 
 class ModelFileError(ValueError):
@@ -166,86 +161,122 @@ def _layers_with_weights(backbone: str, n_classes: int) -> int:
     return sum(1 for l in _architecture(backbone, n_classes) if l[1])
 
 
-_ARCH_CACHE: dict = {}
-
-
 def _architecture(backbone: str, n_classes: int) -> list[tuple[str, list[tuple[int, ...]]]]:
-    """(layer name, weight shapes) of every layer of the classifier, in order (built once per process)."""
+    """(layer name, weight shapes) of every layer of the classifier, in order."""
+    return _reference(backbone, n_classes).arch
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """What a file of this backbone and class count must hold, from the classifier built here."""
+
+    layers: list  # (layer name, digest of its config.json entry), in order
+    rest: str  # digest of config.json without its layers
+    arch: list  # (layer name, weight shapes)
+    datasets: dict  # path in model.weights.h5 → (layer name, shape, dtype)
+    weight_bytes: int
+
+
+_REF_CACHE: dict = {}
+
+
+def _reference(backbone: str, n_classes: int) -> _Reference:
+    """The classifier's config.json (as digests), layers and weights-file layout (built once per process)."""
     key = (backbone, n_classes)
-    if key not in _ARCH_CACHE:
-        model = build_classifier(backbone, n_classes, None)
-        _ARCH_CACHE[key] = [(l.name, [tuple(w.shape) for w in l.weights]) for l in model.layers]
-    return _ARCH_CACHE[key]
+    if key not in _REF_CACHE:
+        import h5py
+        import keras
+
+        with safefile.quiet():
+            model = build_classifier(backbone, n_classes, None)
+            config = json.loads(json.dumps(keras.saving.serialize_keras_object(model)))
+            arch = [(l.name, [tuple(w.shape) for w in l.weights]) for l in model.layers]
+            with tempfile.TemporaryDirectory() as d:
+                path = Path(d) / "model.weights.h5"
+                model.save_weights(path)
+                del model
+                found = safefile.h5_datasets(path, 100_000)
+                with h5py.File(path, "r") as f:
+                    datasets = {p: (str(f[p].parent.attrs.get("name", p)), ds.shape, ds.dtype)
+                                for p, ds in found.items()}
+        layers = config["config"].pop("layers")
+        _REF_CACHE[key] = _Reference([(la["name"], safefile.digest(la, {})) for la in layers],
+                                     safefile.digest(config, {}), arch, datasets,
+                                     sum(ds.nbytes for ds in found.values()))
+    return _REF_CACHE[key]
 
 
 def load_file(source, name: str = "model file") -> TrainedModel:
     """A :class:`TrainedModel` from ``.keras`` bytes or a path, after checking that it is one, safely.
 
+    Every check bounds what the next one reads (see :mod:`.safefile`): the ZIP's directory and entries are read
+    within budgets; the description and config.json are parsed within 1 and 2 MB; every class the config names is
+    allowed; the config is exactly the classifier its backbone and class names imply (before Keras builds
+    anything); the weights entry is no larger than that classifier's weights, and every array in it has the shape
+    and dtype the classifier needs, judged from the HDF5 metadata alone. Only then are the weights read, into a
+    classifier built here.
+
     Raises:
         ModelFileError: anything else, in one sentence (not a ZIP, too large, no metadata, a Lambda or a
         custom object, an unknown backbone, the wrong input shape, class names that do not match …).
     """
-    try:
-        if isinstance(source, (bytes, bytearray)):
-            data = bytes(source)
-        else:
-            p = Path(source)
-            if not p.is_file():
-                raise ModelFileError(f"{p.name}: no such file.")
-            if p.stat().st_size > MAX_FILE_BYTES:
-                raise ModelFileError(f"{p.name} is larger than {MAX_FILE_BYTES // 2**20} MB; a trained model is smaller.")
-            data = p.read_bytes()
-            name = p.name
-    except OSError as exc:
-        raise ModelFileError(f"{name} cannot be read ({exc.strerror}).") from None
-    if len(data) > MAX_FILE_BYTES:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        size, opener = len(source), lambda: io.BytesIO(bytes(source))
+    else:
+        p, name = Path(source), Path(source).name
+        if not p.is_file():
+            raise ModelFileError(f"{name}: no such file.")
+        size, opener = p.stat().st_size, lambda: open(p, "rb")
+    if size > MAX_FILE_BYTES:
         raise ModelFileError(f"{name} is larger than {MAX_FILE_BYTES // 2**20} MB; a trained model is smaller.")
-    not_ours = (f"{name} is not a model saved by Grad-CAM Studio's Train page (a .keras file with the class "
-                "names inside).")
     try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError):
-        raise ModelFileError(not_ours) from None
-    with zf:
-        infos = {i.filename: i for i in zf.infolist()}
-        if not {"config.json", "model.weights.h5", META} <= set(infos):
-            raise ModelFileError(not_ours)
-        if sum(i.file_size for i in infos.values()) > MAX_UNPACKED_BYTES:
-            raise ModelFileError(f"{name} unpacks to more than {MAX_UNPACKED_BYTES // 2**20} MB; refused.")
-        if infos[META].file_size > MAX_META_BYTES or infos["config.json"].file_size > 32 * 2**20:
-            raise ModelFileError(f"{name}: its description is too large for a trained model; refused.")
-        try:
-            meta = json.loads(zf.read(META))
-            config = json.loads(zf.read("config.json"))
-        except (ValueError, zipfile.BadZipFile, RuntimeError):
-            raise ModelFileError(f"{name}: its description is damaged.") from None
+        with opener() as raw, safefile.open_zip(raw) as zf:
+            return _load_zip(zf, name)
+    except safefile.Unsafe as exc:
+        raise ModelFileError(f"{name}: {exc}; refused.") from None
+    except zipfile.BadZipFile:
+        raise ModelFileError(f"{name} is not a model saved by Grad-CAM Studio's Train page (a .keras file with "
+                             "the class names inside).") from None
+    except OSError as exc:
+        raise ModelFileError(f"{name} cannot be read ({exc.strerror or type(exc).__name__}).") from None
+
+
+def _load_zip(zf: zipfile.ZipFile, name: str) -> TrainedModel:
+    if not {"config.json", WEIGHTS, META} <= set(zf.namelist()):
+        raise zipfile.BadZipFile("not ours")  # refused as not ours, like any other ZIP
+    meta = safefile.read_json(zf, META, MAX_META_BYTES)
     backbone, classes = _check_meta(meta, name)
-    _check_config(config, name)
-    loaded = _keras_load(data, name)
-    spec = get_spec(backbone)
-    want = (None, spec.input_size, spec.input_size, 3)
-    if tuple(loaded.input_shape) != want:
-        raise ModelFileError(f"{name} takes inputs of shape {tuple(loaded.input_shape)}, not {want} as "
-                             f"{spec.title} does.")
-    if tuple(loaded.output_shape) != (None, len(classes)):
-        raise ModelFileError(f"{name} scores {loaded.output_shape[-1]} classes but names {len(classes)}.")
-    arch = _architecture(backbone, len(classes))
-    found = [(l.name, [tuple(w.shape) for w in l.weights]) for l in loaded.layers]
-    if found != arch:
-        raise ModelFileError(f"{name}'s layers are not a {spec.title} backbone with a classifier head; refused.")
-    weights = {l.name: l.get_weights() for l in loaded.layers if l.weights}
-    del loaded
+    config = safefile.read_json(zf, "config.json", MAX_CONFIG_BYTES)
+    safefile.check_classes(config)
+    ref = _reference(backbone, len(classes))
+    _check_config(config, ref, backbone, len(classes), name)
+    budget = ref.weight_bytes + H5_OVERHEAD_BYTES
+    declared = zf.getinfo(WEIGHTS).file_size
+    if declared > budget:
+        raise ModelFileError(f"{name}: its weights ({safefile.mib(declared)}) are larger than "
+                             f"{_what(backbone, len(classes))} needs ({safefile.mib(budget)}); refused.")
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / WEIGHTS
+        with open(path, "wb") as sink:
+            safefile.read_member(zf, WEIGHTS, budget, sink)
+        _check_weights(safefile.h5_datasets(path, 2 * len(ref.datasets) + 2 * len(ref.arch) + 16), ref,
+                       backbone, len(classes), name)
+        weights = _read_weights(path, backbone, len(classes), name)
     weights = _changed_only(backbone, weights)
     info = meta.get("info") if isinstance(meta.get("info"), dict) else {}
     return TrainedModel(title=str(meta.get("title") or Path(name).stem)[:60], backbone=backbone, classes=classes,
                         weights=weights, info=info)
 
 
+def _what(backbone: str, n_classes: int) -> str:
+    return f"a classifier of {n_classes} classes on {get_spec(backbone).title.split(' (')[0]}"
+
+
 def _check_meta(meta, name: str) -> tuple[str, tuple[str, ...]]:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{name} was not saved by this version of Grad-CAM Studio's Train page.")
     backbone = meta.get("backbone")
-    if backbone not in REGISTRY or not REGISTRY[backbone].gap_dense:
+    if not isinstance(backbone, str) or backbone not in REGISTRY or not REGISTRY[backbone].gap_dense:
         raise ModelFileError(f"{name} names an unknown backbone {str(backbone)[:40]!r}.")
     classes = meta.get("classes")
     if (not isinstance(classes, list) or not MIN_CLASSES <= len(classes) <= MAX_CLASSES
@@ -253,43 +284,78 @@ def _check_meta(meta, name: str) -> tuple[str, tuple[str, ...]]:
             or len(set(classes)) != len(classes)):
         raise ModelFileError(f"{name} does not name {MIN_CLASSES}–{MAX_CLASSES} distinct classes.")
     if meta.get("input_size") != REGISTRY[backbone].input_size:
-        raise ModelFileError(f"{name} states an input size of {meta.get('input_size')!r}, not "
+        raise ModelFileError(f"{name} states an input size of {str(meta.get('input_size'))[:20]}, not "
                              f"{REGISTRY[backbone].input_size} as its backbone has.")
     return backbone, tuple(classes)
 
 
-def _check_config(config, name: str) -> None:
-    """Every serialised object must be a built-in Keras one: no Lambda, no custom or registered class."""
-    stack = [config]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, dict):
-            if "class_name" in node:
-                cls, module = str(node.get("class_name")), node.get("module")
-                if cls in REFUSED_CLASSES:
-                    raise ModelFileError(f"{name} contains a {cls} layer, which could run code; refused.")
-                own = cls in MODEL_CLASSES and str(module).split(".")[0] == "keras"
-                if module is not None and module not in MODULES and not own:
-                    raise ModelFileError(f"{name} refers to code outside Keras's layers ({str(module)[:40]}); refused.")
-                registered = node.get("registered_name")
-                if registered is not None and (">" in str(registered) or "." in str(registered)):
-                    raise ModelFileError(f"{name} contains a custom object ({str(registered)[:40]}); refused.")
-            stack.extend(node.values())
+def _check_config(config, ref: _Reference, backbone: str, n_classes: int, name: str) -> None:
+    """The config must be exactly the classifier's, layer by layer, so that nothing Keras would build from it is
+    larger than that classifier: the input shape and the head's width first (the usual mistakes, named), then every
+    layer's whole entry and the model's own."""
+    inner = config.get("config") if isinstance(config, dict) else None
+    layers = inner.get("layers") if isinstance(inner, dict) else None
+    if not isinstance(layers, list) or not all(isinstance(la, dict) and isinstance(la.get("config"), dict)
+                                               for la in layers):
+        raise ModelFileError(f"{name}'s config.json does not describe a model's layers; refused.")
+    spec = get_spec(backbone)
+    for la in layers:
+        if la.get("class_name") == "InputLayer":
+            shape = la["config"].get("batch_shape")
+            want = [None, spec.input_size, spec.input_size, 3]
+            if shape != want:
+                raise ModelFileError(f"{name} takes inputs of shape {str(shape)[:40]}, not {want} as "
+                                     f"{spec.title} does.")
+        if la.get("name") == HEAD_LOGITS and la["config"].get("units") != n_classes:
+            raise ModelFileError(f"{name} scores {str(la['config'].get('units'))[:20]} classes but names "
+                                 f"{n_classes}.")
+    if len(layers) != len(ref.layers):
+        raise ModelFileError(f"{name} has {len(layers)} layers where {_what(backbone, n_classes)} has "
+                             f"{len(ref.layers)}; refused.")
+    alias = {la.get("name"): lname for la, (lname, _) in zip(layers, ref.layers)
+             if la.get("name") != lname and safefile.renumbered(la.get("name"), lname)}
+    for la, (lname, digest) in zip(layers, ref.layers):
+        if safefile.digest(la, alias) != digest:
+            got = la.get("name")
+            got = alias.get(got, got) if isinstance(got, str) else got
+            raise ModelFileError(f"{name}'s layer {lname!r} is not the one {_what(backbone, n_classes)} has; refused."
+                                 if got == lname else f"{name} has a layer {str(got)[:40]!r} where "
+                                 f"{_what(backbone, n_classes)} has {lname!r}; refused.")
+    if safefile.digest({**config, "config": {k: v for k, v in inner.items() if k != "layers"}}, alias) != ref.rest:
+        raise ModelFileError(f"{name}'s model description is not that of {_what(backbone, n_classes)}; refused.")
 
 
-def _keras_load(data: bytes, name: str):
-    import keras
+def _check_weights(found: dict, ref: _Reference, backbone: str, n_classes: int, name: str) -> None:
+    """Every array in the weights file must be one the classifier has, of its shape and dtype, stored whole the
+    way Keras writes it (so the total is the classifier's parameter count), before any is read."""
+    what = _what(backbone, n_classes)
+    for path, ds in found.items():
+        if path not in ref.datasets:
+            raise ModelFileError(f"{name}'s weights hold an array {path[:60]!r} that {what} does not have; refused.")
+        layer, shape, dtype = ref.datasets[path]
+        if ds.shape != shape:
+            raise ModelFileError(f"{name} stores weights of shape {ds.shape} for {layer}, where {what} has "
+                                 f"{shape}; refused.")
+        if ds.dtype != dtype:
+            raise ModelFileError(f"{name} stores {layer}'s weights as {ds.dtype}, not {dtype}; refused.")
+        if not ds.plain or ds.stored != ds.nbytes:
+            raise ModelFileError(f"{name} stores {layer}'s weights in a way Keras never writes (chunked, "
+                                 "filtered, external or incomplete); refused.")
+    missing = [ref.datasets[p][0] for p in ref.datasets if p not in found]
+    if missing:
+        raise ModelFileError(f"{name}'s weights lack those of {missing[0]}; refused.")
 
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "model.keras"
-        path.write_bytes(data)
-        try:
-            return keras.saving.load_model(path, compile=False, safe_mode=True)
-        except Exception as exc:  # noqa: BLE001 - whatever Keras says, the user gets one sentence
-            first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-            raise ModelFileError(f"{name} could not be loaded as a Keras model ({first}).") from None
+
+def _read_weights(path: Path, backbone: str, n_classes: int, name: str) -> dict:
+    """The checked weights file read into a classifier built here: layer name → weights, for layers with any."""
+    try:
+        with safefile.quiet():
+            model = build_classifier(backbone, n_classes, None)
+            model.load_weights(path)
+    except Exception as exc:  # noqa: BLE001 - whatever Keras says, the user gets one sentence
+        first = str(exc).strip().splitlines()[0][:120].rstrip(" .:") if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{name}'s weights could not be read ({first}).") from None
+    return {l.name: l.get_weights() for l in model.layers if l.weights}
 
 
 def _changed_only(backbone: str, weights: dict) -> dict:
