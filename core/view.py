@@ -4,10 +4,15 @@
 (``sample``: a bundled photo's file stem; ``class``: the class index). :func:`parse` checks each part
 against the registries and keeps only what is valid; what it ignores it says in one line, and that
 part opens with its default. :func:`to_params` is the other direction, for the URL to follow the view.
+
+A link comes from anyone: the line shows at most :data:`MAX_SHOWN` characters of a value (cut with "…"), its
+control characters escaped, inside a Markdown code span with its backticks replaced, so the sidebar (which
+renders Markdown) shows it as it is: no link, image, HTML, emphasis or formula of the URL's making.
 """
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -15,6 +20,8 @@ from .cam import methods
 from .models import REGISTRY
 
 KEYS = ("model", "sample", "layer", "class", "method", "alpha")
+MAX_SHOWN = 100
+_UNPRINTABLE = ("Cc", "Cf", "Cs", "Zl", "Zp")  # control and format characters, lone surrogates, line breaks
 
 
 @dataclass(frozen=True)
@@ -31,10 +38,22 @@ class View:
 
     @property
     def message(self) -> str | None:
-        """One line saying what the link asked for that does not exist (None when nothing was ignored)."""
+        """One line of Markdown saying what the link asked for that does not exist (None when nothing was ignored);
+        each value from the link is a code span (:func:`shown`)."""
         if not self.ignored:
             return None
         return "Ignored from the link, showing the default instead: " + "; ".join(self.ignored) + "."
+
+
+def shown(value: str) -> str:
+    """``value`` as an inline code span: at most :data:`MAX_SHOWN` characters (cut with "…"), control and format
+    characters as ``\\x1b``-style escapes, backticks as ``'`` (a span cannot be closed early; nothing inside one
+    is Markdown)."""
+    text = "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in _UNPRINTABLE
+                   else "'" if c == "`" else c for c in value[:MAX_SHOWN])
+    if len(value) > MAX_SHOWN or len(text) > MAX_SHOWN:
+        text = text[:MAX_SHOWN - 1] + "…"
+    return f"`{text}`"
 
 
 def _first(value) -> str:
@@ -59,13 +78,13 @@ def parse(params: Mapping[str, object], samples, default_model: str, num_classes
             if got[key] in valid:
                 out[key] = got[key]
             else:
-                ignored.append(f"unknown {key} {got[key]!r}")
+                ignored.append(f"unknown {key} {shown(got[key])}")
     if "layer" in got:
         spec = REGISTRY[out.get("model", default_model)]
         if got["layer"] in spec.layers:
             out["layer"] = got["layer"]
         else:
-            ignored.append(f"{spec.name} has no layer {got['layer']!r}")
+            ignored.append(f"{spec.name} has no layer {shown(got['layer'])}")
     if "class" in got:
         try:
             c = int(got["class"])
@@ -73,7 +92,7 @@ def parse(params: Mapping[str, object], samples, default_model: str, num_classes
                 raise ValueError
             out["class_index"] = c
         except ValueError:
-            ignored.append(f"class {got['class']!r} is not an index 0…{num_classes - 1}")
+            ignored.append(f"class {shown(got['class'])} is not an index 0…{num_classes - 1}")
     if "alpha" in got:
         try:
             a = float(got["alpha"])
@@ -81,7 +100,7 @@ def parse(params: Mapping[str, object], samples, default_model: str, num_classes
                 raise ValueError
             out["alpha"] = round(a, 2)
         except ValueError:
-            ignored.append(f"alpha {got['alpha']!r} is not a number from 0 to 1")
+            ignored.append(f"alpha {shown(got['alpha'])} is not a number from 0 to 1")
     return View(**out, ignored=tuple(ignored))
 
 

@@ -79,7 +79,10 @@ def _numbers(cells) -> Box | None:
 def parse_csv(data: bytes, name: str = "boxes.csv") -> tuple[list[Box], list[str]]:
     """Boxes from CSV rows ``x0,y0,x1,y1`` (pixels; a header line is optional; a header naming x0, y0, x1, y1
     among other columns, as the CLI's boxes file, works too). Returns (boxes, one line per skipped row)."""
-    rows = list(csv.reader(io.StringIO(_text(data, name))))
+    try:
+        rows = list(csv.reader(io.StringIO(_text(data, name))))
+    except csv.Error as exc:  # a field over csv's size limit, a quote left open at the end…
+        raise BoxError(f"{name}: not a readable CSV ({exc}).") from None
     problems: list[str] = []
     cols = [0, 1, 2, 3]
     if rows and any(_numbers([c, 0, 0, 0]) is None for c in rows[0] if c.strip()):  # a header: some text

@@ -37,16 +37,16 @@ def _done(name: str, uploads) -> None:
 
 
 def files(ds: Dataset, target: str) -> None:
-    """Several image files dropped for class ``target``; a bad file is one line and is skipped."""
+    """Several image files dropped for class ``target``; a bad file is one line and is skipped. One batch is one
+    upload: it stops, with one line, where the dataset is full or its decoding budget is spent."""
     got = st.file_uploader(f"Drop images for **{target}** (several at once)", accept_multiple_files=True,
                            key=_key("train_files"))
     if not got:
         return
-    warns, added = [], 0
+    warns = []
     bar = st.progress(0.0, text="Reading the images…")
-    for i, f in enumerate(got):  # one file's bytes at a time
-        added += add_files(ds, target, [(f.name, f.getvalue())], warn=warns.append)
-        bar.progress((i + 1) / len(got), text=f"Reading the images… {i + 1} of {len(got)}")
+    added = add_files(ds, target, ((f.name, f.getvalue()) for f in got), warn=warns.append, total=len(got),
+                      progress=lambda x: bar.progress(x, text=f"Reading the images… {x:.0%}"))  # one file at a time
     training.tell([f"Added {added} of {len(got)} images to {target}."], "success")
     training.tell(warns)
     _done("train_files", got)
@@ -61,7 +61,7 @@ def zip_of_classes(ds: Dataset) -> None:
     bar = st.progress(0.0, text="Reading the ZIP…")
     try:
         got = read_zip(up.getvalue(), warn=warns.append, progress=lambda f: bar.progress(f, text="Reading the ZIP…"))
-        added = ds.merge(got)
+        added = ds.merge(got, warn=warns.append)  # where the session's dataset fills up: one line
         training.tell([f"Added {added} images in {len(got.classes)} classes from {up.name}."], "success")
     except DatasetError as exc:
         training.tell([exc], "error")
@@ -79,7 +79,7 @@ def webcam(ds: Dataset, target: str) -> None:
         added = ds.add(target, example_from_bytes(shot.getvalue(), f"webcam {n}.jpg"))
         training.tell([f"Added a webcam photo to {target}." if added else
                        f"{target} already has this very photo."], "success" if added else "info")
-    except images.ImageError as exc:
+    except (images.ImageError, DatasetError) as exc:  # DatasetFull: the dataset holds its most images
         training.tell([exc])
     _done("train_cam", shot)
 

