@@ -7,7 +7,7 @@ from core import models
 from core.imaging import images
 from core.models import trainable_backbones
 from core.training import DatasetError, Stamp, TrainConfig, shortcut_effect, tfds_source
-from core.training.data import THUMB_SIDE
+from core.training.data import MAX_IMAGES, THUMB_SIDE
 from core.training.head import strength_text
 from core.training.shortcut import CORNERS, PATTERNS
 from ui import intake, training
@@ -87,14 +87,18 @@ elif source == "Public dataset":
         d1, d2 = st.columns(2)
         per = d1.select_slider("Images per class", [10, 20, 50, 100, 200], value=50, key="train_tfds_per")
         n_cls = d2.slider("Breeds (the first ones)", 2, 20, 3, key="train_tfds_n") if src.classes > 2 else 2
-        if st.button(f"Add {per} images of each of {n_cls} classes", key="train_tfds_go"):
+        room = (MAX_IMAGES - ds.size) // n_cls  # the dataset's budget: ask for no more than fits
+        if room < per:
+            st.caption(f"The dataset keeps at most {MAX_IMAGES:,} images; {room} of each class fit now.")
+            per = room
+        if st.button(f"Add {per} images of each of {n_cls} classes", key="train_tfds_go", disabled=per < 1):
             bar = st.progress(0.0, text=f"Opening {src.title}…")
             warns = []
             try:
                 got = tfds_source.load(name, per, n_cls, progress=lambda f, t: bar.progress(f, text=t),
                                        warn=warns.append)
-                training.tell([f"Added {ds.merge(got)} images in {len(got.classes)} classes from {src.title}."],
-                              "success")
+                training.tell([f"Added {ds.merge(got, warn=warns.append)} images in {len(got.classes)} classes "
+                               f"from {src.title}."], "success")
             except DatasetError as exc:
                 training.tell([exc], "error")
                 why.pop(name, None)

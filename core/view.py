@@ -12,16 +12,15 @@ renders Markdown) shows it as it is: no link, image, HTML, emphasis or formula o
 from __future__ import annotations
 
 import math
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Mapping
 
 from .cam import methods
 from .models import REGISTRY
+from .safetext import printable
 
 KEYS = ("model", "sample", "layer", "class", "method", "alpha")
 MAX_SHOWN = 100
-_UNPRINTABLE = ("Cc", "Cf", "Cs", "Zl", "Zp")  # control and format characters, lone surrogates, line breaks
 
 
 @dataclass(frozen=True)
@@ -49,8 +48,7 @@ def shown(value: str) -> str:
     """``value`` as an inline code span: at most :data:`MAX_SHOWN` characters (cut with "…"), control and format
     characters as ``\\x1b``-style escapes, backticks as ``'`` (a span cannot be closed early; nothing inside one
     is Markdown)."""
-    text = "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in _UNPRINTABLE
-                   else "'" if c == "`" else c for c in value[:MAX_SHOWN])
+    text = printable(value[:MAX_SHOWN]).replace("`", "'")
     if len(value) > MAX_SHOWN or len(text) > MAX_SHOWN:
         text = text[:MAX_SHOWN - 1] + "…"
     return f"`{text}`"

@@ -6,32 +6,22 @@ import csv
 import json
 import math
 import sys
-import unicodedata
 from pathlib import Path
 
+from ..safetext import printable
 
 LAYOUT = """the library behind these commands (core/, no Streamlit):
   core.models    the model registry; Lite0, the Keras zoo, VGG16; BatchNorm folding; weights held in NumPy
   core.engine    the compiled pass (every layer's activations and gradients), its result cache, the pool
   core.cam       the methods (one registry entry each), occlusion, the explain use case
   core.imaging   photos in (decode, check), maps out (upsample, colormap, overlay), ImageNet labels
-  core.training  your own classes: datasets, cached features, head and fine-tune trainers, the shortcut stamp
+  core.training  your own classes: datasets, cached features, the cross-validated head, fine-tuning, the stamp
   core.metrics   localisation, faithfulness, sanity (cascading randomisation), dataset evaluation
   core.view      a view as a link (the app's URL)
+  core.safetext  names from elsewhere made safe to print (control characters escaped)
   core.pacing    start-up work that gives way (a cold server's import waits while a page is served)
   core.compat    every private TensorFlow/Keras/libc call, probed once, with a public path
   core.cli       these commands and the benchmark"""
-
-
-def printable(text) -> str:
-    """``text`` safe for a terminal: control and format characters (ESC, CR, NUL, newlines, bidi overrides…) and
-    lone surrogates (an undecodable file name) as ``\\x1b``-style escapes, so a name from a file can neither
-    colour nor rewrite a line. For the text output only: JSON escapes them itself."""
-    return "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in _UNPRINTABLE else c
-                   for c in str(text))
-
-
-_UNPRINTABLE = {"Cc", "Cf", "Cs", "Zl", "Zp"}
 
 
 def _fail(msg: str, code: int = 2) -> int:

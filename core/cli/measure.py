@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..safetext import printable
+
 EVALUATE_HELP = """\
 Measures maps against annotated boxes, per photo, then averages (see core/metrics/evaluation.py):
   loc_error      top-1 localisation error: wrong class, or IoU < 0.5 between the box of the map's largest
@@ -27,7 +29,7 @@ Bad CSV rows and unreadable photos are reported one line each on stderr; the run
 
 
 def _fail(msg: str, code: int = 2) -> int:
-    print(f"error: {msg}", file=sys.stderr)
+    print(f"error: {printable(msg)}", file=sys.stderr)
     return code
 
 
