@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run dev test install install-dev browser bench clean
+.PHONY: run dev test install install-dev browser bench clean soak
 
 # (re)create the virtual environment whenever a requirements file changes
 $(VENV)/.runtime: requirements.txt
@@ -42,3 +42,7 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache artifacts
+
+# issue 23: N browser sessions x M minutes of mixed use; the server's RSS per minute, its peak and slope (not in CI)
+soak: install-dev browser
+	$(PY) tools/soak.py
