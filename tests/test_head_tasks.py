@@ -15,33 +15,12 @@ up to 15 on the five-class task). That task is held to the mean and to 7 points 
 """
 import numpy as np
 import pytest
-from scipy.optimize import minimize
-
 from core.training import FeatureCache, TrainConfig, compute_features, train
-from core.training.head import fit_head
 from own_tasks import TASKS, halves, task
+from test_training import logistic_regression  # the plain reference: all dimensions, L-BFGS to a tight gradient
 
 REF_GRID = np.logspace(-4, 0, 9)  # the range issue 22 measured the regression over, half a decade apart
 SPLITS = 10
-
-
-def reference_lr(X, y, n_classes, l2):
-    """mean cross-entropy + l2·ΣW², bias unpenalised, all dimensions, L-BFGS to a tight gradient."""
-    d = X.shape[1]
-    onehot = np.eye(n_classes)[y]
-
-    def loss_grad(w):
-        W, b = w[:d * n_classes].reshape(d, n_classes), w[d * n_classes:]
-        z = X @ W + b
-        z = z - z.max(1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(1, keepdims=True))
-        g = (np.exp(logp) - onehot) / len(y)
-        return -(onehot * logp).sum() / len(y) + l2 * (W ** 2).sum(), np.concatenate([(X.T @ g + 2 * l2 * W).ravel(),
-                                                                                      g.sum(0)])
-
-    r = minimize(loss_grad, np.zeros(d * n_classes + n_classes), jac=True, method="L-BFGS-B",
-                 options={"maxiter": 5000, "gtol": 1e-7, "ftol": 1e-15})
-    return r.x[:d * n_classes].reshape(d, n_classes), r.x[d * n_classes:], r.fun
 
 
 def reference_cv(X, y, n_classes, seed):
@@ -56,11 +35,11 @@ def reference_cv(X, y, n_classes, seed):
     for l2 in REF_GRID:
         n = 0
         for j in range(k):
-            W, b, _ = reference_lr(X[fold != j], y[fold != j], n_classes, l2)
+            W, b, _ = logistic_regression(X[fold != j], y[fold != j], n_classes, l2)
             n += ((X[fold == j] @ W + b).argmax(1) == y[fold == j]).sum()
         right.append(n)
     best = max(range(len(REF_GRID)), key=lambda i: (right[i], REF_GRID[i]))  # ties: the stronger
-    return reference_lr(X, y, n_classes, REF_GRID[best])[:2]
+    return logistic_regression(X, y, n_classes, REF_GRID[best])[:2]
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from core.imaging import render
 from core.training import Dataset, DatasetError, Stopped, TrainConfig, stamp_images, train
 
 from .resources import trained_models
+from .text import plural
 
 if TYPE_CHECKING:  # altair and pandas load when a chart is drawn (the sidebar imports this module)
     import altair as alt
@@ -171,8 +172,7 @@ def stopped_text(job) -> str | None:
     if not res.history:  # stopped in the search (or before fine-tuning's first epoch ended)
         tried = len(res.head.curve)
         skipped = " The blocks were not fine-tuned." if job.cfg.fine_tune_blocks else ""
-        return (f"Stopped by you: the head uses the best of the {tried} strength{'s' * (tried != 1)} cross-validated "
-                f"so far.{skipped}")
+        return f"Stopped by you: the head uses the best of the {plural(tried, 'strength')} cross-validated so far.{skipped}"
     last = res.history[-1]
     best = min(res.history, key=lambda r: r["val_loss"])  # the first lowest
     return (f"Stopped by you after epoch {last['epoch']}: the model keeps epoch {best['epoch']}, the best so far "

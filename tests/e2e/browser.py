@@ -1,10 +1,10 @@
 """What the real-browser tests share (helpers, not fixtures): where their screenshots and server logs go,
-a ``streamlit run`` server (:class:`core.cli.serverbench.Server`) and a headless Chromium page (Playwright,
-Debian's ``chromium``)."""
+a ``streamlit run`` server (:class:`core.cli.serverbench.Server`), a headless Chromium page (Playwright,
+Debian's ``chromium``) and where a page's drawing canvas is."""
 from contextlib import contextmanager
 from pathlib import Path
 
-from core.cli.serverbench import CHROMIUM_ARGS, Server, chromium_path, unavailable
+from core.cli.serverbench import CHROMIUM_ARGS, Server, chromium_path, unavailable, wait_idle
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "e2e"
 
@@ -31,3 +31,23 @@ def chromium_page(height: int = 1000, extra_args=()):
             yield browser.new_context(viewport={"width": 1400, "height": height}).new_page()
         finally:
             browser.close()
+
+
+def canvas_box(pg) -> dict:
+    """The drawing canvas's place on screen once it stays put (the component mounts, reports its background's fit
+    and the page runs once more: the first canvas element can be replaced meanwhile)."""
+    from playwright.sync_api import Error
+
+    for _ in range(5):
+        canvas = pg.locator("canvas.upper-canvas").first
+        canvas.wait_for(timeout=60_000)
+        wait_idle(pg)
+        try:
+            canvas.scroll_into_view_if_needed(timeout=5_000)
+            pg.wait_for_timeout(300)
+            box = canvas.bounding_box(timeout=5_000)
+        except Error:
+            continue
+        if box and box["width"] > 0:
+            return box
+    raise AssertionError("the drawing canvas never settled")

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from core.cli.serverbench import wait_idle
-from tests.e2e.browser import ARTIFACTS, chromium_page, streamlit_server
+from tests.e2e.browser import ARTIFACTS, canvas_box, chromium_page, streamlit_server
 
 PHOTO_W, PHOTO_H = 940, 400  # assets/cat_and_dog.jpg, the default sample
 DRAG = (0.03, 0.06, 0.60, 0.97)  # fractions of the canvas: the cat, left of the seam at 601/940
@@ -25,25 +25,6 @@ def server():
 def page():
     with chromium_page(1000) as pg:
         yield pg
-
-
-def canvas_box(pg) -> dict:
-    """The drawing canvas's place on screen, once it stays put (the component mounts, reports its background's
-    fit, and the page runs once more: the first canvas element can be replaced meanwhile)."""
-    from playwright.sync_api import Error
-
-    for _ in range(5):
-        canvas = pg.locator("canvas.upper-canvas").first
-        canvas.wait_for(timeout=60_000)
-        wait_idle(pg)
-        try:
-            canvas.scroll_into_view_if_needed(timeout=5_000)
-            box = canvas.bounding_box(timeout=5_000)
-        except Error:
-            continue
-        if box and box["width"] > 0:
-            return box
-    raise AssertionError("the drawing canvas never settled")
 
 
 def metric(pg, label: str) -> str:
