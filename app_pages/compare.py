@@ -29,9 +29,9 @@ chosen = st.multiselect("Methods", methods.names(), default=["gradcam", "gradcam
                         format_func=title, key="cmp_methods")
 c2, c3 = st.columns(2)
 across = c2.radio("Rows", ["layers", "models"], horizontal=True, key="cmp_across")
-top_n = c3.number_input("Score-CAM channels (top-N)", 8, 4096, 256, 8, key="cmp_topn",
-                        help="Score-CAM masks the input with each channel: one forward pass per channel. "
-                             "Using only the N most active channels keeps it fast.") if "scorecam" in chosen else 256
+# the chosen methods' numbers (Score-CAM's top-N), each shown only while a method that takes it is chosen
+options = {t.name: int(c3.number_input(t.label, t.low, t.high, t.page_default, t.step, key=f"cmp_{t.key}",
+                                       help=t.help)) for t in methods.tunables(chosen)}
 trained = engine.spec.name not in models.REGISTRY
 if trained and across == "models":
     st.info(f"Rows of models compare ImageNet models on one ImageNet class; {engine.spec.title} scores your own "
@@ -72,20 +72,20 @@ for eng, layer in cells:
     cols[0].markdown(f"`{layer}`  \n{shape[0]}×{shape[1]}×{shape[2]}" +
                      ("" if across == "layers" else f"  \n{eng.spec.title}"))
     for col, m in zip(cols[1:], chosen):
+        entry = methods.REGISTRY[m]
         t = time.perf_counter()
+        bar = col.progress(0.0, text=f"{entry.title}…") if entry.progress else None
+        job = methods.Context(res, layer, eng, rgb, options=options, progress=None if bar is None else (
+            lambda f, b=bar, name=entry.title: b.progress(f, text=f"{name}… {f:.0%}")))
         try:
-            if m == "scorecam":
-                bar = col.progress(0.0, text="Score-CAM…")
-                cam, passes = methods.scorecam(eng, rgb, res, layer, top_n=int(top_n),
-                                               progress=lambda f, b=bar: b.progress(f, text=f"Score-CAM… {f:.0%}"))
-                bar.empty()
-                extra = f" · {passes} passes"
-            else:
-                cam = methods.compute(m, res, layer, engine=eng, rgb=rgb)
-                extra = ""
+            cam = entry.run(job)
         except methods.NotApplicable as exc:
             col.info(str(exc))
             continue
+        finally:
+            if bar is not None:
+                bar.empty()
+        extra = f" · {job.passes} passes" if entry.extra_passes else ""
         ms = (time.perf_counter() - t) * 1000
         note = " · no positive evidence" if render.is_empty(cam) else ""
         show(col, render.overlay(base, cam, ctx.alpha, ctx.colormap),

@@ -10,8 +10,6 @@ from ui.charts import top_k_chart
 from ui.pictures import show
 from ui.sidebar import sidebar
 
-SCORECAM_TOP_N = 256  # Score-CAM masks the input with the N most active channels (one forward pass each)
-
 st.title("Explain a prediction")  # before the sidebar: on screen while a cold server starts
 ctx = sidebar()
 if ctx is None:
@@ -20,13 +18,13 @@ if ctx is None:
 t = time.perf_counter()
 method = methods.REGISTRY[ctx.method]
 res = ctx.engine.run(ctx.image.rgb, ctx.class_index)  # cached per (pixels, class): no pass on layer/method/alpha
-if method.extra_passes:  # Score-CAM: its own passes, once per view, kept for this session's redraws
+if method.extra_passes:  # passes of its own (Score-CAM): once per view, kept for this session's redraws
     key = (ctx.engine.spec.name, images.pixel_hash(ctx.image.rgb), res.class_index, ctx.layer, method.name)
     memo = st.session_state.get("explain_memo")
     if memo is None or memo[0] != key:
         bar = st.progress(0.0, text=f"{method.title}…")
-        ex = explain(ctx.engine, ctx.image.rgb, res.class_index, ctx.layer, method.name, top_n=SCORECAM_TOP_N,
-                     progress=lambda f: bar.progress(f, text=f"{method.title}… {f:.0%}"))
+        ex = explain(ctx.engine, ctx.image.rgb, res.class_index, ctx.layer, method.name,
+                     progress=lambda f: bar.progress(f, text=f"{method.title}… {f:.0%}"), **method.page_options())
         bar.empty()
         st.session_state["explain_memo"] = memo = (key, ex.cam)
     cam = memo[1]

@@ -154,7 +154,7 @@ st.markdown(
     "The randomised model is a private copy; the model the other pages use is not touched.")
 if methods.REGISTRY[method].extra_passes:
     st.info(f"{ms.title(method)} runs its own forward passes at every step; choose a gradient method in the "
-            "sidebar, or run `python -m core sanity IMAGE --method scorecam` on the command line.")
+            f"sidebar, or run `python -m core sanity IMAGE --method {method}` on the command line.")
     st.stop()
 skey = ms.sanity_key(engine, rgb, cls, layer, method)
 if st.button(f"Run the cascade for {ms.title(method)}", key="ms_sanity_run"):

@@ -186,3 +186,13 @@ def test_help_and_readme_describe_every_part_of_core(capsys):
     for part in packages + modules:
         assert f"core.{part} " in out, part
         assert f"  {part}/ " in layout or f"  {part}.py " in layout, part
+
+
+def test_the_library_imports_no_browser_and_no_streamlit_and_bench_lives_outside_it():
+    for path in (ROOT / "core").rglob("*.py"):
+        text = path.read_text()
+        assert "playwright" not in text and "import streamlit" not in text, path
+    assert not list((ROOT / "core").rglob("*bench*.py"))
+    import bench
+
+    assert Path(bench.__file__).parent == ROOT / "bench"

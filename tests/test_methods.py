@@ -1,4 +1,4 @@
-"""The CAM family: properties that must hold, on real and toy models."""
+"""The map methods: properties that must hold, on real and toy models, and the one interface they are registered with."""
 import numpy as np
 import pytest
 
@@ -116,3 +116,66 @@ def test_all_zero_inputs_give_zero_maps_not_nan():
     for m in GRADIENT_METHODS:
         out = methods.METHODS[m](A, G)
         assert np.isfinite(out).all() and (out == 0).all() and render.is_empty(out), m
+
+
+def test_every_method_is_one_registry_entry_with_what_it_needs():
+    assert methods.names() == list(methods.REGISTRY) and methods.names(every=True) == list(methods.EVERY)
+    assert set(methods.EVERY) - set(methods.REGISTRY) == {"occlusion"} and methods.EVERY["occlusion"].layer == "input"
+    assert set(methods.METHODS) == {n for n, m in methods.REGISTRY.items() if not m.needs_model}
+    for m in methods.EVERY.values():
+        assert m.title and m.summary and m.paper and m.url.startswith("https://") and callable(m.fn), m.name
+        assert not (m.extra_passes and m.live) and (m.needs_model or not m.extra_passes), m.name
+        assert m.progress == m.extra_passes, m.name  # the slow ones report how far they are
+    assert [m.name for m in methods.EVERY.values() if m.needs_gap_dense] == ["cam"]
+    assert [(t.name, t.flag, t.key) for t in methods.tunables()] == [
+        ("top_n", "--top-n", "topn"), ("patch", "--patch", "patch"), ("stride", "--stride", "stride")]
+    assert methods.tunables(["gradcam", "cam"]) == [] and methods.tunables(["scorecam", "scorecam"]) == [methods.TOP_N]
+    assert methods.EVERY["scorecam"].page_options() == {"top_n": 256}
+    with pytest.raises(ValueError, match="unknown method 'magic'; choose one of gradcam,.*occlusion"):
+        methods.get("magic")
+
+
+def test_every_method_runs_from_one_context(lite_engine, photos):
+    rgb = photos["dog.jpg"].rgb
+    res = lite_engine.run(rgb)
+    for m in methods.EVERY.values():
+        seen = []
+        ctx = methods.Context(res, m.layer or "top_activation", lite_engine, rgb, progress=seen.append,
+                              options={"top_n": 16, "patch": 112, "stride": 112, "unrelated": 1})
+        cam = m.run(ctx)
+        size = lite_engine.spec.input_size
+        assert cam.shape == ((size, size) if m.layer else (7, 7)) and np.isfinite(cam).all(), m.name
+        # Score-CAM: 16 channels in one batch; occlusion: 2×2 positions of a 112-px patch in one batch
+        assert ctx.passes == (1 if m.extra_passes else 0) and seen == ([1.0] if m.progress else []), m.name
+    top = methods.compute("scorecam", res, "top_activation", engine=lite_engine, rgb=rgb, top_n=16)
+    np.testing.assert_allclose(top, methods.scorecam(lite_engine, rgb, res, "top_activation", top_n=16)[0])
+    with pytest.raises(ValueError, match="unknown layer"):
+        methods.compute("gradcam", res, "nope")
+
+
+def test_a_redrawn_page_shows_grad_cam_where_the_method_cannot_be_drawn_from_the_pass(lite_engine, photos):
+    res = lite_engine.run(photos["dog.jpg"].rgb)
+    g = methods.gradcam(res.acts["block5c_add"], res.grads["block5c_add"])
+    cam, used, why = methods.from_pass("scorecam", res, "block5c_add", lite_engine)
+    assert used.name == "gradcam" and why.startswith("Score-CAM runs its own forward passes, so this page shows "
+                                                     "Grad-CAM; the Explain and Compare pages run it.")
+    np.testing.assert_allclose(cam, g)
+    cam, used, why = methods.from_pass("cam", res, "block5c_add", lite_engine)
+    assert used.name == "gradcam" and "feeds the classifier" in why and why.endswith("Showing Grad-CAM instead.")
+    np.testing.assert_allclose(cam, g)
+    cam, used, why = methods.from_pass("layercam", res, "block5c_add", lite_engine)
+    assert used.name == "layercam" and why is None
+    np.testing.assert_allclose(cam, methods.layercam(res.acts["block5c_add"], res.grads["block5c_add"]))
+
+
+def test_explain_reports_a_map_with_a_place_of_its_own_there(lite_engine, photos):
+    from core.cam.explain import explain, method_names
+
+    assert method_names() == methods.names(every=True)
+    rgb = photos["cat_and_dog.jpg"].rgb
+    ex = explain(lite_engine, rgb, 235, "block5c_add", "occlusion", patch=112, stride=56)
+    assert ex.layer == "input" and ex.cam.shape == (224, 224) and ex.class_index == 235
+    ex = explain(lite_engine, rgb, 235, None, "gradcampp", patch=112)  # another method's options are ignored
+    assert ex.layer == "top_activation" and ex.cam.shape == (7, 7)
+    with pytest.raises(ValueError, match="unknown layer"):
+        explain(lite_engine, rgb, 235, "nope", "gradcam")

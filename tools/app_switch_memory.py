@@ -27,7 +27,7 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     from core import models
-    from core.cli.serverbench import Server, launch
+    from bench.browser import Server, launch
 
     steps = []
     with Server(env={"TF_CPP_MIN_LOG_LEVEL": "2"}) as server, sync_playwright() as p:

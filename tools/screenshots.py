@@ -194,7 +194,7 @@ def main() -> int:
         parser.error(f"no screenshot called {unknown[0]!r}; there are {', '.join(SHOTS)}")
     from playwright.sync_api import sync_playwright
 
-    from core.cli.serverbench import Server, launch
+    from bench.browser import Server, launch
 
     args.out.mkdir(parents=True, exist_ok=True)
     with Server(env={"TF_CPP_MIN_LOG_LEVEL": "2"}) as server, sync_playwright() as p:

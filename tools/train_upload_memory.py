@@ -3,7 +3,7 @@
 Issue 12's memory check, measured the way `tools/app_switch_memory.py` measures switching: it writes
 ``--photos`` distinct 12-megapixel JPEGs (4000×3000, quality 90, a few MB each like a phone photo: a random
 smooth field per photo over fine grain) to a temporary folder outside the repository, starts the app with
-:class:`core.cli.serverbench.Server`, opens the Train page, makes two classes and drops the photos into the
+:class:`bench.browser.Server`, opens the Train page, makes two classes and drops the photos into the
 Files uploader in batches of ``--batch`` (Playwright ``set_input_files``; each batch waits until the class's
 count has gone up by the batch), half into each class. It prints one line per batch on stderr and, at the end,
 one JSON line with the server's peak RSS (VmHWM) and RSS after the last batch, in MB. The photos are deleted.
@@ -72,7 +72,7 @@ def main() -> int:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from core.cli.serverbench import Server, launch
+    from bench.browser import Server, launch
 
     folder = Path(tempfile.mkdtemp(prefix="train-upload-memory-"))  # outside the repository
     try:

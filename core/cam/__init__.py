@@ -1,3 +1,3 @@
-"""The explanation methods: the CAM family over one cached pass (:mod:`.methods`, one registry entry per
-method), occlusion (:mod:`.occlusion`: masks, fills, sensitivity) and the explain use case shared by the
-CLI and the pages (:mod:`.explain`)."""
+"""The explanation methods: what a method is (:mod:`.interface`: a function of one context, registered once with
+what it needs), every method and its registry entry (:mod:`.methods`), occlusion's masks, fills and sensitivity
+(:mod:`.occlusion`) and the explain use case shared by the CLI and the pages (:mod:`.explain`)."""

@@ -6,11 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import methods, occlusion
+from . import methods
 from ..engine import Engine, PassResult
 from ..models import ModelSpec
-
-OCCLUSION_LAYER = "input"  # the occlusion-sensitivity map lives at the model input's resolution
 
 
 @dataclass(frozen=True)
@@ -41,34 +39,28 @@ class Explanation:
 
 
 def method_names() -> list[str]:
-    """Every method ``explain`` accepts (the CAM family plus 'occlusion')."""
-    return [*methods.names(), "occlusion"]
+    """Every method ``explain`` accepts: those at the chosen layer and those whose map has a place of its own."""
+    return methods.names(every=True)
 
 
 def explain(engine: Engine, rgb: np.ndarray, class_index: int | None = None, layer: str | None = None,
-            method: str = "gradcam", patch: int = 32, stride: int = 16, top_n: int | None = None,
-            progress=None) -> Explanation:
+            method: str = "gradcam", progress=None, **options) -> Explanation:
     """Run (or reuse) the engine pass and compute ``method`` at ``layer`` (default: the last).
 
-    ``method="occlusion"`` slides a gray ``patch`` with ``stride`` over the model input instead
-    (batched forward passes; the map is at the input resolution). ``progress(fraction)`` is called
-    by the methods that run passes of their own (Score-CAM, occlusion).
+    A method whose map has a place of its own (occlusion: the model input) ignores ``layer`` and reports that
+    place. ``options`` are the method's tunables by name (occlusion's ``patch`` and ``stride``, Score-CAM's
+    ``top_n``; others' are ignored); ``progress(fraction)`` is called by the methods that run passes of their own.
 
     Raises:
         ValueError: an unknown layer or method; methods.NotApplicable: CAM where it does not apply.
     """
-    if method == "occlusion":
-        t = time.perf_counter()
-        res = engine.run(rgb, class_index)
-        cam, _passes = occlusion.sensitivity(engine, rgb, res.class_index, patch, stride, progress=progress)
-        return Explanation(result=res, spec=engine.spec, layer=OCCLUSION_LAYER, method=method, cam=cam,
-                           seconds=time.perf_counter() - t)
-    layer = layer or engine.spec.default_layer
-    if layer not in engine.layers:
+    entry = methods.get(method)
+    layer = entry.layer or layer or engine.spec.default_layer
+    if entry.layer is None and layer not in engine.layers:
         raise ValueError(f"unknown layer {layer!r} for {engine.spec.name}; choose one of {', '.join(engine.layers)}")
     t = time.perf_counter()
     res = engine.run(rgb, class_index)
-    cam = methods.compute(method, res, layer, engine=engine, rgb=rgb, top_n=top_n, progress=progress)
+    cam = entry.run(methods.Context(res, layer, engine, rgb, progress, options))
     return Explanation(result=res, spec=engine.spec, layer=layer, method=method, cam=cam, seconds=time.perf_counter() - t)
 
 

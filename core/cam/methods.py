@@ -1,19 +1,24 @@
-"""Class-activation methods: small functions of one layer's activations and gradients.
+"""The map methods: small functions of one layer's activations and gradients, and the registry of every method.
 
 Every gradient method takes ``A`` (h, w, c) activations and ``G`` (h, w, c) gradients of the
 class logit at the same layer — both from the one cached engine pass — and returns the raw map
 (h, w), float64, after the method's own ReLU: no normalisation (that is for display, in
 :mod:`core.imaging.render`). Eigen-CAM needs no gradient; Score-CAM runs batched forward passes; CAM
-reads the classifier's weights and applies only where the layer feeds GAP → Dense.
+reads the classifier's weights and applies only where the layer feeds GAP → Dense; occlusion
+(:mod:`.occlusion`) slides a patch over the model input.
+
+Each method is registered once (:data:`EVERY`) as a :class:`~core.cam.interface.Method` whose ``fn`` takes one
+:class:`~core.cam.interface.Context`; adding a method is its function and its entry here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
+from . import occlusion
 from ..engine import PassResult
+from .interface import Context, Method, NotApplicable, Tunable, of_pass
 
 EPS = 1e-7
 
@@ -109,10 +114,6 @@ def eigencam(A: np.ndarray, G: np.ndarray | None = None) -> np.ndarray:
     return np.maximum(principal_projection(A), 0.0)
 
 
-class NotApplicable(ValueError):
-    """A method that is not defined for this model/layer; ``str(err)`` says why in one sentence."""
-
-
 def scorecam(engine, rgb: np.ndarray, res: PassResult, layer: str, top_n: int | None = None, batch: int = 16,
              progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, int]:
     """Score-CAM (Wang et al. 2020): each channel, upsampled to the input (bilinear, aligned corners)
@@ -190,99 +191,113 @@ def cam(engine, res: PassResult, layer: str) -> np.ndarray:
     return np.maximum(weighted_sum(res.acts[layer], W[:, res.class_index]), 0.0)
 
 
-@dataclass(frozen=True)
-class Method:
-    """One explanation method: what the pages, the CLI and the docs need to know about it.
-
-    Attributes:
-        name: the key (CLI ``--method``, the URL's ``method=``).
-        title: the name people know it by.
-        summary: its idea in one line.
-        paper: authors, title and year.
-        url: where the paper is.
-        needs_model: reads the model beyond the cached pass (the classifier's weights, or forward passes).
-        extra_passes: runs forward passes of its own (slow; shows progress).
-        fn: ``fn(A, G) -> map`` for a method computed from one layer's activations and gradients; None for
-            one that needs the model (computed by :func:`compute`).
-    """
-
-    name: str
-    title: str
-    summary: str
-    paper: str
-    url: str
-    needs_model: bool = False
-    extra_passes: bool = False
-    fn: Callable | None = field(default=None, repr=False, compare=False)
+def _scorecam(ctx: Context) -> np.ndarray:
+    out, ctx.passes = scorecam(ctx.engine, ctx.rgb, ctx.result, ctx.layer, ctx.options["top_n"], progress=ctx.progress)
+    return out
 
 
-REGISTRY: dict[str, Method] = {m.name: m for m in (
-    Method("gradcam", "Grad-CAM", "weights = spatially averaged gradients; any layer, any CNN",
-           "Selvaraju et al., Grad-CAM, ICCV 2017", "https://arxiv.org/abs/1610.02391", fn=gradcam),
-    Method("counterfactual", "Counterfactual", "negated Grad-CAM weights: what argues against the class",
-           "Selvaraju et al., Grad-CAM, ICCV 2017 (section 5)", "https://arxiv.org/abs/1610.02391", fn=counterfactual),
-    Method("gradcampp", "Grad-CAM++", "positive gradients with per-cell coefficients: better for several instances",
-           "Chattopadhyay et al., Grad-CAM++, WACV 2018", "https://arxiv.org/abs/1710.11063", fn=gradcampp),
-    Method("hirescam", "HiResCAM", "gradients times activations cell by cell, no averaging",
-           "Draelos & Carin, Use HiResCAM instead of Grad-CAM, 2020", "https://arxiv.org/abs/2011.08891", fn=hirescam),
-    Method("xgradcam", "XGrad-CAM", "activation-weighted average of the gradients (axiom-based)",
-           "Fu et al., Axiom-based Grad-CAM, BMVC 2020", "https://arxiv.org/abs/2008.02312", fn=xgradcam),
-    Method("layercam", "LayerCAM", "positive gradients as per-cell weights: works at early, fine layers",
-           "Jiang et al., LayerCAM, IEEE TIP 2021", "https://doi.org/10.1109/TIP.2021.3089943", fn=layercam),
-    Method("eigencam", "Eigen-CAM", "first principal component of the activations: no gradient, no class",
-           "Muhammad & Yeasin, Eigen-CAM, IJCNN 2020", "https://arxiv.org/abs/2008.00299", fn=eigencam),
+def _cam(ctx: Context) -> np.ndarray:
+    return cam(ctx.engine, ctx.result, ctx.layer)
+
+
+def _occlusion(ctx: Context) -> np.ndarray:
+    out, ctx.passes = occlusion.sensitivity(ctx.engine, ctx.rgb, ctx.result.class_index, ctx.options["patch"],
+                                            ctx.options["stride"], progress=ctx.progress)
+    return out
+
+
+TOP_N = Tunable("top_n", "Score-CAM channels (top-N)",
+                "Score-CAM masks the input with each channel: one forward pass per channel. "
+                "Using only the N most active channels keeps it fast.",
+                "Score-CAM: only the N most active channels", default=None, page_default=256, low=8, high=4096, step=8)
+PATCH = Tunable("patch", "Patch (px at the model input)", "The side of the gray square slid over the model input.",
+                "occlusion patch size at the model input (px)", default=32, page_default=32, low=8, high=112, step=4,
+                minimum=1)
+STRIDE = Tunable("stride", "Stride (px)", "How far the patch moves between two positions.",
+                 "occlusion stride at the model input (px)", default=16, page_default=16, low=4, high=112, step=4,
+                 minimum=1)
+
+# every method, registered once, in the order the pages and the CLI list them
+EVERY: dict[str, Method] = {m.name: m for m in (
+    of_pass("gradcam", "Grad-CAM", "weights = spatially averaged gradients; any layer, any CNN",
+            "Selvaraju et al., Grad-CAM, ICCV 2017", "https://arxiv.org/abs/1610.02391", gradcam),
+    of_pass("counterfactual", "Counterfactual", "negated Grad-CAM weights: what argues against the class",
+            "Selvaraju et al., Grad-CAM, ICCV 2017 (section 5)", "https://arxiv.org/abs/1610.02391", counterfactual),
+    of_pass("gradcampp", "Grad-CAM++", "positive gradients with per-cell coefficients: better for several instances",
+            "Chattopadhyay et al., Grad-CAM++, WACV 2018", "https://arxiv.org/abs/1710.11063", gradcampp),
+    of_pass("hirescam", "HiResCAM", "gradients times activations cell by cell, no averaging",
+            "Draelos & Carin, Use HiResCAM instead of Grad-CAM, 2020", "https://arxiv.org/abs/2011.08891", hirescam),
+    of_pass("xgradcam", "XGrad-CAM", "activation-weighted average of the gradients (axiom-based)",
+            "Fu et al., Axiom-based Grad-CAM, BMVC 2020", "https://arxiv.org/abs/2008.02312", xgradcam),
+    of_pass("layercam", "LayerCAM", "positive gradients as per-cell weights: works at early, fine layers",
+            "Jiang et al., LayerCAM, IEEE TIP 2021", "https://doi.org/10.1109/TIP.2021.3089943", layercam),
+    of_pass("eigencam", "Eigen-CAM", "first principal component of the activations: no gradient, no class",
+            "Muhammad & Yeasin, Eigen-CAM, IJCNN 2020", "https://arxiv.org/abs/2008.00299", eigencam),
     Method("scorecam", "Score-CAM", "mask the input with each channel, weight by the class score it keeps",
-           "Wang et al., Score-CAM, CVPR Workshops 2020", "https://arxiv.org/abs/1910.01279",
-           needs_model=True, extra_passes=True),
+           "Wang et al., Score-CAM, CVPR Workshops 2020", "https://arxiv.org/abs/1910.01279", fn=_scorecam,
+           needs_model=True, extra_passes=True, live=False, progress=True, tunables=(TOP_N,)),
     Method("cam", "CAM", "the classifier's own weights; only where the layer feeds global average pooling → Dense",
            "Zhou et al., Learning Deep Features for Discriminative Localization, CVPR 2016",
-           "https://arxiv.org/abs/1512.04150", needs_model=True),
+           "https://arxiv.org/abs/1512.04150", fn=_cam, needs_model=True, needs_gap_dense=True),
+    Method("occlusion", "Occlusion", "slide a gray patch over the input and record how much the class loses",
+           "Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
+           "https://arxiv.org/abs/1311.2901", fn=_occlusion, needs_model=True, extra_passes=True, live=False,
+           progress=True, layer="input", tunables=(PATCH, STRIDE)),
 )}
+# the methods whose map is at the chosen layer: what the sidebar, Compare, Measure, Learn and a link's method= offer
+REGISTRY: dict[str, Method] = {name: m for name, m in EVERY.items() if m.layer is None}
 # the methods computed from the cached pass alone: name → fn(A, G)
-METHODS = {name: m.fn for name, m in REGISTRY.items() if m.fn is not None}
+METHODS = {name: m.on_pass for name, m in REGISTRY.items() if m.on_pass is not None}
+DEFAULT = "gradcam"  # the map a page shows where the chosen method cannot be drawn there
 
 
 def get(name: str) -> Method:
     """The registry entry of ``name``; ValueError naming the valid ones otherwise."""
     try:
-        return REGISTRY[name]
+        return EVERY[name]
     except KeyError:
-        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(REGISTRY)}") from None
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(EVERY)}") from None
 
 
-def names() -> list[str]:
-    """Every method name (the CLI's --method), occlusion excluded, in the registry's order."""
-    return list(REGISTRY)
+def names(every: bool = False) -> list[str]:
+    """The methods whose map is at the chosen layer, in the registry's order; ``every``: also those whose map has a
+    place of its own (occlusion: the CLI's ``explain --method``)."""
+    return list(EVERY if every else REGISTRY)
+
+
+def tunables(methods: list[str] | None = None) -> list[Tunable]:
+    """The tunables of ``methods`` (default: every method), each once, in the registry's order."""
+    seen = {}
+    for name in EVERY if methods is None else methods:
+        for t in get(name).tunables:
+            seen.setdefault(t.name, t)
+    return list(seen.values())
 
 
 def compute(method: str, res: PassResult, layer: str, engine=None, rgb: np.ndarray | None = None,
-            top_n: int | None = None, progress: Callable[[float], None] | None = None) -> np.ndarray:
-    """The raw map of ``method`` at ``layer`` from a cached engine pass (Score-CAM and CAM also need the engine,
-    Score-CAM the photo)."""
-    if layer not in res.acts:
-        raise ValueError(f"unknown layer {layer!r}")
+            progress: Callable[[float], None] | None = None, **options) -> np.ndarray:
+    """The raw map of ``method`` at ``layer`` from a cached engine pass (or at the method's own place).
+
+    Methods that read the model need ``engine``, those that run passes of their own the photo ``rgb`` too;
+    ``options`` are tunable values by name (Score-CAM's ``top_n``).
+    """
     entry = get(method)
-    if entry.fn is not None:
-        return entry.fn(res.acts[layer], res.grads[layer])
-    if method == "cam":
-        return cam(engine, res, layer)
-    if method == "scorecam":
-        return scorecam(engine, rgb, res, layer, top_n, progress=progress)[0]
-    raise NotImplementedError(f"method {method!r} is registered without an implementation")
+    return entry.run(Context(res, entry.layer or layer, engine, rgb, progress, options))
 
 
 def from_pass(method: str, res: PassResult, layer: str, engine=None) -> tuple[np.ndarray, Method, str | None]:
     """The map of ``method`` at ``layer`` without any pass of its own (what a page redraws on every change).
 
     Returns:
-        (map, the method used, None) — or Grad-CAM's map, Grad-CAM, and one sentence why, where ``method``
-        runs passes of its own (Score-CAM) or does not apply here (CAM).
+        (map, the method used, None) — or the default method's map, the default method, and one sentence why,
+        where ``method`` runs passes of its own (Score-CAM) or does not apply here (CAM).
     """
-    entry = get(method)
+    entry, fallback = get(method), REGISTRY[DEFAULT]
     if entry.extra_passes:
-        return gradcam(res.acts[layer], res.grads[layer]), REGISTRY["gradcam"], \
-            f"{entry.title} runs its own forward passes, so this page shows Grad-CAM; the Explain and Compare pages run it."
+        return fallback.run(Context(res, layer)), fallback, \
+            f"{entry.title} runs its own forward passes, so this page shows {fallback.title}; " \
+            "the Explain and Compare pages run it."
     try:
-        return compute(method, res, layer, engine=engine), entry, None
+        return entry.run(Context(res, layer, engine)), entry, None
     except NotApplicable as exc:
-        return gradcam(res.acts[layer], res.grads[layer]), REGISTRY["gradcam"], f"{exc} Showing Grad-CAM instead."
+        return fallback.run(Context(res, layer)), fallback, f"{exc} Showing {fallback.title} instead."

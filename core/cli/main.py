@@ -21,7 +21,7 @@ LAYOUT = """the library behind these commands (core/, no Streamlit):
   core.safetext  names from elsewhere made safe to print (control characters escaped)
   core.pacing    start-up work that gives way (a cold server's import waits while a page is served)
   core.compat    every private TensorFlow/Keras/libc call, probed once, with a public path
-  core.cli       these commands and the benchmark"""
+  core.cli       these commands (`bench` hands over to the benchmark: bench/, outside the library)"""
 
 
 def _fail(msg: str, code: int = 2) -> int:
@@ -84,10 +84,20 @@ def _read_targets(path: str, num_classes: int = 1000) -> dict[str, int]:
     return out
 
 
+def _floors(tunables) -> dict:
+    """The tunables that the command line bounds below, grouped by their minimum."""
+    out = {}
+    for t in tunables:
+        if t.minimum is not None:
+            out.setdefault(t.minimum, []).append(t)
+    return out
+
+
 def cmd_explain(args) -> int:
     from .. import models
-    from ..cam import occlusion
+    from ..cam import methods
     from ..cam.explain import explain, method_names
+    from ..cam.occlusion import MaskError, apply_fill, load_mask  # masks and fills (--mask, --fill)
     from ..imaging import images, render
     from ..engine.sources import engine_for, is_model_file
 
@@ -105,8 +115,10 @@ def cmd_explain(args) -> int:
             return _fail(f"unknown layer {args.layer!r} for {spec.name}; choose one of {', '.join(spec.layers)}")
         if args.method not in method_names():
             return _fail(f"unknown method {args.method!r}; choose one of {', '.join(method_names())}")
-        if args.patch < 1 or args.stride < 1:
-            return _fail("--patch and --stride must be at least 1")
+        options = {t.name: getattr(args, t.name) for t in methods.tunables()}
+        for low, group in _floors(methods.tunables()).items():
+            if any(options[t.name] is not None and options[t.name] < low for t in group):
+                return _fail(f"{' and '.join(t.flag for t in group)} must be at least {low}")
         mask_bytes = None
         if args.mask:
             try:
@@ -135,11 +147,11 @@ def cmd_explain(args) -> int:
             if mask_bytes is not None:
                 if cls is None:
                     cls = engine.run(rgb).class_index  # explain the original photo's top-1 on the occluded one
-                mask = occlusion.load_mask(mask_bytes, *img.size, name=Path(args.mask).name)
+                mask = load_mask(mask_bytes, *img.size, name=Path(args.mask).name)
                 extra = {"mask": args.mask, "fill": args.fill, "mask_fraction": round(float(mask.mean()), 6),
                          "original_class_prob": float(engine.run(rgb, cls).probs[cls])}
-                rgb = occlusion.apply_fill(rgb, mask, args.fill)
-            ex = explain(engine, rgb, cls, args.layer, args.method, args.patch, args.stride, args.top_n)
+                rgb = apply_fill(rgb, mask, args.fill)
+            ex = explain(engine, rgb, cls, args.layer, args.method, **options)
             if not all(math.isfinite(v) for v in ex.cam.ravel()):
                 raise ValueError("the map is not finite")
             rec = {
@@ -153,9 +165,9 @@ def cmd_explain(args) -> int:
                 dest = out_dir / f"{Path(path).stem}_{ex.method}_{ex.layer}.png"
                 dest.write_bytes(render.to_png(render.overlay(base, ex.cam, args.alpha, args.colormap)))
                 rec["overlay"] = str(dest)
-        except (images.ImageError, occlusion.MaskError, ValueError, OSError) as exc:  # NotApplicable is a ValueError
+        except (images.ImageError, MaskError, ValueError, OSError) as exc:  # NotApplicable is a ValueError
             failed += 1
-            msg = str(exc) if isinstance(exc, (images.ImageError, occlusion.MaskError)) else f"{Path(path).name}: {exc}"
+            msg = str(exc) if isinstance(exc, (images.ImageError, MaskError)) else f"{Path(path).name}: {exc}"
             if args.json:
                 print(json.dumps({"image": path, "error": msg}), flush=True)
             else:
@@ -245,20 +257,16 @@ def cmd_train(args) -> int:
 
 def cmd_bench(args) -> int:
     from .. import models
-    from .bench import cold_start, run_app, run_bench, run_measure_bench, run_switch
-    from .trainbench import run_train_bench
 
     try:
-        if args.switch:
-            result = run_switch()
-        else:
-            result = run_bench(args.model, repeats=args.repeats)
-            result.update(run_train_bench(args.model, repeats=min(7, args.repeats)))
-            result.update(run_measure_bench(args.model, repeats=min(10, args.repeats),
-                                            images_limit=min(100, 4 * args.repeats)))
-            result.update(cold_start(args.model))
-            if not args.no_app:
-                result.update(run_app(cold_runs=max(1, args.cold_runs)))
+        import bench  # the benchmark lives outside the library, in the repository's bench/ package
+    except ModuleNotFoundError as exc:
+        if exc.name != "bench":
+            raise
+        return _fail("the benchmark is the repository's bench/ package; run this from the repository's root")
+    try:
+        result = bench.collect(args.model, repeats=args.repeats, switch=args.switch, app=not args.no_app,
+                               cold_runs=args.cold_runs)
     except (ValueError, models.WeightsUnavailable) as exc:
         return _fail(str(exc))
     if args.json:
@@ -294,6 +302,7 @@ def cmd_prefetch(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..cam import methods
     from ..cam.occlusion import FILLS
     from ..imaging.render import COLORMAPS
     from ..models import DEFAULT_MODEL
@@ -319,9 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=None, metavar="DIR", help="also write overlay PNGs there")
     e.add_argument("--mask", default=None, metavar="MASK.png", help="occlude where the mask is non-zero (any size)")
     e.add_argument("--fill", default="gray", choices=FILLS)
-    e.add_argument("--patch", type=int, default=32, help="occlusion patch size at the model input (px)")
-    e.add_argument("--stride", type=int, default=16, help="occlusion stride at the model input (px)")
-    e.add_argument("--top-n", type=int, default=None, help="Score-CAM: only the N most active channels")
+    for t in methods.tunables():  # the methods' numbers (occlusion's patch and stride, Score-CAM's top-N)
+        e.add_argument(t.flag, type=int, default=t.default, help=t.cli_help)
     e.add_argument("--alpha", type=float, default=0.5)
     e.add_argument("--colormap", default="jet", choices=COLORMAPS)
     t = sub.add_parser("train", help="train a classifier on your own classes (one sub-folder per class)",

@@ -1,10 +1,15 @@
-"""What the real-browser tests share (helpers, not fixtures): where their screenshots and server logs go,
-a ``streamlit run`` server (:class:`core.cli.serverbench.Server`), a headless Chromium page (Playwright,
-Debian's ``chromium``) and where a page's drawing canvas is."""
+"""The real-browser tests' harness: where their screenshots and server logs go, a ``streamlit run`` server, a
+headless Chromium page (Playwright, Debian's ``chromium``), the waits for a page that has run and settled, and
+where a page's drawing canvas is. The tests import these from here; the server, the browser's switches and the
+waits are the app's outside driver, :mod:`bench.browser`. The fixtures built on them are in ``conftest.py``."""
 from contextlib import contextmanager
 from pathlib import Path
 
-from core.cli.serverbench import CHROMIUM_ARGS, Server, chromium_path, unavailable, wait_idle
+from bench.browser import (CHROMIUM_ARGS, IDLE_JS, SETTLED_JS, WATCH_JS, Server, arm, chromium_path, unavailable,
+                           wait_idle, wait_settled)
+
+__all__ = ["ARTIFACTS", "CHROMIUM_ARGS", "IDLE_JS", "SETTLED_JS", "WATCH_JS", "Server", "arm", "canvas_box",
+           "chromium_page", "chromium_path", "streamlit_server", "unavailable", "wait_idle", "wait_settled"]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "e2e"
 

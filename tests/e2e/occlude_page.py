@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from core.cli.serverbench import IDLE_JS, SETTLED_JS
+from tests.e2e.browser import IDLE_JS, SETTLED_JS
 
 HEADLINE_RE = re.compile(r"^(?P<name>.+?) \(class (?P<cls>\d+)\): (?P<before>[\d.]+)% → (?P<after>[\d.]+)% "
                          r"\((?P<delta>[+\-−]?[\d.]+) points\) · (?P<frac>[\d.]+)% of the photo occluded")

@@ -13,10 +13,7 @@ import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-import pytest
-
-from core.cli.serverbench import arm, wait_idle, wait_settled
-from tests.e2e.browser import ARTIFACTS, chromium_page, streamlit_server
+from tests.e2e.browser import ARTIFACTS, arm, wait_idle, wait_settled
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 PAGES = {"": "Explain a prediction", "occlude": "Occlusion studio", "compare": "Compare methods",
@@ -59,17 +56,7 @@ TOPK_JS = """() => {
 HEADLINE_JS = """() => [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stMarkdownContainer"]')]
   .map(e => e.innerText).find(t => /^Explaining |of the photo occluded/.test(t)) || null"""
 
-
-@pytest.fixture(scope="module")
-def server():
-    with streamlit_server("e2e-first-user-browser-streamlit.log") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def page():
-    with chromium_page(1000) as pg:
-        yield pg
+SERVER_LOG = "e2e-first-user-browser-streamlit.log"  # the module's server and page: tests/e2e/conftest.py
 
 
 def wait_page(pg, title: str, timeout_s: float = 240) -> None:

@@ -8,10 +8,7 @@
   deletion/insertion chart's legend draws each curve's line in its own dash.
 Screenshots go to artifacts/e2e/ (first-user-*.png).
 """
-import pytest
-
-from core.cli.serverbench import wait_idle
-from tests.e2e.browser import ARTIFACTS, canvas_box, chromium_page, streamlit_server
+from tests.e2e.browser import ARTIFACTS, canvas_box, wait_idle
 
 # the option labels of the radio named `name`: their boxes and how many line boxes their text takes
 RADIO_JS = """(name) => {
@@ -50,17 +47,7 @@ DASH_LEGEND_JS = """() => {
   });
 }"""
 
-
-@pytest.fixture(scope="module")
-def server():
-    with streamlit_server("e2e-first-user-streamlit.log") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def page():
-    with chromium_page(1000) as pg:
-        yield pg
+SERVER_LOG = "e2e-first-user-streamlit.log"  # the module's server and page: tests/e2e/conftest.py
 
 
 def hover_toolbar(pg) -> dict:

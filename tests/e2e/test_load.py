@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.cli.serverbench import CHROMIUM_ARGS, IDLE_JS, WATCH_JS, Server, chromium_path, unavailable
+from tests.e2e.browser import CHROMIUM_ARGS, IDLE_JS, WATCH_JS, Server, chromium_path, unavailable
 from tests.e2e.occlude_page import BROKEN_JS, HEADLINE_JS, PAINTED_JS, READ_JS, READY_JS, parse_headline, row_probs
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,23 +8,12 @@ import re
 
 import pytest
 
-from core.cli.serverbench import wait_idle
-from tests.e2e.browser import ARTIFACTS, canvas_box, chromium_page, streamlit_server
+from tests.e2e.browser import ARTIFACTS, canvas_box, wait_idle
 
 PHOTO_W, PHOTO_H = 940, 400  # assets/cat_and_dog.jpg, the default sample
 DRAG = (0.03, 0.06, 0.60, 0.97)  # fractions of the canvas: the cat, left of the seam at 601/940
 
-
-@pytest.fixture(scope="module")
-def server():
-    with streamlit_server("e2e-measure-streamlit.log") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def page():
-    with chromium_page(1000) as pg:
-        yield pg
+SERVER_LOG = "e2e-measure-streamlit.log"  # the module's server and page: tests/e2e/conftest.py
 
 
 def metric(pg, label: str) -> str:

@@ -8,21 +8,12 @@ import time
 
 import pytest
 
-from tests.e2e.browser import ARTIFACTS, chromium_page, streamlit_server
+from tests.e2e.browser import ARTIFACTS
 
 CAT_DOG_SEAM = 601 / 940  # assets/cat_and_dog.jpg: the dog is right of this fraction of the width
 
-
-@pytest.fixture(scope="module")
-def server():
-    with streamlit_server("e2e-streamlit.log") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def page():
-    with chromium_page(1100) as pg:
-        yield pg
+SERVER_LOG = "e2e-streamlit.log"  # the module's server and page: tests/e2e/conftest.py
+PAGE_HEIGHT = 1100
 
 
 def dog_row_probs(pg):

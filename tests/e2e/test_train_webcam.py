@@ -4,23 +4,13 @@ a head-only training, and the "Judge it" figures must fit their boxes (issue 22:
 Screenshots go to artifacts/e2e/.
 """
 
-import pytest
-
-from tests.e2e.browser import ARTIFACTS, chromium_page, streamlit_server
+from tests.e2e.browser import ARTIFACTS
 
 FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
-
-@pytest.fixture(scope="module")
-def server():
-    with streamlit_server("e2e-train-streamlit.log") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def page():
-    with chromium_page(1100, FAKE_CAMERA) as pg:
-        yield pg
+SERVER_LOG = "e2e-train-streamlit.log"  # the module's server and page: tests/e2e/conftest.py
+PAGE_HEIGHT = 1100
+BROWSER_ARGS = FAKE_CAMERA
 
 
 IDLE_JS = """() => { const el = document.querySelector('[data-test-script-state]');

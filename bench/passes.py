@@ -1,47 +1,15 @@
-"""``python -m core bench``: speed and memory figures measured in one run (medians).
-
-Three parts: the engine in this process (:func:`run_bench`), a cold start in a fresh process
-(:func:`cold_start`), and the app on a real Streamlit server driven by Chromium (:func:`run_app`).
-"""
+"""The engine's figures of ``python -m core bench``: passes, maps, rerenders, masks and every method in this
+process (:func:`run_bench`), a cold start in a fresh process (:func:`cold_start`), and the peak memory of
+switching through the models (:func:`run_switch`)."""
 from __future__ import annotations
 
-import resource
-import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 
-from ..cam import methods
+from core.cam import methods
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
-
-
-def _median_ms(fn, repeats: int) -> float:
-    return _interleaved_ms({"fn": fn}, repeats)["fn"]
-
-
-def _interleaved_ms(fns: dict, repeats: int) -> dict:
-    """Median milliseconds of each function, taking turns, round after round.
-
-    Figures whose ratio is a target are timed this way, so that both sides of a ratio see the
-    same load on a noisy machine instead of one of them catching a slow minute. In its turn each
-    function runs twice and the second call is timed, so no function is timed on the caches the
-    previous one left (the first call of a turn is not counted).
-    """
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            if len(fns) > 1:
-                fn()
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
-    return {name: round(statistics.median(ts) * 1000, 2) for name, ts in times.items()}
-
-
-def _peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+from .timing import ASSETS, interleaved_ms, median_ms, peak_rss_mb
 
 
 def _maps_at_every_layer(engine, res) -> None:
@@ -70,12 +38,31 @@ def keras_example_gradcam(model, img_array, layer_name, pred_index=None):
     return heatmap.numpy()
 
 
+def _own_place_maps(engine, res, rgb) -> dict:
+    """Each method whose map has a place of its own (occlusion: at the model input), at its default settings:
+    ``<name>_map_ms`` (median of 3), its settings (``<name>_<tunable>``) and ``<name>_forward_passes``."""
+    out = {}
+    for entry in methods.EVERY.values():
+        if entry.layer is None:
+            continue
+        jobs = []
+
+        def once(e=entry):
+            jobs.append(methods.Context(res, e.layer, engine, rgb))
+            e.run(jobs[-1])
+
+        out[f"{entry.name}_map_ms"] = median_ms(once, 3)
+        out.update({f"{entry.name}_{t.name}": t.default for t in entry.tunables})
+        out[f"{entry.name}_forward_passes"] = jobs[-1].passes
+    return out
+
+
 def run_bench(model_name: str = "efficientnet_lite0", repeats: int = 25) -> dict:
     """Measure forward, floor, explain, rerender, Keras-example times and peak RSS on one model."""
-    from .. import models
-    from ..cam import occlusion
-    from ..engine import Engine
-    from ..imaging import images, render
+    from core import models
+    from core.cam.occlusion import apply_fill, canvas_mask
+    from core.engine import Engine
+    from core.imaging import images, render
 
     spec = models.get_spec(model_name)
     model = models.load_model(model_name)  # the Keras example's model, as loaded
@@ -104,8 +91,8 @@ def run_bench(model_name: str = "efficientnet_lite0", repeats: int = 25) -> dict
     mask_iter = iter(masks)
 
     def new_mask():
-        mask = occlusion.canvas_mask(next(mask_iter), w, h)
-        res = engine.run(occlusion.apply_fill(img.rgb, mask, "gray"), res0.class_index)
+        mask = canvas_mask(next(mask_iter), w, h)
+        res = engine.run(apply_fill(img.rgb, mask, "gray"), res0.class_index)
         res.top_k(5)
         _maps_at_every_layer(engine, res)
 
@@ -114,7 +101,7 @@ def run_bench(model_name: str = "efficientnet_lite0", repeats: int = 25) -> dict
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Keras warns about input structure in the example's grad model
         keras_example_gradcam(model, x, spec.default_layer)  # warm-up: model.predict builds its function
-        timed = _interleaved_ms({
+        timed = interleaved_ms({
             "forward_ms": lambda: engine.predict(x),
             "floor_ms": lambda: engine.input_gradient(x),
             "explain_ms": lambda: _maps_at_every_layer(engine, engine.run(next(pool))),
@@ -135,30 +122,23 @@ def run_bench(model_name: str = "efficientnet_lite0", repeats: int = 25) -> dict
         res = engine.run(img.rgb)  # cache hit
         render.overlay(base, methods.gradcam(res.acts[layer], res.grads[layer]), 0.3 + 0.05 * (i % 10),
                        cmaps[i % len(cmaps)])
-    rerender_ms = _median_ms(rerender, max(repeats, 20))
+    rerender_ms = median_ms(rerender, max(repeats, 20))
 
-    passes = []
-    occlusion_map_ms = _median_ms(
-        lambda: passes.append(occlusion.sensitivity(engine, img.rgb, res0.class_index, 32, 16)[1]), 3)
+    own_place = _own_place_maps(engine, res0, img.rgb)
 
-    # every CAM method at the default layer, from the cached pass (Score-CAM: its own forward passes)
+    # every method at the default layer, from the cached pass (those with passes of their own: one run, steady)
     layer = spec.default_layer
     methods_ms = {}
-    for name in methods.names():
-        if name == "scorecam":
-            n = 1  # 1280 channels → 80 batched passes; one run is long enough to be steady
-        else:
-            n = max(repeats, 10)
-        methods_ms[name] = _median_ms(lambda m=name: methods.compute(m, res0, layer, engine=engine, rgb=img.rgb), n)
+    for name, entry in methods.REGISTRY.items():
+        n = 1 if entry.extra_passes else max(repeats, 10)
+        methods_ms[name] = median_ms(lambda m=name: methods.compute(m, res0, layer, engine=engine, rgb=img.rgb), n)
 
-    peak_rss_mb = _peak_rss_mb()
+    peak = peak_rss_mb()
     return {
         "model": model_name, "image": "assets/cat_and_dog.jpg", "repeats": repeats, "statistic": "median",
         "forward_ms": forward_ms, "floor_ms": floor_ms, "explain_ms": explain_ms, "rerender_ms": rerender_ms,
-        "keras_example_ms": keras_example_ms, "peak_rss_mb": peak_rss_mb,
-        "mask_ms": mask_ms, "mask_over_explain": round(mask_ms / explain_ms, 3),
-        "occlusion_map_ms": occlusion_map_ms, "occlusion_patch": 32, "occlusion_stride": 16,
-        "occlusion_forward_passes": passes[-1],
+        "keras_example_ms": keras_example_ms, "peak_rss_mb": peak,
+        "mask_ms": mask_ms, "mask_over_explain": round(mask_ms / explain_ms, 3), **own_place,
         "methods_layer": layer, "methods_ms": methods_ms,
         "explain_over_floor": round(explain_ms / floor_ms, 3),
         "keras_example_over_explain": round(keras_example_ms / explain_ms, 2),
@@ -209,15 +189,6 @@ def cold_start(model_name: str = "efficientnet_lite0") -> dict:
     return {"cold_start_s": round(total, 2), "cold_start_parts": {k: round(v, 2) for k, v in parts.items()}}
 
 
-def run_app(sessions: int = 5, cold_runs: int = 3) -> dict:
-    """The app on a real ``streamlit run`` server (:mod:`core.cli.serverbench`): server CPU per new session and
-    per rerender, time to the first paint and the first map of a cold server (medians over ``cold_runs`` fresh
-    servers), the server's peak memory."""
-    from . import serverbench
-
-    return serverbench.run(sessions=sessions, cold_runs=cold_runs)
-
-
 def run_switch(rounds: int = 2) -> dict:
     """Peak RSS while switching through every model whose weights are available, as the app does.
 
@@ -225,10 +196,10 @@ def run_switch(rounds: int = 2) -> dict:
     photos (all layers) and one occluded copy; this goes round the models ``rounds`` times.
     Run it in its own process: the peak is the process's.
     """
-    from .. import models
-    from ..cam import occlusion
-    from ..engine.pool import BUDGET_MB, EnginePool
-    from ..imaging import images, render
+    from core import models
+    from core.cam.occlusion import apply_fill, top_fraction_mask
+    from core.engine.pool import BUDGET_MB, EnginePool
+    from core.imaging import images, render
 
     photos = [images.load_path(ASSETS / f).rgb for f in ("cat_and_dog.jpg", "coffee.jpg")]
     available = [n for n, s in models.REGISTRY.items() if s.family == "lite" or s.weights_cached()]
@@ -244,67 +215,13 @@ def run_switch(rounds: int = 2) -> dict:
                 _maps_at_every_layer(engine, res)
             h, w = photos[-1].shape[:2]
             cam = methods.gradcam(res.acts[engine.layers[-1]], res.grads[engine.layers[-1]])
-            mask = occlusion.top_fraction_mask(render.upsample(cam, w, h), 30)
-            engine.run(occlusion.apply_fill(photos[-1], mask, "gray"), res.class_index)
-            after[f"{r + 1}:{name}"] = _peak_rss_mb()
+            mask = top_fraction_mask(render.upsample(cam, w, h), 30)
+            engine.run(apply_fill(photos[-1], mask, "gray"), res.class_index)
+            after[f"{r + 1}:{name}"] = peak_rss_mb()
             del engine, res, cam, mask  # as in the app, nothing holds on to a model once another is asked for
     return {
         "models": available, "skipped_no_weights": skipped, "rounds": rounds, "budget_mb": BUDGET_MB,
         "peak_rss_mb_after_model": after, "in_memory_at_end": pool.names(),
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "seconds": round(time.perf_counter() - t, 1), "target": {"peak_rss_mb": "<= 1200"},
     }
-
-
-SHARED_EVAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "imagenet-val-loc"
-
-
-def run_measure_bench(model_name: str = "efficientnet_lite0", repeats: int = 10, images_limit: int = 100,
-                      data: Path = SHARED_EVAL) -> dict:
-    """The measurement figures (issue 13): one 20-step deletion curve against a forward pass of 20 at the same
-    size (its floor), the whole sanity cascade for Grad-CAM at the default layer, and dataset evaluation's
-    photos per second (localisation + pointing + energy, Grad-CAM) against explaining the same photos
-    (load, one pass, the Grad-CAM map) — both in this process, on the first ``images_limit`` shared photos
-    (left out when the shared set is not there)."""
-    from .. import models
-    from ..engine import Engine
-    from ..imaging import images
-    from ..metrics import evaluation, faithfulness, localisation, sanity
-
-    spec = models.get_spec(model_name)
-    engine = Engine(spec, *models.load_inference(model_name))
-    img = images.load_path(ASSETS / "cat_and_dog.jpg")
-    res = engine.run(img.rgb)
-    layer = spec.default_layer
-    cam = methods.gradcam(res.acts[layer], res.grads[layer])
-    batch20 = np.repeat(engine.prepare(img.rgb), 20, axis=0)
-    times = _interleaved_ms({
-        "deletion": lambda: faithfulness.deletion(engine, img.rgb, cam, res.class_index, 20),
-        "forward20": lambda: engine.predict(batch20),
-    }, repeats)
-    t = time.perf_counter()
-    sanity.cascade(spec, models.load_model(model_name), img.rgb, "gradcam", layer, res.class_index)
-    out = {"deletion_ms": times["deletion"], "forward20_ms": times["forward20"],
-           "deletion_over_forward20": round(times["deletion"] / times["forward20"], 2),
-           "sanity_ms": round((time.perf_counter() - t) * 1000, 1),
-           "measure_target": {"deletion_over_forward20": "<= 3", "evaluate_over_explain": ">= 0.8"}}
-    if (data / "annotations.csv").exists():
-        boxes = localisation.read_boxes(data / "annotations.csv", lambda _m: None)
-        names = sorted(boxes)[:images_limit]
-        engine.cache.clear()  # distinct photos: no evaluate pass is answered from the cache either
-        explain_s = evaluate_s = 0.0
-        for n in names:  # taking turns photo by photo, so both see the same machine (explain never caches)
-            t = time.perf_counter()
-            photo = images.load_path(data / "images" / n)
-            r = engine.run_input(engine.prepare(photo.rgb), boxes[n][0])
-            methods.gradcam(r.acts[layer], r.grads[layer])
-            explain_s += time.perf_counter() - t
-            t = time.perf_counter()
-            photo = images.load_path(data / "images" / n)
-            evaluation.measure_photo(engine, photo.rgb, boxes[n][0], boxes[n][1], ["gradcam"],
-                                     ["localisation", "pointing", "energy"], layer)
-            evaluate_s += time.perf_counter() - t
-        out.update({"explain_images_per_s": round(len(names) / explain_s, 1),
-                    "evaluate_images_per_s": round(len(names) / evaluate_s, 1),
-                    "evaluate_over_explain": round(explain_s / evaluate_s, 2)})
-    return out

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from .bench import ASSETS, _interleaved_ms
+from .timing import ASSETS, interleaved_ms
 
 BATCH = 32
 
@@ -24,12 +24,12 @@ def run_train_bench(model_name: str = "efficientnet_lite0", repeats: int = 7) ->
     train_head_ms (1,000 feature vectors of 5 classes: the head-only default, its 5-fold cross-validation over the
     regularisation strengths included, then the final fit on all of them); finetune_ms
     (the last 2 blocks on 200 images for 3 epochs, batch 32, augmented)."""
-    from .. import models
-    from ..engine import Engine
-    from ..imaging import images
-    from ..training import TrainConfig, compute_features, train
-    from ..training.data import THUMB_SIDE
-    from ..training.head import fit_head
+    from core import models
+    from core.engine import Engine
+    from core.imaging import images
+    from core.training import TrainConfig, compute_features, train
+    from core.training.data import THUMB_SIDE
+    from core.training.head import fit_head
 
     spec = models.get_spec(model_name)
     engine = Engine(spec, *models.load_inference(model_name))
@@ -37,7 +37,7 @@ def run_train_bench(model_name: str = "efficientnet_lite0", repeats: int = 7) ->
     thumbs = [images.thumbnail(p, THUMB_SIDE) for p in _photos(photo.rgb, BATCH)]
     x = np.concatenate([engine.prepare(t) for t in thumbs])
     compute_features(engine, thumbs), engine.predict(x)  # trace both once
-    t = _interleaved_ms({"features": lambda: compute_features(engine, thumbs),  # no cache: every image computed
+    t = interleaved_ms({"features": lambda: compute_features(engine, thumbs),  # no cache: every image computed
                          "forward": lambda: engine.predict(x)}, repeats)
     out = {"train_features_ms_per_image": round(t["features"] / BATCH, 2),
            "forward_batch_ms_per_image": round(t["forward"] / BATCH, 2),

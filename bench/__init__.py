@@ -1,0 +1,41 @@
+"""The benchmark: the studio's speed and memory figures, measured from outside the library (dev tools).
+
+``python -m core bench`` hands over to :func:`collect`, which gathers, by role:
+
+- :mod:`bench.passes`    the engine in this process (passes, maps, rerenders, masks, every method), a cold start
+                         in a fresh process, and the peak memory of switching through the models (``--switch``);
+- :mod:`bench.training`  the feature pass, the head's search and fine-tuning;
+- :mod:`bench.metrics`   a deletion curve, the sanity cascade and dataset evaluation against explaining;
+- :mod:`bench.server`    the app on a real ``streamlit run`` server, driven by headless Chromium;
+- :mod:`bench.browser`   that server and browser (also the real-browser tests' and the tools' driver);
+- :mod:`bench.timing`    medians taken in turns, peak memory, the sample photos.
+"""
+from __future__ import annotations
+
+
+def collect(model: str, repeats: int = 25, switch: bool = False, app: bool = True, cold_runs: int = 3) -> dict:
+    """Every figure of ``python -m core bench`` as one dict (its ``--json`` output).
+
+    Args:
+        model: the model measured.
+        repeats: timed runs per figure (the training and measuring parts take fewer).
+        switch: instead of the rest, the peak memory while switching through every model with weights.
+        app: also the app's figures on a real server (needs playwright and chromium; says so without them).
+        cold_runs: fresh servers whose first paint and first map are measured (their medians are the figures).
+    """
+    from .passes import cold_start, run_bench, run_switch
+
+    if switch:
+        return run_switch()
+    from .metrics import run_measure_bench
+    from .training import run_train_bench
+
+    result = run_bench(model, repeats=repeats)
+    result.update(run_train_bench(model, repeats=min(7, repeats)))
+    result.update(run_measure_bench(model, repeats=min(10, repeats), images_limit=min(100, 4 * repeats)))
+    result.update(cold_start(model))
+    if app:
+        from .server import run
+
+        result.update(run(cold_runs=max(1, cold_runs)))
+    return result
