@@ -1,7 +1,7 @@
 """Soak: N browser sessions × M minutes of mixed use of one ``streamlit run app.py``, and the server's memory.
 
 Issue 23's check, measured the way ``tools/app_switch_memory.py`` measures switching: one server
-(:class:`core.cli.serverbench.Server`) and ``--sessions`` threads, each with its own Playwright and headless
+(:class:`bench.browser.Server`) and ``--sessions`` threads, each with its own Playwright and headless
 Chromium (Playwright's sync API is not thread-safe). Each session opens a deep link, then for ``--minutes`` does a
 seeded random mix of ordinary actions, waiting for the page to settle after each (and 1-3 s of "reading"):
 
@@ -78,8 +78,9 @@ class Session(threading.Thread):
     """One visitor: its own Playwright and Chromium, one browser context at a time, a seeded mix of actions."""
 
     def __init__(self, n: int, url: str, seed: int, stop: threading.Event, ready: threading.Barrier,
-                 photos: Path):
+                 photos: Path, mix: dict | None = None):
         super().__init__(name=f"soak-{n}", daemon=True)
+        self.mix = mix or MIX
         self.n, self.url, self.stop, self.ready = n, url, stop, ready
         self.rng = random.Random(seed * 1000 + n)
         self.photos = photos
@@ -93,7 +94,7 @@ class Session(threading.Thread):
     # --- waiting -------------------------------------------------------------------------------------------
     def settle(self, armed: bool = True) -> None:
         """Wait until the script has run since :func:`arm` (when ``armed``) and the page is quiet again."""
-        from core.cli.serverbench import FINGERPRINT_JS
+        from bench.browser import FINGERPRINT_JS
 
         page = self.page
         try:
@@ -109,7 +110,7 @@ class Session(threading.Thread):
             raise Stall(str(exc).splitlines()[0]) from None
 
     def arm(self) -> None:
-        from core.cli.serverbench import WATCH_JS
+        from bench.browser import WATCH_JS
 
         self.page.evaluate(WATCH_JS)
 
@@ -228,12 +229,12 @@ class Session(threading.Thread):
     def run(self) -> None:
         from playwright.sync_api import sync_playwright
 
-        from core.cli.serverbench import launch
+        from bench.browser import launch
 
         do = {"link": self.link, "mask": self.mask, "upload": self.upload, "visit": self.visit,
               "layer": self.layer, "class": self.klass, "alpha": self.alpha, "colormap": self.colormap,
               "recycle": self.recycle}
-        kinds, weights = list(MIX), list(MIX.values())
+        kinds, weights = list(self.mix), list(self.mix.values())
         try:
             with sync_playwright() as p:
                 self.browser = launch(p)
@@ -293,8 +294,13 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=3, help="minutes idle after the last browser closed")
     parser.add_argument("--seed", type=int, default=23)
     parser.add_argument("--json-out", type=Path, help="also write the summary (and the minute lines) here")
+    parser.add_argument("--probe", choices=("heap", "trace"), help="write where the server's memory is every "
+                        "--probe-every seconds to artifacts/soak-probe.jsonl (tools/memprobe; trace: with tracemalloc)")
+    parser.add_argument("--probe-every", type=float, default=30)
+    parser.add_argument("--only", help="comma-separated action kinds to keep from the mix (to find which one keeps "
+                        "memory); default: all of them")
     args = parser.parse_args()
-    from core.cli.serverbench import Server, unavailable
+    from bench.browser import Server, unavailable
 
     why = unavailable()
     if why:
@@ -310,10 +316,17 @@ def main() -> int:
         print(json.dumps(d), flush=True)
 
     try:
-        with Server(log_path=log, env={"TF_CPP_MIN_LOG_LEVEL": "2"}) as server:
+        env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+        if args.probe:
+            probe = ROOT / "artifacts" / "soak-probe.jsonl"
+            probe.unlink(missing_ok=True)
+            env.update(PYTHONPATH=str(ROOT / "tools" / "memprobe"), MEMPROBE_OUT=str(probe),
+                       MEMPROBE_EVERY_S=str(args.probe_every), MEMPROBE_TRACE="1" if args.probe == "trace" else "0")
+        with Server(log_path=log, env=env) as server:
             stop = threading.Event()
             ready = threading.Barrier(args.sessions + 1)
-            sessions = [Session(i, server.url, args.seed, stop, ready, photos) for i in range(args.sessions)]
+            mix = {k: w for k, w in MIX.items() if not args.only or k in args.only.split(",")}
+            sessions = [Session(i, server.url, args.seed, stop, ready, photos, mix) for i in range(args.sessions)]
             t_start = time.perf_counter()
             for s in sessions:
                 s.start()

@@ -1,0 +1,168 @@
+"""Memory probe for the soak: where the server's memory is, every ``MEMPROBE_EVERY_S`` seconds, as JSON lines.
+
+Loaded by Python at start-up when ``tools/memprobe`` is on ``PYTHONPATH`` (``tools/soak.py --probe`` does that for
+the server it starts) and ``MEMPROBE_OUT`` names the output file; otherwise it does nothing. Each line: RSS, the C
+heap as glibc's ``mallinfo2`` sees it (bytes in use, free inside the heap, mapped blocks), Python's own allocations
+(``tracemalloc``, with ``MEMPROBE_TRACE=1``: the total, and the 15 source lines whose allocations grew most since the
+first sample after warm-up), Streamlit's own byte counts by family (its ``StatsManager``: caches, session state,
+uploads, media files), the live sessions, threads and gc-tracked objects.
+"""
+import ctypes
+import gc
+import json
+import os
+import sys
+import threading
+import time
+
+_OUT = os.environ.get("MEMPROBE_OUT")
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                 "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _mallinfo() -> dict:
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = _MallInfo2
+        m = libc.mallinfo2()
+    except (OSError, AttributeError):
+        return {}
+    mb = 2 ** 20
+    return {"heap_mb": round(m.arena / mb, 1), "mapped_mb": round(m.hblkhd / mb, 1),
+            "in_use_mb": round(m.uordblks / mb, 1), "free_in_heap_mb": round(m.fordblks / mb, 1)}
+
+
+def _rss_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+_SKIP = (type(sys), type, type(len), type(lambda: 0), type(_rss_mb.__code__), threading.Thread)
+
+
+def _deep_bytes(root, seen: set, depth: int = 12) -> int:
+    """Bytes of arrays, byte strings and pictures reachable from ``root`` not already in ``seen``."""
+    np = sys.modules.get("numpy")
+    pil = sys.modules.get("PIL.Image")
+    total, stack = 0, [(root, 0)]
+    while stack:
+        obj, d = stack.pop()
+        if id(obj) in seen or isinstance(obj, _SKIP) or d > depth:
+            continue
+        seen.add(id(obj))
+        if np is not None and isinstance(obj, np.ndarray):
+            total += obj.nbytes if obj.base is None else 0
+            if obj.base is not None:
+                stack.append((obj.base, d + 1))
+        elif isinstance(obj, (bytes, bytearray, memoryview)):
+            total += len(obj) if not isinstance(obj, memoryview) else obj.nbytes
+        elif pil is not None and isinstance(obj, pil.Image):
+            total += obj.width * obj.height * len(obj.getbands())
+        elif isinstance(obj, dict):
+            stack.extend((v, d + 1) for v in obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend((v, d + 1) for v in obj)
+        elif hasattr(obj, "__dict__") or hasattr(obj, "__slots__"):
+            if hasattr(obj, "__dict__"):
+                stack.append((vars(obj), d + 1))
+            for slot in getattr(type(obj), "__slots__", ()):
+                if isinstance(slot, str) and hasattr(obj, slot):
+                    stack.append((getattr(obj, slot), d + 1))
+    return total
+
+
+def _arrays() -> dict:
+    """Every NumPy array that owns its data and that some gc-tracked container holds: total and largest shapes."""
+    np = sys.modules.get("numpy")
+    if np is None:
+        return {}
+    found: dict = {}
+    for o in gc.get_objects():
+        for r in gc.get_referents(o):
+            if type(r) is np.ndarray:
+                while isinstance(r.base, np.ndarray):
+                    r = r.base
+                if r.base is None and r.flags.owndata:
+                    found[id(r)] = r
+    by_shape: dict = {}
+    for a in found.values():
+        key = f"{a.dtype}{list(a.shape)}"
+        by_shape[key] = by_shape.get(key, 0) + a.nbytes
+    top = sorted(by_shape.items(), key=lambda kv: -kv[1])[:6]
+    mb = 2 ** 20
+    return {"numpy_mb": round(sum(a.nbytes for a in found.values()) / mb, 1), "numpy_arrays": len(found),
+            "numpy_top": [f"{k}: {v / mb:.1f}" for k, v in top]}
+
+
+def _streamlit() -> dict:
+    rt_mod = sys.modules.get("streamlit.runtime.runtime")
+    if rt_mod is None or not rt_mod.Runtime.exists():
+        return {}
+    rt = rt_mod.Runtime.instance()
+    mb = 2 ** 20
+    out = {}
+    try:
+        by_category: dict = {}
+        for stats in rt.stats_mgr.get_stats().values():
+            for s in stats:
+                if hasattr(s, "byte_length"):
+                    by_category[s.category_name] = by_category.get(s.category_name, 0) + s.byte_length
+        out["stats_mb"] = {k: round(v / mb, 1) for k, v in by_category.items() if v > mb / 10}
+        infos = rt._session_mgr.list_sessions()
+        out["sessions"] = len(infos)
+        out["active_sessions"] = rt._session_mgr.num_active_sessions()
+        seen: set = set()
+        caches = [o for o in gc.get_objects() if type(o).__name__ == "ResultCache"]
+        out["result_caches_mb"] = round(sum(_deep_bytes(c._items, seen) for c in caches) / mb, 1)
+        per = [round(_deep_bytes(i.session.session_state, seen) / mb, 1) for i in infos]
+        out["session_state_mb"] = sorted(per, reverse=True)
+        storage = getattr(rt.media_file_mgr, "_storage", None)
+        files = getattr(storage, "_files_by_id", {})
+        out["media_files"] = len(files)
+        out["media_mb"] = round(sum(len(f.content) for f in list(files.values())) / mb, 1)
+    except Exception as exc:  # noqa: BLE001 - a probe never breaks the server
+        out["error"] = repr(exc)[:200]
+    return out
+
+
+def _loop():
+    import tracemalloc
+
+    every = float(os.environ.get("MEMPROBE_EVERY_S", "30"))
+    trace = os.environ.get("MEMPROBE_TRACE") == "1"
+    base_after = float(os.environ.get("MEMPROBE_BASE_AFTER_S", "120"))
+    if trace:
+        tracemalloc.start(int(os.environ.get("MEMPROBE_FRAMES", "1")))
+    t0 = time.time()
+    base = None
+    while True:
+        time.sleep(every)
+        line = {"t": round(time.time() - t0), "rss_mb": _rss_mb(), **_mallinfo(), "threads": threading.active_count(),
+                "gc_objects": len(gc.get_objects())}
+        if trace:
+            cur, peak = tracemalloc.get_traced_memory()
+            line["py_mb"], line["py_peak_mb"] = round(cur / 2 ** 20, 1), round(peak / 2 ** 20, 1)
+            if base is None and time.time() - t0 >= base_after:
+                base = tracemalloc.take_snapshot()
+            elif base is not None:
+                snap = tracemalloc.take_snapshot().filter_traces(
+                    [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__)])
+                top = snap.compare_to(base, "lineno")[:15]
+                line["py_growth"] = [f"{s.size_diff / 2 ** 20:+.1f} MB {s.count_diff:+d} "
+                                     f"{s.traceback[0].filename.split('site-packages/')[-1]}:{s.traceback[0].lineno}"
+                                     for s in top]
+                del snap
+        line["streamlit_mb"] = _streamlit()
+        line.update(_arrays())
+        line["py_blocks"] = sys.getallocatedblocks()
+        with open(_OUT, "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+
+if _OUT:
+    threading.Thread(target=_loop, name="memprobe", daemon=True).start()
