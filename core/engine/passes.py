@@ -19,6 +19,29 @@ from ..models import ModelSpec
 from .cache import ResultCache
 
 _TRACE_LOCK = threading.Lock()  # one trace at a time, so each knows which registrations are its own
+# The batch sizes the compiled functions ever see. TensorFlow's oneDNN kernels keep what they prepare for each
+# input shape for the life of the process, more the larger the batch, so running whatever batch sizes callers
+# ask for (a curve's remainder, a dataset's last batch) grows the process with every new size. A few sizes,
+# small ones, bound that (docs/performance.md has the figures); turning oneDNN off would keep nothing but
+# makes every pass much slower.
+BATCH_SIZES = (1, 2, 4, 8)
+
+
+def in_buckets(fn, x: np.ndarray) -> np.ndarray:
+    """``fn`` (an array → array function of a batch, row by row independent) on ``x`` in chunks whose sizes
+    are in :data:`BATCH_SIZES`: at most the largest, the last one padded with zero rows, which are cut off."""
+    n, most = len(x), BATCH_SIZES[-1]
+    if n == 0:
+        return fn(x)
+    parts = []
+    for start in range(0, n, most):
+        chunk = x[start:start + most]
+        m = len(chunk)
+        size = next(b for b in BATCH_SIZES if b >= m)
+        if size > m:
+            chunk = np.concatenate([chunk, np.zeros((size - m, *chunk.shape[1:]), chunk.dtype)])
+        parts.append(fn(chunk)[:m])
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _copy_out(names, tensors: list) -> dict:
@@ -250,30 +273,28 @@ class Engine:
         """Probabilities (N, classes) for a preprocessed batch (compiled forward only)."""
         import tensorflow as tf
 
-        probs, _ = self._forward(tf.constant(batch, tf.float32))
-        return probs.numpy().astype(np.float64)
+        return in_buckets(lambda x: self._forward(tf.constant(x, tf.float32))[0].numpy(), batch).astype(np.float64)
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Logits (N, classes) for a preprocessed batch (compiled forward only)."""
         import tensorflow as tf
 
-        _, lg = self._forward(tf.constant(batch, tf.float32))
-        return lg.numpy().astype(np.float64)
+        return in_buckets(lambda x: self._forward(tf.constant(x, tf.float32))[1].numpy(), batch).astype(np.float64)
 
     def features(self, batch: np.ndarray) -> np.ndarray:
         """Pooled features (N, channels) for a preprocessed batch: the global average of the last explainable
         layer, what a classifier head on this backbone reads (compiled forward only, stopping there)."""
         import tensorflow as tf
 
-        return self._features(tf.constant(batch, tf.float32)).numpy()
+        return in_buckets(lambda x: self._features(tf.constant(x, tf.float32)).numpy(), batch)
 
     def input_gradient(self, x: np.ndarray, class_index: int | None = None) -> np.ndarray:
         """Gradient of the class logit with respect to the input (the least work giving every layer's gradient)."""
         import tensorflow as tf
 
         c = -1 if class_index is None else int(class_index)
-        _, g = self._input_gradient(tf.constant(x, tf.float32), tf.constant([c], tf.int32))
-        return g.numpy()
+        return in_buckets(lambda b: self._input_gradient(tf.constant(b, tf.float32),
+                                                          tf.constant([c] * len(b), tf.int32))[1].numpy(), x)
 
     def layer_weights(self, layer: str) -> list[np.ndarray]:
         """The weights of one of the model's layers (as ``layer.get_weights()`` gives them)."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..engine.passes import in_buckets
 from ..imaging.images import resize_for_model
 from .features import Stopped
 from .head import FOLDS, L2_GRID
@@ -241,7 +242,7 @@ def fine_tune(model, spec, head_layer: str, thumbs, labels, train_idx, val_idx, 
     def evaluate():
         if x_val is None:
             return None, None
-        lg = np.concatenate([logits_fn(tf.constant(x_val[s:s + 32])).numpy() for s in range(0, len(x_val), 32)])
+        lg = in_buckets(lambda x: logits_fn(tf.constant(x)).numpy(), x_val)
         return _metrics(lg.astype(np.float64), labels[val_idx])
 
     changed = [head] + unfrozen
