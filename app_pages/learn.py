@@ -1,12 +1,11 @@
 """Learn: what Grad-CAM is for and how it works, opened up step by step on the current photo with its real numbers."""
-import altair as alt
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from core import models
 from core.cam import methods
 from core.imaging import render
+from ui.charts import channel_weights_chart
 from ui.pictures import show
 from ui.resources import trained_models
 from ui.sidebar import sidebar
@@ -52,17 +51,7 @@ st.markdown("Back-propagation gives, for every cell of every channel, how much t
             "how much the channel, as a whole, pushes the class score up (α > 0) or down (α < 0).")
 alpha = methods.channel_weights(G)
 contrib = methods.channel_contributions(A, G)
-order = np.argsort(-np.abs(alpha))[:24]
-df = pd.DataFrame({"channel": [f"#{i}" for i in order], "alpha": alpha[order],
-                   "sign": np.where(alpha[order] >= 0, "raises the score", "lowers the score")})
-chart = alt.Chart(df).mark_bar().encode(
-    x=alt.X("channel:N", sort=None, title=f"the 24 channels with the largest |α| (of {k})"),
-    y=alt.Y("alpha:Q", title="α (mean gradient)"),
-    color=alt.Color("sign:N", scale=alt.Scale(domain=["raises the score", "lowers the score"],
-                                              range=["#2ca02c", "#d62728"]), legend=alt.Legend(orient="bottom")),
-    tooltip=["channel", alt.Tooltip("alpha:Q", format=".3e")],
-).properties(height=240)
-st.altair_chart(chart, width="stretch")
+st.altair_chart(channel_weights_chart(alpha), width="stretch")
 n_pos = int((alpha > 0).sum())
 st.caption(f"{n_pos} of {k} channels have a positive weight; α ranges from {alpha.min():.2e} to {alpha.max():.2e}.")
 

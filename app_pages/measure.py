@@ -7,9 +7,11 @@ from streamlit_drawable_canvas import st_canvas
 from core import models
 from core.cam import methods
 from core.imaging import images, render
+from core.metrics import boxes as bx
 from core.metrics import faithfulness
-from ui import boxes as bx
-from ui import measure as ms
+from ui import charts
+from ui import session_metrics as ms
+from ui.charts import map_title
 from ui.pictures import show
 from ui.resources import trained_models
 from ui.sidebar import sidebar
@@ -28,7 +30,7 @@ label = engine.spec.label(cls)
 st.markdown(f"Measuring the maps of **{label}** (class {cls}) at `{layer}`. Two baselines are measured with every "
             "method: a **random** map (seeded noise on the layer's grid) and a **centre** prior (a Gaussian in the "
             "middle, σ = ¼ of each side); a method that does not beat them proves nothing.")
-chosen = st.multiselect("Methods", methods.names(), default=["gradcam"], format_func=ms.title, key="ms_methods")
+chosen = st.multiselect("Methods", methods.names(), default=["gradcam"], format_func=map_title, key="ms_methods")
 if engine.spec.name not in models.REGISTRY:
     st.caption(f"{engine.spec.title} ends in global average pooling → Dense over your classes, so CAM applies at "
                f"its last layer (`{engine.spec.default_layer}`).")
@@ -36,7 +38,7 @@ with st.spinner("Computing the maps…"):
     maps = ms.raw_maps(engine, rgb, cls, layer, list(chosen) + list(ms.BASELINES), ms.seed_for(ctx.image))
 for m, (_key, cam) in maps.items():
     if isinstance(cam, str):
-        st.info(f"{ms.title(m)}: {cam}")
+        st.info(f"{map_title(m)}: {cam}")
 usable = {m: v for m, v in maps.items() if not isinstance(v[1], str)}
 
 # --- localisation ------------------------------------------------------------------------------------
@@ -79,11 +81,11 @@ with right:
                "box frames its largest connected part, the box IoU compares with the object's green boxes.")
     if not usable:
         st.stop()
-    shown = st.selectbox("Map shown", list(usable), format_func=ms.title, key="ms_shown")
+    shown = st.selectbox("Map shown", list(usable), format_func=map_title, key="ms_shown")
     locs = {m: ms.localise(key, cam, boxes, threshold, w, h) for m, (key, cam) in usable.items()}
     rec = locs.get(shown) or next(iter(locs.values()))
-    show(st, bx.picture(render.display_base(rgb, 720), rec["region"], rec["cam_box"], boxes, w),
-         caption=f"{ms.title(shown)} · threshold {threshold:.2f}")
+    show(st, render.region_picture(render.display_base(rgb, 720), rec["region"], rec["cam_box"], boxes, w),
+         caption=f"{map_title(shown)} · threshold {threshold:.2f}")
 
 if not boxes:
     st.info("Draw or upload the object's box to get IoU, the pointing game and energy-based pointing.")
@@ -96,14 +98,14 @@ else:
         if centre is not None and shown != "centre" and key != "pointing":
             delta = f"{rec[key] - centre[key]:+.3f} vs the centre prior"
         help_ = None if centre is None else f"Centre prior: {ms.fmt(centre[key], spec or '.3f')}"
-        col.metric(f"{name} · {ms.title(shown)}", ms.fmt(rec[key], spec or ".3f"), delta, help=help_)
+        col.metric(f"{name} · {map_title(shown)}", ms.fmt(rec[key], spec or ".3f"), delta, help=help_)
     st.table(ms.localisation_table(locs))
     st.caption("ImageNet objects sit near the centre, which is why the pointing game alone proves little: on "
                "ImageNet validation photos a centre point alone lands in the box on 88–90 % of the correctly "
                "classified photos, Grad-CAM's maximum on 90–91 %. Read every method's row against the centre "
                "prior's.")
     st.subheader("IoU against the threshold")
-    st.altair_chart(ms.iou_chart(locs, threshold), width="stretch")
+    st.altair_chart(charts.iou_chart(locs, threshold), width="stretch")
     st.caption("\"IoU\" depends on a choice: the same map gives another IoU at another threshold (the dashed line "
                "is the slider's).")
 
@@ -124,8 +126,8 @@ if st.button(f"Compute deletion and insertion curves ({len(todo)} maps)" if todo
              key="ms_faith_run", type="primary", disabled=not todo):
     bar = st.progress(0.0, text="Deletion and insertion…")
     try:
-        ms.run_faithfulness(engine, rgb, cls, {m: usable[m] for m in todo}, steps,
-                            progress=lambda f, m: bar.progress(f, text=f"Deletion and insertion… {ms.title(m)} done"))
+        ms.run_faithfulness(engine, rgb, cls, {m: usable[m] for m in todo}, steps, progress=lambda f, m: bar.progress(
+            f, text=f"Deletion and insertion… {map_title(m)} done"))
     except (ValueError, RuntimeError) as exc:
         st.error(f"The curves could not be computed: {str(exc).splitlines()[0]}")
     else:
@@ -134,13 +136,13 @@ if st.button(f"Compute deletion and insertion curves ({len(todo)} maps)" if todo
         bar.empty()
 results = {m: r for m, (key, _c) in usable.items() if (r := ms.cached_faithfulness(key, steps)) is not None}
 if results:
-    st.altair_chart(ms.curves_chart(results, label), width="stretch")
+    st.altair_chart(charts.curves_chart(results, label), width="stretch")
     st.table(ms.faithfulness_table(results))
     st.markdown(ms.drop_note(results, label))
     st.caption(f"{steps} steps; deletion fill {faithfulness.DELETION_FILL}, insertion starts from the photo "
                f"with the {faithfulness.INSERTION_START} fill; areas by the trapezoid rule over 0..1; average drop as a fraction, "
                "not a percentage.")
-    missing = [ms.title(m) for m in usable if m not in results]
+    missing = [map_title(m) for m in usable if m not in results]
     if missing:
         st.caption(f"Not measured yet at {steps} steps: {', '.join(missing)}.")
 
@@ -149,15 +151,15 @@ st.header("Sanity check")
 method = ctx.method
 st.markdown(
     "Cascading randomisation (Adebayo et al., 2018): the model's weights are re-initialised from the top block "
-    f"down, one block at a time, and the sidebar's method (**{ms.title(method)}**) draws its map again after each "
+    f"down, one block at a time, and the sidebar's method (**{map_title(method)}**) draws its map again after each "
     "step. A method whose map does not change when the model is destroyed explains the photo, not the model. "
     "The randomised model is a private copy; the model the other pages use is not touched.")
 if methods.REGISTRY[method].extra_passes:
-    st.info(f"{ms.title(method)} runs its own forward passes at every step; choose a gradient method in the "
+    st.info(f"{map_title(method)} runs its own forward passes at every step; choose a gradient method in the "
             f"sidebar, or run `python -m core sanity IMAGE --method {method}` on the command line.")
     st.stop()
 skey = ms.sanity_key(engine, rgb, cls, layer, method)
-if st.button(f"Run the cascade for {ms.title(method)}", key="ms_sanity_run"):
+if st.button(f"Run the cascade for {map_title(method)}", key="ms_sanity_run"):
     bar = st.progress(0.0, text="Copying the model…")
     try:
         own = trained_models().get(engine.spec.name)
@@ -179,7 +181,7 @@ if cascade is not None:
         for col, (name, cam, figures) in zip(cols, cells[start:start + STRIP_COLUMNS]):
             empty = " · map empty" if render.is_empty(cam) else ""
             show(col, render.overlay(small, cam, ctx.alpha, ctx.colormap), caption=f"{name}  \n{figures}{empty}")
-    st.altair_chart(ms.sanity_chart(cascade), width="stretch")
+    st.altair_chart(charts.sanity_chart(cascade), width="stretch")
     last = cascade.steps[-1]
     verdict = ("the map is gone with the model: it depends on what the model learned" if abs(last.spearman) < 0.3
                else "much of the map survives a random model: part of it comes from the photo itself")

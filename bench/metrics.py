@@ -24,7 +24,8 @@ def run_measure_bench(model_name: str = "efficientnet_lite0", repeats: int = 10,
     from core import models
     from core.engine import Engine
     from core.imaging import images
-    from core.metrics import evaluation, faithfulness, localisation, sanity
+    from core.metrics import evaluation, faithfulness, sanity
+    from core.metrics.boxes import read_boxes
 
     spec = models.get_spec(model_name)
     engine = Engine(spec, *models.load_inference(model_name))
@@ -44,7 +45,7 @@ def run_measure_bench(model_name: str = "efficientnet_lite0", repeats: int = 10,
            "sanity_ms": round((time.perf_counter() - t) * 1000, 1),
            "measure_target": {"deletion_over_forward20": "<= 3", "evaluate_over_explain": ">= 0.8"}}
     if (data / "annotations.csv").exists():
-        boxes = localisation.read_boxes(data / "annotations.csv", lambda _m: None)
+        boxes = read_boxes(data / "annotations.csv", lambda _m: None)
         names = sorted(boxes)[:images_limit]
         engine.cache.clear()  # distinct photos: no evaluate pass is answered from the cache either
         explain_s = evaluate_s = 0.0

@@ -26,7 +26,7 @@ def test_the_regularisation_chart_shows_each_strength_and_marks_the_chosen_one()
     import altair as alt
 
     from core.training.head import L2_GRID
-    from ui.training import regularisation_chart
+    from ui.charts import regularisation_chart
 
     curve = [{"l2": v, "accuracy": a, "right": round(a * 40), "images": 40, "fold_accuracy_sd": 0.05, "loss": l,
               "loss_se": 0.02, "iterations": 10, "chosen": v == 0.01}

@@ -27,11 +27,11 @@ def mark_of(layer: dict) -> dict:
 
 # --- item 3: the curves' legend -------------------------------------------------------------------------
 def test_the_curves_legend_draws_each_curves_line_style():
-    from ui import measure as ms
+    from ui import charts
 
     f = np.linspace(0, 1, 6)
     results = {m: {"fractions": f, "deletion": 1 - f, "insertion": f} for m in ("gradcam", "random", "centre")}
-    spec = ms.curves_chart(results, "cat").to_dict()
+    spec = charts.curves_chart(results, "cat").to_dict()
     dashed = [lay for lay in layers(spec) if "strokeDash" in lay.get("encoding", {})]
     assert len(dashed) == 1
     (lay,) = dashed
@@ -94,7 +94,7 @@ def page():
 @pytest.fixture(scope="module")
 def kept(lite_engine, photos):
     """map title → the share of the photo its explanation map (photo × map) keeps, computed here."""
-    from ui.measure import title
+    from ui.charts import map_title as title
 
     rgb = photos["cat_and_dog.jpg"].rgb
     res = lite_engine.run(rgb)
@@ -119,7 +119,7 @@ def test_kept_visible_is_the_mean_of_the_weights_that_make_the_explanation_map()
 
 
 def test_the_page_says_what_average_drop_measures_with_each_maps_share_kept(page, kept):
-    from ui.measure import KEPT_COLUMN
+    from ui.session_metrics import KEPT_COLUMN
 
     (df,) = [t.value for t in page.table if "average drop (low = good)" in t.value.columns]  # no box: no other
     assert KEPT_COLUMN in df.columns

@@ -17,11 +17,10 @@ from markdown_it import MarkdownIt
 from PIL import Image
 
 from core import models, view
-from core.metrics import localisation
+from core.metrics import boxes as bx
 from core.training import data
 from test_app import link_app
 from test_cli import ROOT, run_cli
-from ui import boxes as bx
 
 ESC, CR = "\x1b", "\r"
 
@@ -145,14 +144,14 @@ def test_a_broken_box_csv_is_one_line_of_the_readers_own_error(tmp_path):
                       (head + b"\xff.jpg,1,1,2,3,4\n", "not UTF-8 text")):
         (tmp_path / "b.csv").write_bytes(blob)
         with pytest.raises(ValueError, match=f"^b.csv is not a readable CSV \\({why}") as err:
-            localisation.read_boxes(tmp_path / "b.csv", lambda _m: None)
+            bx.read_boxes(tmp_path / "b.csv", lambda _m: None)
         assert "\n" not in str(err.value)
     (tmp_path / "b.csv").write_bytes(head + b"a.jpg,1,1,2\x00,3,4\nb.jpg,2,1,2,3,4\n")
     skipped = []
-    assert localisation.read_boxes(tmp_path / "b.csv", skipped.append) == {"b.jpg": (2, [(1, 2, 3, 4)])}
+    assert bx.read_boxes(tmp_path / "b.csv", skipped.append) == {"b.jpg": (2, [(1, 2, 3, 4)])}
     assert len(skipped) == 1 and skipped[0].startswith("b.csv line 2: skipped")
     (tmp_path / "b.csv").write_bytes(b"\xef\xbb\xbf" + head + b"a.jpg,1,1,2,3,4\n")  # a spreadsheet's byte-order mark
-    assert localisation.read_boxes(tmp_path / "b.csv") == {"a.jpg": (1, [(1, 2, 3, 4)])}
+    assert bx.read_boxes(tmp_path / "b.csv") == {"a.jpg": (1, [(1, 2, 3, 4)])}
 
 
 def test_names_from_files_reach_the_terminal_escaped(tmp_path):

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.imaging import render
 from core.metrics import baselines, evaluation
-from ui import boxes as bx
+from core.metrics import boxes as bx
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
@@ -92,7 +93,6 @@ def test_the_faithfulness_button_gives_finite_figures_equal_to_measure_photo(pag
 
 def test_moving_the_threshold_changes_iou_and_recomputes_no_curve(page, expected, lite_engine, photos):
     from core.metrics import localisation
-    from core.imaging import render
 
     kept = dict(page.session_state["measure_faith"])
     page.slider(key="ms_threshold").set_value(0.5).run()
@@ -108,7 +108,7 @@ def test_moving_the_threshold_changes_iou_and_recomputes_no_curve(page, expected
 
 
 def test_the_page_equals_the_cli_per_image_lines(page, expected, tmp_path):
-    from core.cli.measure import main
+    from core.cli.metric_commands import main
 
     folder = tmp_path / "images"
     folder.mkdir()
@@ -237,7 +237,7 @@ def test_the_overlay_marks_the_region_and_both_boxes():
     base = np.full((60, 80, 3), 200, np.uint8)
     region = np.zeros((120, 160), bool)
     region[:, :80] = True
-    pic = bx.picture(base, region, (0, 0, 80, 120), [(80, 0, 160, 120)], 160)
+    pic = render.region_picture(base, region, (0, 0, 80, 120), [(80, 0, 160, 120)], 160)
     assert pic.shape == base.shape
     assert (pic[30, 20] == 200).all() and pic[30, 60].max() < 120  # bright inside the region, dimmed outside
     assert tuple(pic[0, 20]) == (255, 215, 0) and tuple(pic[30, 79]) == (40, 220, 60)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from core.metrics import baselines, faithfulness, localisation, similarity
+from core.metrics import boxes as bx
 
 
 def test_read_boxes_skips_bad_rows_one_line_each(tmp_path):
@@ -12,15 +13,15 @@ def test_read_boxes_skips_bad_rows_one_line_each(tmp_path):
     p.write_text("file,class_index,x0,y0,x1,y1\na.jpg,1,0,0,10,10\na.jpg,1,5,5,20,20\nb.jpg,x,0,0,1,1\n"
                  "c.jpg,2,5,5,1,1\na.jpg,3,0,0,4,4\n,4,0,0,2,2\n")
     errors = []
-    boxes = localisation.read_boxes(p, errors.append)
+    boxes = bx.read_boxes(p, errors.append)
     assert boxes == {"a.jpg": (1, [(0.0, 0.0, 10.0, 10.0), (5.0, 5.0, 20.0, 20.0)])}
     assert [e.split(":")[0] for e in errors] == ["boxes.csv line 4", "boxes.csv line 5", "boxes.csv line 6",
                                                  "boxes.csv line 7"]
     with pytest.raises(ValueError, match="line 4"):
-        localisation.read_boxes(p)
+        bx.read_boxes(p)
     (tmp_path / "cols.csv").write_text("file,class\n")
     with pytest.raises(ValueError, match="needs the columns"):
-        localisation.read_boxes(tmp_path / "cols.csv", errors.append)
+        bx.read_boxes(tmp_path / "cols.csv", errors.append)
 
 
 def test_localisation_on_a_map_with_a_known_blob():

@@ -93,11 +93,11 @@ def prepare(out: str) -> None:
     from core.cam import methods
     from core.engine import Engine
     from core.imaging import images, render
-    from core.metrics import faithfulness, localisation, sanity
+    from core.metrics import boxes as box_files, faithfulness, localisation, sanity
 
     spec = models.get_spec("efficientnet_lite0")
     engine = Engine(spec, *models.load_inference(spec.name))
-    boxes = localisation.read_boxes(DATA / "annotations.csv")
+    boxes = box_files.read_boxes(DATA / "annotations.csv")
     arrays: dict = {}
     for i, name in enumerate(FILES):
         cls, gt = boxes[name]

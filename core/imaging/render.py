@@ -1,4 +1,5 @@
-"""Turning raw maps into pictures: upsampling, display normalisation, colormaps, overlays.
+"""Turning raw maps into pictures: upsampling, display normalisation, colormaps, overlays, and a map's region
+against the object's boxes.
 
 Raw maps are never changed here; normalisation is for display only. An all-zero map stays
 zero (no division by zero, no NaN) and is reported as "no positive evidence".
@@ -8,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 COLORMAPS = ("jet", "viridis", "inferno", "turbo", "magma", "plasma", "gray")
 NO_EVIDENCE = "No positive evidence for this class at this layer: the map is zero everywhere."
@@ -105,3 +106,29 @@ def to_png(rgb: np.ndarray) -> bytes:
 def upsample_nearest(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     """Blocky (nearest) enlargement of a small RGB map, to show its true resolution."""
     return np.asarray(Image.fromarray(np.asarray(rgb, np.uint8)).resize((width, height), Image.NEAREST), np.uint8)
+
+
+def region_picture(base: np.ndarray, region: np.ndarray, cam_box, boxes, photo_w: int) -> np.ndarray:
+    """The display photo with the map's thresholded region bright (the rest dimmed), the box of its largest
+    connected part in yellow and the object boxes in green.
+
+    Args:
+        base: (h, w, 3) uint8 photo at display size.
+        region: (H, W) bool at the photo's size: the map ≥ threshold × its maximum.
+        cam_box: (x0, y0, x1, y1) in photo pixels, or None.
+        boxes: the object boxes in photo pixels.
+        photo_w: the photo's width (the scale from photo to display).
+    """
+    h, w = base.shape[:2]
+    s = w / photo_w
+    small = np.asarray(Image.fromarray(region.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 0
+    out = np.where(small[..., None], base.astype(np.float32), base.astype(np.float32) * 0.35 + 20)
+    img = Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    line = max(2, round(w / 240))
+    for x0, y0, x1, y1 in boxes:
+        draw.rectangle([x0 * s, y0 * s, x1 * s - 1, y1 * s - 1], outline=(40, 220, 60), width=line)
+    if cam_box is not None:
+        x0, y0, x1, y1 = cam_box
+        draw.rectangle([x0 * s, y0 * s, x1 * s - 1, y1 * s - 1], outline=(255, 215, 0), width=line)
+    return np.asarray(img)

@@ -1,13 +1,16 @@
 """Measuring explanations (no Streamlit here).
 
+- :mod:`.boxes` — the boxes themselves: a dataset's annotations CSV, one photo's CSV or Pascal VOC XML upload,
+  a canvas's rectangles; one-line errors, bounded reads, no XML entities.
 - :mod:`.localisation` — against annotated boxes: IoU of the thresholded map's box, the pointing game,
-  energy-based pointing, IoU against the threshold; the boxes CSV.
+  energy-based pointing, IoU against the threshold.
 - :mod:`.faithfulness` — deletion and insertion curves (RISE), average drop and increase in confidence.
 - :mod:`.baselines` — a random map and a centre prior, to read every score against.
 - :mod:`.similarity` — Spearman rank correlation and SSIM of two maps.
 - :mod:`.sanity` — cascading model-parameter randomisation (Adebayo et al. 2018) on a separate copy.
 - :mod:`.evaluation` — all of it per photo and over a folder of photos, in worker processes if asked.
 """
-from .localisation import cam_box, evaluate, iou, read_boxes
+from .boxes import read_boxes
+from .localisation import cam_box, evaluate, iou
 
 __all__ = ["cam_box", "evaluate", "iou", "read_boxes"]

@@ -27,6 +27,7 @@ import numpy as np
 from ..cam import methods as cam_methods
 from ..imaging import images, render
 from . import baselines, faithfulness, localisation
+from .boxes import read_boxes
 
 METRICS = ("localisation", "pointing", "energy", "deletion", "insertion", "drop")
 FIELDS = ("loc_error", "iou_mean", "pointing", "energy", "deletion_auc", "insertion_auc", "avg_drop", "increase")
@@ -216,7 +217,7 @@ def plan(folder, csv_path, spec, methods, metrics, layer, threshold, steps, limi
     layer = layer or spec.default_layer
     if layer not in spec.layers:
         raise ValueError(f"unknown layer {layer!r} for {spec.name}; choose one of {', '.join(spec.layers)}")
-    boxes = localisation.read_boxes(csv_path, on_error or (lambda _msg: None))
+    boxes = read_boxes(csv_path, on_error or (lambda _msg: None))
     names = sorted(boxes)[:limit] if limit else sorted(boxes)
     opts = {"methods": methods, "metrics": metrics, "layer": layer, "threshold": threshold, "steps": steps,
             "seed": seed}

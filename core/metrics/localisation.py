@@ -12,71 +12,18 @@ a threshold is a fraction of its maximum.
   map's maximum inside a box?
 - :func:`energy`: energy-based pointing (Wang et al., Score-CAM, 2020): the share of the map's positive
   mass inside the boxes.
-- :func:`read_boxes`: the annotations CSV, bad rows reported one line each and skipped.
+- :func:`evaluate`: top-1 localisation error of Grad-CAM over a folder of photos with an annotations file
+  (read by :func:`core.metrics.boxes.read_boxes`).
 """
 from __future__ import annotations
 
-import csv
-import math
-from collections import defaultdict
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from ..cam import methods
 from ..imaging import images, render
-
-BOX_COLUMNS = ("file", "class_index", "x0", "y0", "x1", "y1")
-Box = tuple[float, float, float, float]
-
-
-def read_boxes(csv_path, on_error: Callable[[str], None] | None = None) -> dict[str, tuple[int, list[Box]]]:
-    """``file → (class_index, [boxes])`` from a CSV with columns file,class_index,x0,y0,x1,y1.
-
-    A row that cannot be used (missing value, not a number, an empty box, a second class for the same
-    file) is skipped and described in one line to ``on_error`` (without one, it raises ValueError).
-
-    Raises:
-        ValueError: the file cannot be read (not UTF-8, not CSV: one line) or lacks the columns.
-    """
-    def bad(msg):
-        if on_error is None:
-            raise ValueError(msg)
-        on_error(msg)
-
-    try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:  # a spreadsheet's byte-order mark is no column
-            reader = csv.DictReader(fh)
-            if not set(BOX_COLUMNS) <= set(reader.fieldnames or ()):
-                raise ValueError(f"{Path(csv_path).name} needs the columns {','.join(BOX_COLUMNS)}")
-            rows = list(reader)
-    except OSError as exc:
-        raise ValueError(f"cannot read {csv_path}: {exc.strerror or type(exc).__name__}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{Path(csv_path).name} is not a readable CSV (not UTF-8 text)") from None
-    except csv.Error as exc:  # a field over csv's size limit, a quote left open at the end…
-        raise ValueError(f"{Path(csv_path).name} is not a readable CSV ({exc})") from None
-    out: dict = defaultdict(lambda: [None, []])
-    for line, r in enumerate(rows, start=2):
-        where = f"{Path(csv_path).name} line {line}"
-        try:
-            name = (r["file"] or "").strip()
-            cls = int(r["class_index"])
-            box = tuple(float(r[k]) for k in ("x0", "y0", "x1", "y1"))
-        except (TypeError, ValueError):
-            bad(f"{where}: skipped (needs a file name, an integer class and four numbers)")
-            continue
-        if not name or not all(math.isfinite(v) for v in box) or box[2] <= box[0] or box[3] <= box[1]:
-            bad(f"{where}: skipped (no file name, or the box is empty or not finite)")
-            continue
-        entry = out[name]
-        if entry[0] is not None and entry[0] != cls:
-            bad(f"{where}: skipped ({name} already has class {entry[0]})")
-            continue
-        entry[0] = cls
-        entry[1].append(box)
-    return {k: (v[0], v[1]) for k, v in out.items()}
+from .boxes import read_boxes
 
 
 def cam_box(cam_up: np.ndarray, threshold: float = 0.2) -> tuple[int, int, int, int] | None:

@@ -1,11 +1,18 @@
-"""Object boxes for the Measure page: from the drawing canvas, from an uploaded CSV or Pascal VOC XML, and the
-picture that shows them against a thresholded map. Plain Python (no Streamlit), so the tests read it directly.
+"""Object boxes, from wherever they come: a dataset's annotations file, a box file uploaded for one photo, the
+rectangles drawn on a canvas; and back to CSV.
 
-Every box is ``(x0, y0, x1, y1)`` in the photo's own pixels (float), clipped to the photo.
+- :func:`read_boxes`: the annotations CSV ``file,class_index,x0,y0,x1,y1`` of a folder of photos (``python -m
+  core evaluate --boxes``, the benchmark, the tests' evaluation set): ``file → (class, [boxes])``, each bad row
+  described in one line and skipped.
+- :func:`read_upload`: one photo's boxes from CSV ``x0,y0,x1,y1`` or a Pascal VOC XML (:func:`parse_csv`,
+  :func:`parse_voc`), clipped to the photo; :func:`to_csv` writes what :func:`parse_csv` reads back.
+- :func:`canvas_boxes`: the rectangles of a drawing canvas (Fabric.js objects) in the photo's pixels.
 
-Uploads never run code and never grow without bound: at most :data:`MAX_BYTES` are read and :data:`MAX_BOXES`
-boxes kept; an XML file with a DOCTYPE or an ENTITY declaration is refused before it is parsed (no entity
-expansion, no external entities; ``defusedxml`` is not needed for what is left).
+Every box is ``(x0, y0, x1, y1)`` in the photo's own pixels (float). Every way a file can fail to parse is one
+line: :class:`BoxError` for an upload, ``ValueError`` for the annotations file. Uploads never run code and never
+grow without bound: at most :data:`MAX_BYTES` are read and :data:`MAX_BOXES` boxes kept; an XML file with a
+DOCTYPE or an ENTITY declaration is refused before it is parsed (no entity expansion, no external entities;
+``defusedxml`` is not needed for what is left). Plain Python: no Streamlit.
 """
 from __future__ import annotations
 
@@ -14,11 +21,12 @@ import io
 import math
 import re
 import xml.etree.ElementTree as ET
-
-import numpy as np
-from PIL import Image, ImageDraw
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable
 
 Box = tuple[float, float, float, float]
+BOX_COLUMNS = ("file", "class_index", "x0", "y0", "x1", "y1")
 MAX_BYTES = 256 * 1024
 MAX_BOXES = 100
 _ORIGIN = {"left": 0.0, "top": 0.0, "center": 0.5, "right": 1.0, "bottom": 1.0}
@@ -29,6 +37,66 @@ class BoxError(ValueError):
     """An upload that cannot be used; ``str(err)`` is one sentence."""
 
 
+def _numbers(cells) -> Box | None:
+    """Four finite floats, or None."""
+    try:
+        b = tuple(float(c) for c in cells)
+    except (TypeError, ValueError):
+        return None
+    return b if len(b) == 4 and all(map(math.isfinite, b)) else None
+
+
+# --- a dataset's annotations ------------------------------------------------------------------------------
+def read_boxes(csv_path, on_error: Callable[[str], None] | None = None) -> dict[str, tuple[int, list[Box]]]:
+    """``file → (class_index, [boxes])`` from a CSV with columns file,class_index,x0,y0,x1,y1.
+
+    A row that cannot be used (missing value, not a number, an empty box, a second class for the same
+    file) is skipped and described in one line to ``on_error`` (without one, it raises ValueError).
+
+    Raises:
+        ValueError: the file cannot be read (not UTF-8, not CSV: one line) or lacks the columns.
+    """
+    def bad(msg):
+        if on_error is None:
+            raise ValueError(msg)
+        on_error(msg)
+
+    name = Path(csv_path).name
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:  # a spreadsheet's byte-order mark is no column
+            reader = csv.DictReader(fh)
+            if not set(BOX_COLUMNS) <= set(reader.fieldnames or ()):
+                raise ValueError(f"{name} needs the columns {','.join(BOX_COLUMNS)}")
+            rows = list(reader)
+    except OSError as exc:
+        raise ValueError(f"cannot read {csv_path}: {exc.strerror or type(exc).__name__}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{name} is not a readable CSV (not UTF-8 text)") from None
+    except csv.Error as exc:  # a field over csv's size limit, a quote left open at the end…
+        raise ValueError(f"{name} is not a readable CSV ({exc})") from None
+    out: dict = defaultdict(lambda: [None, []])
+    for line, r in enumerate(rows, start=2):
+        where = f"{name} line {line}"
+        try:
+            file = (r["file"] or "").strip()
+            cls = int(r["class_index"])
+            box = tuple(float(r[k]) for k in ("x0", "y0", "x1", "y1"))
+        except (TypeError, ValueError):
+            bad(f"{where}: skipped (needs a file name, an integer class and four numbers)")
+            continue
+        if not file or not all(math.isfinite(v) for v in box) or box[2] <= box[0] or box[3] <= box[1]:
+            bad(f"{where}: skipped (no file name, or the box is empty or not finite)")
+            continue
+        entry = out[file]
+        if entry[0] is not None and entry[0] != cls:
+            bad(f"{where}: skipped ({file} already has class {entry[0]})")
+            continue
+        entry[0] = cls
+        entry[1].append(box)
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+# --- one photo's boxes: the canvas and an upload ---------------------------------------------------------
 def clip(boxes, width: int, height: int) -> list[Box]:
     """The boxes clipped to the photo, empty ones left out (at most :data:`MAX_BOXES`)."""
     out = []
@@ -68,17 +136,9 @@ def _text(data: bytes, name: str) -> str:
         raise BoxError(f"{name}: not UTF-8 text.") from None
 
 
-def _numbers(cells) -> Box | None:
-    try:
-        b = tuple(float(c) for c in cells)
-    except (TypeError, ValueError):
-        return None
-    return b if len(b) == 4 and all(map(math.isfinite, b)) else None
-
-
 def parse_csv(data: bytes, name: str = "boxes.csv") -> tuple[list[Box], list[str]]:
     """Boxes from CSV rows ``x0,y0,x1,y1`` (pixels; a header line is optional; a header naming x0, y0, x1, y1
-    among other columns, as the CLI's boxes file, works too). Returns (boxes, one line per skipped row)."""
+    among other columns, as the annotations file, works too). Returns (boxes, one line per skipped row)."""
     try:
         rows = list(csv.reader(io.StringIO(_text(data, name))))
     except csv.Error as exc:  # a field over csv's size limit, a quote left open at the end…
@@ -156,29 +216,3 @@ def read_upload(data: bytes, name: str, width: int, height: int) -> tuple[list[B
 def to_csv(boxes) -> str:
     """The boxes as CSV ``x0,y0,x1,y1`` (what :func:`parse_csv` reads back)."""
     return "x0,y0,x1,y1\n" + "".join(f"{x0:.1f},{y0:.1f},{x1:.1f},{y1:.1f}\n" for x0, y0, x1, y1 in boxes)
-
-
-def picture(base: np.ndarray, region: np.ndarray, cam_box, boxes, photo_w: int) -> np.ndarray:
-    """The display photo with the map's thresholded region bright (the rest dimmed), the box of its largest
-    connected part in yellow and the object boxes in green.
-
-    Args:
-        base: (h, w, 3) uint8 photo at display size.
-        region: (H, W) bool at the photo's size: the map ≥ threshold × its maximum.
-        cam_box: (x0, y0, x1, y1) in photo pixels, or None.
-        boxes: the object boxes in photo pixels.
-        photo_w: the photo's width (the scale from photo to display).
-    """
-    h, w = base.shape[:2]
-    s = w / photo_w
-    small = np.asarray(Image.fromarray(region.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 0
-    out = np.where(small[..., None], base.astype(np.float32), base.astype(np.float32) * 0.35 + 20)
-    img = Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(img)
-    line = max(2, round(w / 240))
-    for x0, y0, x1, y1 in boxes:
-        draw.rectangle([x0 * s, y0 * s, x1 * s - 1, y1 * s - 1], outline=(40, 220, 60), width=line)
-    if cam_box is not None:
-        x0, y0, x1, y1 = cam_box
-        draw.rectangle([x0 * s, y0 * s, x1 * s - 1, y1 * s - 1], outline=(255, 215, 0), width=line)
-    return np.asarray(img)

@@ -1,17 +1,18 @@
-"""The Measure page's work: maps, localisation, faithfulness curves and the sanity cascade, each kept in the
-session's state under a key of everything it depends on (model, exact pixels, class, layer, method, boxes,
-threshold, steps, seed), so a slider that changes only the threshold never recomputes a curve.
+"""The Measure page's figures, computed and kept per session: maps, localisation, faithfulness curves and the
+sanity cascade, each kept in the session's state under a key of everything it depends on (model, exact pixels,
+class, layer, method, boxes, threshold, steps, seed), so a slider that changes only the threshold never
+recomputes a curve.
 
 The figures come from the same functions as ``python -m core evaluate`` (:func:`core.metrics.evaluation
 .measure_photo`: ``raw_map``, ``best_iou``, ``pointing``, ``energy``, ``curves``, ``confidence_change``) with the
 same seed for the random baseline (:func:`core.metrics.baselines.seed_for` of the photo's file name), so the page
-and the CLI give the same numbers for the same photo (tests/test_measure_page.py checks it).
+and the CLI give the same numbers for the same photo (tests/test_measure_page.py checks it). The tables of
+those figures are here; their charts are in :mod:`ui.charts`.
 """
 from __future__ import annotations
 
 import math
 
-import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -20,13 +21,10 @@ from core.cam import methods
 from core.metrics import baselines, evaluation, faithfulness, localisation
 from core.imaging import images, render
 
+from .charts import map_title
+
 BASELINES = baselines.BASELINES
 CACHE_ENTRIES = 8  # per store, per session: old entries go first (a localisation entry holds a photo-sized mask)
-BASELINE_TITLES = {"random": "Random map (baseline)", "centre": "Centre prior (baseline)"}
-
-
-def title(name: str) -> str:
-    return methods.REGISTRY[name].title if name in methods.REGISTRY else BASELINE_TITLES[name]
 
 
 def fmt(value, spec: str = ".3f") -> str:
@@ -130,73 +128,17 @@ def cached_sanity(key: tuple):
     return _store("measure_sanity").get(key)
 
 
-# --- tables and charts ------------------------------------------------------------------------------
-PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#e377c2", "#bcbd22", "#8c564b")
-BASELINE_COLOURS = {"random": "#9e9e9e", "centre": "#5d4037"}
-
-
-def _colour(names, legend_title: str = "map") -> alt.Color:
-    """One colour per map, the same on every chart: the methods in strong colours, the baselines gray and brown."""
-    methods_ = [m for m in names if m not in BASELINE_COLOURS]
-    domain = [title(m) for m in methods_] + [title(m) for m in names if m in BASELINE_COLOURS]
-    colours = [PALETTE[i % len(PALETTE)] for i in range(len(methods_))] + \
-              [BASELINE_COLOURS[m] for m in names if m in BASELINE_COLOURS]
-    return alt.Color("map:N", scale=alt.Scale(domain=domain, range=colours),
-                     legend=alt.Legend(orient="bottom", title=legend_title))
-
-
+# --- tables ---------------------------------------------------------------------------------------------------
 def localisation_table(locs: dict) -> pd.DataFrame:
-    return pd.DataFrame([{"map": title(m), "IoU": fmt(r["iou"]), "pointing game": fmt(r["pointing"]),
+    return pd.DataFrame([{"map": map_title(m), "IoU": fmt(r["iou"]), "pointing game": fmt(r["pointing"]),
                           "energy inside boxes": fmt(r["energy"])} for m, r in locs.items()]).set_index("map")
-
-
-def iou_chart(locs: dict, threshold: float) -> alt.Chart:
-    rows = [{"map": title(m), "threshold": float(t), "IoU": float(v)}
-            for m, r in locs.items() if r["curve"] is not None for t, v in zip(*r["curve"])]
-    lines = alt.Chart(pd.DataFrame(rows)).mark_line(point=True).encode(
-        x=alt.X("threshold:Q", title="threshold (fraction of the map's maximum)", scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("IoU:Q", scale=alt.Scale(domain=[0, 1])), color=_colour(list(locs)),
-        tooltip=["map", alt.Tooltip("threshold:Q", format=".2f"), alt.Tooltip("IoU:Q", format=".3f")])
-    rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(strokeDash=[4, 4], color="gray").encode(
-        x="threshold:Q")
-    return alt.layer(lines, rule).properties(height=340)
-
-
-# the two curves by line style, the same in the lines and in their legend: solid deletion, dashed insertion
-CURVES = {"deletion": ("deletion (fraction removed)", [1, 0]), "insertion": ("insertion (fraction revealed)", [6, 3])}
-
-
-def curves_chart(results: dict, class_name: str) -> alt.Chart:
-    """Deletion (solid) and insertion (dashed) curves, one colour per map.
-
-    The lines and the points are two layers: a line mark with a filled point overlay (``point=``) makes
-    Vega-Lite draw the strokeDash legend's symbols with a transparent stroke (no dash to see), so the
-    legend comes from the line layer alone, its symbols strokes 24 px long in the curve's own dash."""
-    rows = []
-    for m, r in results.items():
-        for kind, verb in (("deletion", "removed"), ("insertion", "revealed")):
-            rows += [{"map": title(m), "curve": CURVES[kind][0], "fraction": float(f), "probability": float(p)}
-                     for f, p in zip(r["fractions"], r[kind])]
-    base = alt.Chart(pd.DataFrame(rows)).encode(
-        x=alt.X("fraction:Q", title="fraction of the pixels removed (deletion) / revealed (insertion)",
-                axis=alt.Axis(format="%")),
-        y=alt.Y("probability:Q", title=f"p({class_name})", axis=alt.Axis(format="%")),
-        color=_colour(list(results)))
-    dash = alt.StrokeDash("curve:N", title="curve (line style)",
-                          scale=alt.Scale(domain=[c[0] for c in CURVES.values()], range=[c[1] for c in CURVES.values()]),
-                          legend=alt.Legend(orient="top", symbolType="stroke", symbolSize=576, symbolStrokeWidth=2,
-                                            symbolStrokeColor="#31333f", symbolFillColor="transparent", labelLimit=260))
-    lines = base.mark_line().encode(strokeDash=dash)
-    points = base.mark_point(filled=True, size=18, opacity=1).encode(
-        tooltip=["map", "curve", alt.Tooltip("fraction:Q", format=".0%"), alt.Tooltip("probability:Q", format=".2%")])
-    return alt.layer(lines, points).properties(height=420)
 
 
 KEPT_COLUMN = "photo kept visible (photo × map)"
 
 
 def faithfulness_table(results: dict) -> pd.DataFrame:
-    return pd.DataFrame([{"map": title(m), "deletion AUC (low = good)": fmt(r["deletion_auc"]),
+    return pd.DataFrame([{"map": map_title(m), "deletion AUC (low = good)": fmt(r["deletion_auc"]),
                           "insertion AUC (high = good)": fmt(r["insertion_auc"]),
                           "average drop (low = good)": fmt(r["avg_drop"]),
                           KEPT_COLUMN: fmt(r.get("kept"), ".0%"),
@@ -206,21 +148,8 @@ def faithfulness_table(results: dict) -> pd.DataFrame:
 def drop_note(results: dict, class_name: str) -> str:
     """One line under the faithfulness table: what average drop measures, and why a broad map (a baseline)
     can score a lower drop than a method, with the share of the photo each map keeps (computed, not typed)."""
-    kept = ", ".join(f"{title(m)} {fmt(r.get('kept'), '.0%')}" for m, r in results.items())
+    kept = ", ".join(f"{map_title(m)} {fmt(r.get('kept'), '.0%')}" for m, r in results.items())
     return (f"**Reading average drop:** it is the share of p({class_name}) lost when the photo is multiplied by "
             "the map scaled to 0..1, so it rewards keeping the photo visible, not pointing at the object: a map "
             f"that keeps more of the photo (here {kept}) tends to lose less, which is how a baseline can beat a "
             "method on it.")
-
-
-def sanity_chart(result) -> alt.Chart:
-    rows = [{"blocks": i, "randomised from": s.randomised_from, "measure": k, "value": float(v)}
-            for i, s in enumerate(result.steps, start=1) for k, v in (("Spearman", s.spearman), ("SSIM", s.ssim))]
-    return alt.Chart(pd.DataFrame(rows)).mark_line(point=True).encode(
-        x=alt.X("blocks:Q", title=f"blocks re-initialised, from the top (1: {result.steps[0].randomised_from}) "
-                                  f"down ({len(result.steps)}: {result.steps[-1].randomised_from})",
-                axis=alt.Axis(tickMinStep=1)),
-        y=alt.Y("value:Q", scale=alt.Scale(domain=[-0.5, 1]), title="similarity to the original map"),
-        color=alt.Color("measure:N", scale=alt.Scale(domain=["Spearman", "SSIM"], range=["#d62728", "#1f77b4"]),
-                        legend=alt.Legend(orient="bottom")),
-        tooltip=["randomised from", "measure", alt.Tooltip("value:Q", format=".3f")]).properties(height=320)

@@ -192,7 +192,7 @@ HANDLERS = {"evaluate": cmd_evaluate, "sanity": cmd_sanity}
 
 
 def main(argv=None) -> int:
-    """``python -m core.cli.measure …`` is ``python -m core …`` (the same parser and start-up)."""
+    """``python -m core.cli.metric_commands …`` is ``python -m core …`` (the same parser and start-up)."""
     from .main import main as core_main
 
     return core_main(argv)
