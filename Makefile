@@ -1,10 +1,11 @@
-# Grad-CAM Studio — the two commands: `make run` (start the app) and `make test` (run every test).
+# Grad-CAM Studio — the two commands: `make run` (start the app) and `make test` (run every test);
+# `make test-fast` runs the quick tier (no slow, no e2e tests) for the edit–test loop.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run dev test install install-dev browser bench clean soak
+.PHONY: run dev test test-fast install install-dev browser bench clean soak
 
 # (re)create the virtual environment whenever a requirements file changes
 $(VENV)/.runtime: requirements.txt
@@ -36,6 +37,11 @@ browser:
 
 test: install-dev browser
 	$(PY) -m pytest
+
+# the fast tier for the edit–test loop: every package's quick tests, no real browser or server
+# (markers in pytest.ini, the slow list in tests/conftest.py)
+test-fast: install-dev
+	$(PY) -m pytest -m "not slow and not e2e"
 
 bench: install
 	$(PY) -m core bench

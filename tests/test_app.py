@@ -1,13 +1,17 @@
 """AppTest smoke tests of the pages: no exception, controls present and effective."""
+import base64
 import dataclasses
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from core import models
+from core.imaging import render
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
@@ -31,6 +35,28 @@ def open_page(page):
 
 def headline(at):
     return next(m.value for m in at.markdown if m.value.startswith("Explaining"))
+
+
+def pictures(at) -> dict:
+    """The Explain page's pictures by kind ("Original", "overlay", "Raw map"): (data URL, pixels)."""
+    out = {}
+    for element in at.image:
+        for url, caption in zip(element.value, element.captions):
+            head, data = url.split(",", 1)
+            assert head.startswith("data:image/"), head  # sent inside the page's message
+            rgb = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"), np.int16)
+            out["overlay" if " overlay · " in caption else caption.split(" · ")[0]] = (url, rgb)
+    assert set(out) == {"Original", "overlay", "Raw map"}, list(out)
+    return out
+
+
+def top_k_rows(at) -> int:
+    """The rows of the top-k bar chart, as its Vega-Lite spec carries them."""
+    return len(json.loads(at.get("vega_lite_chart")[0].proto.spec)["layer"][0]["data"]["values"])
+
+
+def colours(rgb: np.ndarray) -> set:
+    return set(map(tuple, np.asarray(rgb).reshape(-1, 3).tolist()))
 
 
 def test_explain_page_renders_with_its_controls(app):
@@ -65,9 +91,30 @@ def test_layer_class_and_sample_controls_are_effective(app):
 def test_any_class_by_search_and_topk_alpha_colormap(app):
     app.selectbox(key="class_any_285").set_value(1).run()  # goldfish, not in the top-k
     assert "class 1," in headline(app)
+    before = pictures(app)
+    assert top_k_rows(app) == 5 and len(app.radio[0].options) == 6  # the top-5, and the searched class
+    assert any(s.value == "Top-5 predictions" for s in app.subheader)
+
     app.slider(key="top_k").set_value(3).run()
+    assert top_k_rows(app) == 3 and len(app.radio[0].options) == 4  # three bars, three classes (+ goldfish)
+    assert any(s.value == "Top-3 predictions" for s in app.subheader)
+    assert {k: v[0] for k, v in pictures(app).items()} == {k: v[0] for k, v in before.items()}  # same pictures
+
     app.slider(key="alpha").set_value(0.8).run()
+    after = pictures(app)
+    assert after["Original"][0] == before["Original"][0] and after["Raw map"][0] == before["Raw map"][0]
+    photo = before["Original"][1]
+    # the overlay is (1 − alpha)·photo + alpha·heatmap: its distance from the photo grows as 0.8 / 0.45
+    away = [np.abs(pics["overlay"][1] - photo).mean() for pics in (before, after)]
+    assert away[0] > 5 and away[1] / away[0] == pytest.approx(0.8 / 0.45, rel=0.03), away
+
+    jet, viridis = colours(render.lut("jet")), colours(render.lut("viridis"))
+    assert colours(after["Raw map"][1]) <= jet and not colours(after["Raw map"][1]) <= viridis
     app.selectbox(key="colormap").set_value("viridis").run()
+    last = pictures(app)
+    assert colours(last["Raw map"][1]) <= viridis and not colours(last["Raw map"][1]) <= jet  # the map's colours
+    assert np.abs(last["overlay"][1] - after["overlay"][1]).mean() > 5  # and the overlay's
+    assert last["Original"][0] == before["Original"][0]
     assert not app.exception and "class 1," in headline(app)
 
 
@@ -227,7 +274,7 @@ def test_results_are_not_kept_alive_by_the_page_after_the_photo_changes(app):
 
 def test_a_script_run_leaves_keras_state_alone(app):
     """Streamlit resets Keras's global state after every run of every session (for every thread); the app
-    turns that off (ui/runtime.py), so a model loading in one session keeps its Keras state while another
+    turns that off (server/runtime.py), so a model loading in one session keeps its Keras state while another
     session's run ends."""
     import keras
     from keras.src.backend.common import global_state
@@ -244,10 +291,10 @@ def test_without_streamlits_keras_cleanup_the_app_says_so_once_and_changes_nothi
 
     from streamlit.runtime.scriptrunner import script_runner
 
-    from ui import runtime
+    from server import runtime
 
     monkeypatch.delattr(script_runner, "_clean_problem_modules")
-    with caplog.at_level(logging.WARNING, logger="ui.runtime"):
+    with caplog.at_level(logging.WARNING, logger="server.runtime"):
         assert runtime.keep_keras_state() is False
     assert len(caplog.records) == 1 and "\n" not in caplog.records[0].getMessage()
 

@@ -5,20 +5,19 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import SHARED
 from core.cli import main
 from test_cli import ASSETS, run_cli
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory, dog_bird_other):
+def data_dir(tmp_path_factory, dog_bird_other, eval_set):
     """12 images per class (copied into a temporary folder only), plus a hidden file and a text file."""
     root = tmp_path_factory.mktemp("own")
     d = dog_bird_other
     for c, name in enumerate(d["classes"]):
         (root / name).mkdir()
         for f in [f for f, y in zip(d["files"], d["labels"]) if y == c][:12]:
-            shutil.copy(SHARED / "images" / f, root / name / f)
+            shutil.copy(eval_set / "images" / f, root / name / f)
     (root / "dog" / ".DS_Store").write_bytes(b"\0\0")
     (root / "bird" / "notes.txt").write_text("not an image")
     return root

@@ -1,19 +1,14 @@
 """The offline default's accuracy and Grad-CAM localisation on the shared ImageNet evaluation set
 (400 validation images with boxes, beside the project, never shipped): the figures the Learn page
 and the README state are the ones measured here."""
-from pathlib import Path
-
 import pytest
 
 from core import models
 from core.metrics import evaluate
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-val-loc"
 
-
-def test_lite0_top1_and_localisation_on_400_imagenet_images_are_the_stated_figures(lite_engine):
-    assert (DATA / "annotations.csv").exists(), f"the shared evaluation set is missing: {DATA}"
-    r = evaluate(lite_engine, DATA / "images", DATA / "annotations.csv")
+def test_lite0_top1_and_localisation_on_400_imagenet_images_are_the_stated_figures(eval_set, lite_engine):
+    r = evaluate(lite_engine, eval_set / "images", eval_set / "annotations.csv")
     spec = models.get_spec("efficientnet_lite0")
     assert r["images"] == 400
     assert round(100 * r["top1"], 1) == spec.measured_top1  # stated on the Learn page and in the README

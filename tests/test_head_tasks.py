@@ -43,7 +43,7 @@ def reference_cv(X, y, n_classes, seed):
 
 
 @pytest.fixture(scope="module")
-def shared_features(lite_engine, dog_bird_other):
+def shared_features(dog_bird_other, lite_engine):
     f, _ = compute_features(lite_engine, dog_bird_other["thumbs"])
     return f.astype(np.float64)
 

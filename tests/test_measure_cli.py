@@ -1,4 +1,4 @@
-"""The evaluate and sanity commands (core/cli/measure.py) as a user runs them: JSON keys, bad rows, workers."""
+"""The evaluate and sanity commands (core/cli/metric_commands.py) as a user runs them: JSON keys, bad rows, workers."""
 import json
 import subprocess
 import sys
@@ -7,24 +7,23 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-val-loc"
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "core.cli.measure", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "core.cli.metric_commands", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
-def boxes(tmp_path_factory):
+def boxes(tmp_path_factory, eval_set):
     """The first 3 photos' boxes, plus a bad row, a missing photo and a photo that is not an image."""
     d = tmp_path_factory.mktemp("set")
     (d / "images").mkdir()
-    lines = (DATA / "annotations.csv").read_text().splitlines()
+    lines = (eval_set / "annotations.csv").read_text().splitlines()
     names = sorted({l.split(",")[0] for l in lines[1:]})[:3]
     keep = [lines[0]] + [l for l in lines[1:] if l.split(",")[0] in names]
     for n in names:
-        (d / "images" / n).write_bytes((DATA / "images" / n).read_bytes())
+        (d / "images" / n).write_bytes((eval_set / "images" / n).read_bytes())
     (d / "images" / "broken.jpg").write_bytes(b"not a photo")
     (d / "boxes.csv").write_text("\n".join(keep + ["broken.jpg,1,0,0,5,5", "gone.jpg,2,0,0,5,5",
                                                     "odd.jpg,three,0,0,5,5"]) + "\n")
@@ -54,8 +53,10 @@ def test_evaluate_json_with_workers_equals_one_process(boxes, tmp_path):
     assert {"file", "method", "loc_error", "iou", "deletion_auc"} <= set(json.loads(rows_one[0]))
 
 
-def test_evaluate_and_sanity_refuse_in_one_line():
-    r = run("evaluate", str(DATA / "images"), "--methods", "gradcam,nope")
+def test_evaluate_and_sanity_refuse_in_one_line(tmp_path):
+    (tmp_path / "images").mkdir()  # a folder and a boxes file (the refusal comes before any photo is read)
+    (tmp_path / "annotations.csv").write_text("file,class_index,x0,y0,x1,y1\n")
+    r = run("evaluate", str(tmp_path / "images"), "--methods", "gradcam,nope")
     assert r.returncode == 2 and r.stderr.strip().startswith("error: unknown method 'nope'")
     assert len(r.stderr.strip().splitlines()) == 1
     r = run("sanity", str(ROOT / "assets" / "missing.jpg"))

@@ -1,17 +1,14 @@
 """Measurements of the offline default on the shared 400 ImageNet validation images with boxes."""
-from pathlib import Path
-
 import pytest
 
 from core.metrics import evaluation
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-val-loc"
 CURVE_IMAGES = 24  # deletion/insertion on the first 24 photos by name: 42 forward passes per photo and map
 
 
-def test_localisation_pointing_and_energy_on_400_images(lite_engine):
+def test_localisation_pointing_and_energy_on_400_images(eval_set, lite_engine):
     errors = []
-    r = evaluation.evaluate_dataset(DATA / "images", DATA / "annotations.csv", engine=lite_engine,
+    r = evaluation.evaluate_dataset(eval_set / "images", eval_set / "annotations.csv", engine=lite_engine,
                                     methods=["gradcam", "centre"], metrics=["localisation", "pointing", "energy"],
                                     on_error=errors.append)
     assert not errors and r["images"] == 400 and r["top1"] == pytest.approx(0.8375)  # 335 of 400, the README's 83.8 %
@@ -23,8 +20,8 @@ def test_localisation_pointing_and_energy_on_400_images(lite_engine):
     assert 0 < g["iou_mean"] < 1 and 0 < c["loc_error"] < 1
 
 
-def test_gradcam_beats_a_random_map_on_deletion_and_insertion(lite_engine):
-    r = evaluation.evaluate_dataset(DATA / "images", DATA / "annotations.csv", engine=lite_engine,
+def test_gradcam_beats_a_random_map_on_deletion_and_insertion(eval_set, lite_engine):
+    r = evaluation.evaluate_dataset(eval_set / "images", eval_set / "annotations.csv", engine=lite_engine,
                                     methods=["gradcam", "random"], metrics=["deletion", "insertion", "drop"],
                                     limit=CURVE_IMAGES)
     g, rnd = r["methods"]["gradcam"], r["methods"]["random"]

@@ -11,7 +11,6 @@ import pytest
 import ray
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-val-loc"
 FAST = ["--methods", "gradcam,random", "--metrics", "localisation,pointing,energy,deletion", "--steps", "5",
         "--json"]
 
@@ -37,15 +36,15 @@ def address():
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory):
+def photos(tmp_path_factory, eval_set):
     """The first 3 shared photos (copied to a temporary folder), a file that is not an image, a missing photo and
     a bad CSV row: 4 jobs, 2 of them bad."""
     d = tmp_path_factory.mktemp("ray_set")
     (d / "images").mkdir()
-    lines = (DATA / "annotations.csv").read_text().splitlines()
+    lines = (eval_set / "annotations.csv").read_text().splitlines()
     names = sorted({l.split(",")[0] for l in lines[1:]})[:3]
     for n in names:
-        (d / "images" / n).write_bytes((DATA / "images" / n).read_bytes())
+        (d / "images" / n).write_bytes((eval_set / "images" / n).read_bytes())
     (d / "images" / "broken.jpg").write_bytes(b"not a photo")
     rows = [l for l in lines[1:] if l.split(",")[0] in names]
     (d / "boxes.csv").write_text("\n".join([lines[0], *rows, "broken.jpg,1,0,0,5,5", "gone.jpg,2,0,0,5,5",
@@ -53,7 +52,7 @@ def photos(tmp_path_factory):
     return d
 
 
-def test_ray_equals_the_local_run(address, photos, tmp_path):
+def test_ray_equals_the_local_run(photos, address, tmp_path):
     common = ["evaluate", str(photos / "images"), "--boxes", str(photos / "boxes.csv"), *FAST]
     on_ray = start(*common, "--ray", address, "--per-image", str(tmp_path / "ray.jsonl"))
     local = start(*common, "--per-image", str(tmp_path / "local.jsonl"))  # meanwhile (Ray's start-up waits a lot)
@@ -72,17 +71,19 @@ def test_ray_equals_the_local_run(address, photos, tmp_path):
     assert [json.loads(r)["method"] for r in rows[:2]] == ["gradcam", "random"]
 
 
-def test_ray_not_installed_is_one_line(monkeypatch, capsys):
+def test_ray_not_installed_is_one_line(monkeypatch, capsys, tmp_path):
     import argparse
 
-    from core.cli import measure
+    from core.cli import metric_commands
 
     sub = argparse.ArgumentParser().add_subparsers(dest="cmd")
-    measure.add_parsers(sub, "efficientnet_lite0")
-    args = sub.choices["evaluate"].parse_args([str(DATA / "images"), "--limit", "1", "--ray"])
+    metric_commands.add_parsers(sub, "efficientnet_lite0")
+    (tmp_path / "images").mkdir()  # a folder and a boxes file (the refusal comes before any photo is read)
+    (tmp_path / "annotations.csv").write_text("file,class_index,x0,y0,x1,y1\n")
+    args = sub.choices["evaluate"].parse_args([str(tmp_path / "images"), "--limit", "1", "--ray"])
     assert args.ray == ""  # --ray without an address: a local Ray
     monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed: `import ray` raises ImportError
-    assert measure.cmd_evaluate(args) == 2
+    assert metric_commands.cmd_evaluate(args) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.splitlines() == ["error: --ray needs Ray: pip install -r requirements-ray.txt"]
 

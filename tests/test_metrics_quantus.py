@@ -11,18 +11,18 @@ import pytest
 
 from core.imaging import images, render
 from core.metrics import faithfulness, localisation, sanity, similarity
+from core.metrics import boxes as bx
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "quantus_reference.json").read_text())
 MPRT = json.loads((Path(__file__).parent / "fixtures" / "quantus_mprt.json").read_text())
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-val-loc"
 
 
-def test_deletion_insertion_pointing_and_energy_match_quantus(lite_engine):
-    boxes = localisation.read_boxes(DATA / "annotations.csv")
+def test_deletion_insertion_pointing_and_energy_match_quantus(eval_set, lite_engine):
+    boxes = bx.read_boxes(eval_set / "annotations.csv")
     steps = FIXTURE["steps"]
     assert len(FIXTURE["images"]) == 3
     for ref in FIXTURE["images"]:
-        img = images.load_path(DATA / "images" / ref["file"])
+        img = images.load_path(eval_set / "images" / ref["file"])
         cls, gt = boxes[ref["file"]]
         assert cls == ref["class_index"]
         cam = np.array(ref["cam"], np.float32)

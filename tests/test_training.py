@@ -40,7 +40,7 @@ def objective(X, y, W, b, l2):
 
 
 @pytest.fixture(scope="module")
-def features(lite_engine, dog_bird_other):
+def features(dog_bird_other, lite_engine):
     f, _ = compute_features(lite_engine, dog_bird_other["thumbs"])
     return f.astype(np.float64)
 
@@ -51,7 +51,7 @@ def cache():
 
 
 @pytest.fixture(scope="module")
-def trained(lite_engine, dog_bird_other, cache):
+def trained(dog_bird_other, lite_engine, cache):
     """The head-only default trained on half the images (cross-validated on that half)."""
     d = dog_bird_other
     half, other = stratified_split(d["labels"], 0.5, seed=0)
