@@ -1,7 +1,11 @@
-"""Grad-CAM Studio: entry point. Wires navigation; each page draws the shared sidebar."""
+"""Grad-CAM Studio's pages: navigation and page config; each page draws the shared sidebar.
+
+Not the file ``streamlit run`` takes: that is ``app.py`` (the server, with the :mod:`server` package's
+adjustments), which runs this script for every page view; ``streamlit run streamlit_app.py`` also works, without them.
+"""
 import streamlit as st
 
-from core.pacing import SERVER
+from server.pacing import SERVER
 
 # An emoji favicon: Streamlit's frontend draws it as an inline (data:) picture. A ":material/…:" favicon is a
 # picture fetched from Google's font server (fonts.gstatic.com), which an offline workshop cannot reach. The
@@ -16,5 +20,5 @@ pages = [
     st.Page("app_pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
 ]
-with SERVER.busy():  # a cold server's background import of TensorFlow waits while a page runs (core/pacing.py)
+with SERVER.busy():  # a cold server's background import of TensorFlow waits while a page runs (server/pacing.py)
     st.navigation(pages).run()

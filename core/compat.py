@@ -18,12 +18,6 @@ path: memory may grow, results never change, nothing fails.
   Without it, a few MB per model stay after it goes.
 - ``glibc_malloc``: ``mallopt`` (2 arenas, a fixed 4 MB mmap threshold) and ``malloc_trim`` through
   ctypes. Without it, freed models' memory stays in the heap (+40 MB at the switching peak).
-- ``tf_preload``: the C library's ``dlopen`` of TensorFlow's own shared libraries (``libtensorflow_framework``,
-  ``libtensorflow_cc``: file names of TensorFlow's wheel, not an API) before ``import tensorflow``, through
-  ctypes, which lets go of the interpreter for the call. Python's import loads them while holding it, for
-  0.3-0.4 s on the 2-core machine, during which no other thread of the server runs (a first visitor's page
-  waits). Without it, the import loads them as usual: that wait comes back, nothing else changes.
-
 For tests and for people who want the public path only, ``GRADCAM_STUDIO_PUBLIC_ONLY=1`` (or a
 comma-separated list of the names above) turns probes off, and :func:`forced_off` does so in-process.
 """
@@ -38,13 +32,12 @@ from typing import Callable
 
 log = logging.getLogger("core.compat")
 
-NAMES = ("tf_custom_gradients", "keras_deferred", "tf_kernel_cache", "glibc_malloc", "tf_preload")
+NAMES = ("tf_custom_gradients", "keras_deferred", "tf_kernel_cache", "glibc_malloc")
 LOST = {
     "tf_custom_gradients": "traced models using tf.custom_gradient stay in memory",
     "keras_deferred": "weights load into TensorFlow's allocator, which keeps the memory",
     "tf_kernel_cache": "kernels of dropped models stay in memory",
     "glibc_malloc": "freed memory stays in the process heap",
-    "tf_preload": "importing TensorFlow holds the interpreter while its C++ library loads",
 }
 _results: dict[str, bool] = {}
 _forced: set[str] = set()
@@ -53,7 +46,7 @@ _lock = threading.Lock()
 
 def forced_by_environment(name: str) -> bool:
     """Whether ``GRADCAM_STUDIO_PUBLIC_ONLY`` asks for the public path for ``name`` (``1``/``all``: for every
-    internal, this module's and ``ui.runtime``'s Streamlit one; or a comma-separated list of names)."""
+    internal, this module's and ``server.runtime``'s Streamlit one; or a comma-separated list of names)."""
     value = os.environ.get("GRADCAM_STUDIO_PUBLIC_ONLY", "").strip()
     if not value or value == "0":
         return False
@@ -260,52 +253,19 @@ def trim_heap() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
+def heap_trimmer() -> Callable[[], None] | None:
+    """``malloc_trim(0)`` as a callable that takes no lock of this module (for a ``gc`` callback, which runs in
+    whatever thread allocated, possibly inside :func:`available`); None on the public path."""
+    if not available("glibc_malloc"):
+        return None
+    trim = ctypes.CDLL(None).malloc_trim
+    return lambda: trim(0)
+
+
 def _probe_glibc() -> bool:
     libc = ctypes.CDLL(None)
     return callable(libc.mallopt) and callable(libc.malloc_trim) and libc.malloc_trim(0) in (0, 1)
 
 
-# --- TensorFlow's shared libraries, loaded without holding the interpreter ----------------------------------
-TF_LIBRARIES = ("libtensorflow_framework.so.2", "libtensorflow_cc.so.2")  # in load order (cc needs framework)
-
-
-def _tf_library_paths() -> list[str]:
-    """TensorFlow's shared libraries in its installed package (found without importing it)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("tensorflow")
-    if spec is None or not spec.submodule_search_locations:
-        return []
-    folder = list(spec.submodule_search_locations)[0]
-    return [os.path.join(folder, name) for name in TF_LIBRARIES]
-
-
-def _libc_dlopen():
-    dlopen = ctypes.CDLL(None).dlopen  # a CDLL call runs without the interpreter lock
-    dlopen.restype, dlopen.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_int]
-    return dlopen
-
-
-def preload_tensorflow() -> bool:
-    """Load TensorFlow's shared libraries now, without holding the interpreter (call it before the import,
-    in the thread that imports); True when they were loaded, False on the public path (the import loads them).
-    Loading an already loaded library again only counts a reference: the import's own load is then at once."""
-    if not available("tf_preload"):
-        return False
-    dlopen = _libc_dlopen()
-    for path in _tf_library_paths():
-        if not dlopen(path.encode(), os.RTLD_NOW | os.RTLD_LOCAL):
-            log.warning("private API tf_preload: could not load %s; the import loads it", os.path.basename(path))
-            return False
-    return True
-
-
-def _probe_tf_preload() -> bool:
-    if os.name != "posix":
-        return False
-    paths = _tf_library_paths()
-    return bool(paths) and all(os.path.isfile(p) for p in paths) and callable(_libc_dlopen())
-
-
 _PROBES = {"tf_custom_gradients": _probe_gradient_registry, "keras_deferred": _probe_keras_deferred,
-           "tf_kernel_cache": _probe_kernel_cache, "glibc_malloc": _probe_glibc, "tf_preload": _probe_tf_preload}
+           "tf_kernel_cache": _probe_kernel_cache, "glibc_malloc": _probe_glibc}

@@ -1,4 +1,4 @@
-"""Streamlit's frontend files served from memory (ui/assets.py): the same bytes and headers as Starlette's
+"""Streamlit's frontend files served from memory (server/assets.py): the same bytes and headers as Starlette's
 ``StaticFiles`` over the same folder, for every file Streamlit ships; everything else passes through."""
 import asyncio
 import logging
@@ -6,7 +6,7 @@ import logging
 import pytest
 from starlette.staticfiles import StaticFiles
 
-from ui.assets import CACHE_CONTROL, FrontendAssets, streamlit_static_dir, url_prefix
+from server.assets import CACHE_CONTROL, FrontendAssets, streamlit_static_dir, url_prefix
 
 FOLDER = streamlit_static_dir()
 A_BUNDLE = "js/" + next((FOLDER / "static" / "js").glob("*.js")).name  # one of Streamlit's JS files
@@ -127,8 +127,8 @@ def test_without_the_folder_it_says_so_once_and_passes_everything_through(tmp_pa
         await send({"type": "http.response.body", "body": b""})
 
     assets = FrontendAssets(downstream, directory=tmp_path / "nowhere")
-    with caplog.at_level(logging.WARNING, logger="ui.assets"):
+    with caplog.at_level(logging.WARNING, logger="server.assets"):
         for _ in range(3):
             request(assets, "/static/js/index.js")
     assert seen == ["/static/js/index.js"] * 3 and assets.served == 0
-    assert len([r for r in caplog.records if r.name == "ui.assets"]) == 1
+    assert len([r for r in caplog.records if r.name == "server.assets"]) == 1

@@ -117,8 +117,18 @@ def test_bench_json_has_every_figure(capsys):
     assert d["first_paint_s"] == pytest.approx(sum(d["first_paint_runs"]) / 2, abs=0.011)
     # training (issue 12) and measuring (issue 13)
     for k in ("train_features_ms_per_image", "forward_batch_ms_per_image", "train_head_ms", "finetune_ms",
-              "deletion_ms", "forward20_ms", "sanity_ms", "explain_images_per_s", "evaluate_images_per_s"):
+              "deletion_ms", "forward20_ms", "sanity_ms"):
         assert isinstance(d[k], float) and d[k] > 0, k
+    # the dataset figures come from the shared evaluation set, which the benchmark finds beside the checkout; a clone
+    # without it gets every other figure, and where the set is required (.ci/run) they must be there
+    from bench.metrics import SHARED_EVAL
+    from conftest import eval_required
+
+    if (SHARED_EVAL / "annotations.csv").exists() or eval_required():
+        for k in ("explain_images_per_s", "evaluate_images_per_s"):
+            assert isinstance(d.get(k), float) and d[k] > 0, (k, SHARED_EVAL)
+    else:
+        assert "evaluate_images_per_s" not in d  # left out, not made up
     assert d["train_features_over_forward"] == pytest.approx(
         d["train_features_ms_per_image"] / d["forward_batch_ms_per_image"], rel=0.02)
     # the head's search: 6 strengths × 5 folds and the final fit, each solved to convergence
@@ -181,7 +191,7 @@ def test_help_and_readme_describe_every_part_of_core(capsys):
     layout = (ROOT / "README.md").read_text().split("## Layout", 1)[1]
     packages = sorted(p.name for p in (ROOT / "core").iterdir() if (p / "__init__.py").exists())
     modules = sorted(p.stem for p in (ROOT / "core").glob("*.py") if p.stem not in ("__init__", "__main__"))
-    assert packages == ["cam", "cli", "engine", "imaging", "metrics", "models", "training"] and modules == ["compat", "pacing", "safetext",
+    assert packages == ["cam", "cli", "engine", "imaging", "metrics", "models", "training"] and modules == ["compat", "safetext",
                                                                                             "view"]
     for part in packages + modules:
         assert f"core.{part} " in out, part

@@ -1,4 +1,4 @@
-"""ui/runtime.keep_replies: the replies to the browser's requests stay queued when a script run starts, nothing
+"""server/runtime.keep_replies: the replies to the browser's requests stay queued when a script run starts, nothing
 else changes, and a probe that fails leaves Streamlit as it is with one warning line."""
 import logging
 
@@ -6,7 +6,7 @@ import pytest
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
 
-from ui import runtime
+from server import runtime
 
 ORIGINAL = getattr(ForwardMsgQueue.clear, "__wrapped__", ForwardMsgQueue.clear)  # Streamlit's, unwrapped
 
@@ -25,6 +25,7 @@ def fresh(monkeypatch):
     monkeypatch.setattr(ForwardMsgQueue, "clear", ORIGINAL)
     monkeypatch.setattr(runtime, "_replies", {})
     monkeypatch.delenv("GRADCAM_STUDIO_PUBLIC_ONLY", raising=False)
+    monkeypatch.delenv("GRADCAM_STUDIO_OFF", raising=False)
     yield
 
 
@@ -91,6 +92,12 @@ def test_turned_off_by_the_environment(fresh, monkeypatch, value):
     assert ForwardMsgQueue.clear is ORIGINAL
 
 
+def test_turned_off_by_the_server_switch(fresh, monkeypatch):
+    monkeypatch.setenv("GRADCAM_STUDIO_OFF", "assets,replies")
+    assert runtime.keep_replies() is False and runtime._replies["result"] == "off"
+    assert ForwardMsgQueue.clear is ORIGINAL
+
+
 def test_not_installed_where_streamlit_keeps_replies_itself(fresh, monkeypatch):
     def keeps(self, retain_lifecycle_msgs=False, fragment_ids_this_run=None):
         kept = [m for m in self._queue if m.WhichOneof("type") in ("script_finished",) + runtime.REPLIES]
@@ -108,7 +115,7 @@ def test_a_failed_probe_leaves_streamlit_as_it_is_with_one_warning(fresh, monkey
         pass
 
     monkeypatch.setattr(ForwardMsgQueue, "clear", changed)
-    with caplog.at_level(logging.WARNING, logger="ui.runtime"):
+    with caplog.at_level(logging.WARNING, logger="server.runtime"):
         assert runtime.keep_replies() is False and runtime._replies["result"] == "unavailable"
         assert runtime.keep_replies() is False
     assert ForwardMsgQueue.clear is changed

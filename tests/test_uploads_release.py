@@ -1,11 +1,11 @@
-"""Uploaded files are let go of once taken in (ui.runtime.release_uploads), against Streamlit's real upload
+"""Uploaded files are let go of once taken in (server.runtime.release_uploads), against Streamlit's real upload
 manager: without it Streamlit keeps every upload's bytes until the session ends."""
 from types import SimpleNamespace
 
 from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
 from streamlit.runtime.uploaded_file_manager import UploadedFile, UploadedFileRec
 
-import ui.runtime as runtime
+import server.runtime as runtime
 
 
 def test_release_removes_the_files_from_streamlits_manager_and_closes_them(monkeypatch):
@@ -31,3 +31,15 @@ def test_without_an_upload_manager_it_says_so_and_closes_the_files(monkeypatch, 
     monkeypatch.setattr("streamlit.runtime.scriptrunner.get_script_run_ctx", lambda: SimpleNamespace())
     assert runtime.release_uploads([f]) is False
     assert f.closed and "upload manager not found" in caplog.text
+
+
+def test_switched_off_it_leaves_the_files_to_streamlit(monkeypatch):
+    mgr = MemoryUploadedFileManager("/_stcore/upload_file")
+    rec = UploadedFileRec(file_id="f", name="p.jpg", type="image/jpeg", data=b"abc")
+    mgr.add_file("session-a", rec)
+    f = UploadedFile(rec, None)
+    monkeypatch.setattr("streamlit.runtime.scriptrunner.get_script_run_ctx",
+                        lambda: SimpleNamespace(session_id="session-a", uploaded_file_mgr=mgr))
+    monkeypatch.setenv("GRADCAM_STUDIO_OFF", "uploads")
+    assert runtime.release_uploads([f]) is False
+    assert not f.closed and [r.file_id for r in mgr.get_files("session-a", ["f"])] == ["f"]

@@ -17,7 +17,7 @@ from core.training.data import example_from_bytes
 
 from . import training
 from .resources import trained_models
-from .runtime import release_uploads
+from server.runtime import release_uploads
 
 
 def _key(name: str) -> str:

@@ -5,14 +5,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import models, pacing
+from core import models
 from core.engine import Engine
 from core.engine.pool import BUDGET_MB, EnginePool, tune_allocator
 from core.engine.warmup import WarmUp
 from core.imaging import images
 from core.training import FeatureCache
 
-from .runtime import keep_keras_state, keep_replies
+from server import pacing
+from server.runtime import keep_keras_state, keep_replies
 
 keep_keras_state()  # once per process: Streamlit would otherwise reset Keras's state after every run
 keep_replies()  # and drop a reply the browser waits for (an upload's addresses) when a rerun starts
@@ -46,7 +47,7 @@ def warm_up() -> WarmUp:
 
 def start_warm_up() -> WarmUp:
     """Start the start-up work now (the server's entry, ``app.py``, calls this as the server starts)."""
-    return warm_up().start()
+    return warm_up().start(settle=True)  # the server process: its collector settles when the work is done
 
 
 def start_notice():

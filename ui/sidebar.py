@@ -24,7 +24,7 @@ from core.imaging import images, render
 from . import training
 from .resources import (SAMPLES, decode_upload, get_engine, get_trained_engine, sample, start_notice, trained_models,
                         wait_for_start)
-from .runtime import release_uploads
+from server.runtime import release_uploads
 
 DEFAULTS = {"model": models.DEFAULT_MODEL, "alpha": 0.45, "colormap": "jet", "top_k": 5,
             "sample": next(iter(SAMPLES)), "class_index": None, "method": "gradcam"}

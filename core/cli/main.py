@@ -19,7 +19,6 @@ LAYOUT = """the library behind these commands (core/, no Streamlit):
   core.metrics   localisation, faithfulness, sanity (cascading randomisation), dataset evaluation
   core.view      a view as a link (the app's URL)
   core.safetext  names from elsewhere made safe to print (control characters escaped)
-  core.pacing    start-up work that gives way (a cold server's import waits while a page is served)
   core.compat    every private TensorFlow/Keras/libc call, probed once, with a public path
   core.cli       these commands (`bench` hands over to the benchmark: bench/, outside the library)"""
 
@@ -361,9 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--cold-runs", type=int, default=3,
                    help="fresh servers whose first paint and first map are measured (the figures are their medians)")
     b.add_argument("--json", action="store_true")
-    from .measure import add_parsers as add_measure_parsers
+    from .metric_commands import add_parsers as add_metric_parsers
 
-    add_measure_parsers(sub, DEFAULT_MODEL)  # evaluate, sanity
+    add_metric_parsers(sub, DEFAULT_MODEL)  # evaluate, sanity
     f = sub.add_parser("prefetch", help="download Keras weights ahead of an offline workshop")
     f.add_argument("--model", action="append", default=None)
     return p
@@ -382,10 +381,10 @@ def main(argv=None) -> int:
     except ImportError as exc:
         return _fail(f"TensorFlow is not installed ({exc}); run `make install`")
     compat.probe_all()  # a missing internal: one warning line, then the public path
-    from .measure import HANDLERS as MEASURE_HANDLERS
+    from .metric_commands import HANDLERS as METRIC_HANDLERS
 
     handler = {"models": cmd_models, "explain": cmd_explain, "train": cmd_train, "bench": cmd_bench,
-               "prefetch": cmd_prefetch, **MEASURE_HANDLERS}[args.cmd]
+               "prefetch": cmd_prefetch, **METRIC_HANDLERS}[args.cmd]
     try:
         return handler(args)
     except KeyboardInterrupt:

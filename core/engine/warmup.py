@@ -1,11 +1,10 @@
-"""Start-up work done once per process, in the background: import TensorFlow, load the default model, run
-its first pass on the first photo (eagerly), so that a page can draw while it happens; then, a little later,
-trace the compiled pass.
+"""Start-up work: TensorFlow imported quietly (:func:`import_tensorflow_quietly`, which the command line, the
+dataset workers and the benchmark use too), and the app server's :class:`WarmUp`, done once per process in the
+background: import TensorFlow, load the default model, run its first pass on the first photo (eagerly), so
+that a page can draw while it happens; then, a little later, trace the compiled pass.
 
-Measured on the 2-core machine (``python -m core bench --json``'s ``cold_start_s``, 2026-12-02): importing
-TensorFlow is most of it (2.2-2.5 s, 2.9-3.2 s before the cycle collector was paused for it; 3.0-3.3 s in a
-slow hour), loading Lite0 0.3-0.5 s (built with its BatchNorms folded), the first pass 0.35-0.55 s eagerly,
-0.8-1.1 s traced and compiled.
+Importing TensorFlow is most of a cold start (``python -m core bench --json``'s ``cold_start_s`` and its
+parts). What each of the import's adjustments buys, and its switch: the table in :mod:`server`.
 """
 from __future__ import annotations
 
@@ -25,22 +24,23 @@ def import_tensorflow_quietly(freeze: bool = False, pacer=None) -> None:
     """Import TensorFlow (and Keras) with the process's native stderr silenced: the absl/oneDNN start-up lines
     TensorFlow's C++ side prints are not for users. Other threads' stderr is silenced for that moment too.
 
-    TensorFlow's C++ libraries are loaded first without holding the interpreter (``core.compat``); Keras is
-    imported without the modules it would load for features the studio does not use (:data:`LEFT_OUT_OF_KERAS`),
-    and without the cycle collector's passes over the objects it creates (:func:`_collector_paused`; with
-    ``freeze``, not afterwards either, until :func:`thaw`: for a command-line run, whose objects live till
-    its end, and for the app's start-up work, which thaws when it is done). With a ``pacer``
-    (:class:`core.pacing.Pacer`), each of the import's modules waits for a quiet moment of the server first:
-    up to the pacer's ``total_s`` (3 s) longer, during which stderr stays silenced too."""
+    Keras is imported without the modules it would load for features the studio does not use
+    (:data:`LEFT_OUT_OF_KERAS`), and without the cycle collector's passes over the objects it creates
+    (:func:`_collector_paused`; with ``freeze``, not afterwards either, until :func:`thaw`: for a command-line
+    run, whose objects live till its end, and for the app's start-up work, which thaws when it is done). With
+    a ``pacer`` (:class:`server.pacing.Pacer`, or anything with its ``paced_imports()``), each of the import's
+    modules waits for a quiet moment of the server first, during which stderr stays silenced too.
+
+    Each of these can be switched off for a measurement (``GRADCAM_STUDIO_OFF``, see :mod:`server`):
+    ``quiet_stderr``, ``gc_pause``, ``lean_keras``."""
     if "tensorflow" in sys.modules and "keras" in sys.modules:
         return
-    from .. import compat
-
-    saved = os.dup(2)
+    quiet = not switched_off("quiet_stderr")
+    saved = os.dup(2) if quiet else None
     try:
         with open(os.devnull, "w") as null, _collector_paused(freeze):
-            os.dup2(null.fileno(), 2)
-            compat.preload_tensorflow()  # its C++ libraries, without holding the interpreter (they print too)
+            if quiet:
+                os.dup2(null.fileno(), 2)
             with pacer.paced_imports() if pacer is not None else contextlib.nullcontext():
                 try:
                     with _without_unused_modules():
@@ -49,8 +49,18 @@ def import_tensorflow_quietly(freeze: bool = False, pacer=None) -> None:
                     import keras  # noqa: F401
                 import tensorflow  # noqa: F401
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def switched_off(name: str) -> bool:
+    """Whether ``GRADCAM_STUDIO_OFF`` switches the start-up adjustment ``name`` off (the rule of
+    :func:`server.switched_off`, which the library does not import)."""
+    value = os.environ.get("GRADCAM_STUDIO_OFF", "").strip().lower()
+    if not value or value == "0":
+        return False
+    return value in ("1", "all", "true", "yes") or name in {v.strip() for v in value.split(",")}
 
 
 @contextlib.contextmanager
@@ -59,15 +69,15 @@ def _collector_paused(freeze: bool = False):
     at its end are then kept out of the collector's sight (``gc.freeze``) until :func:`thaw`.
 
     Importing TensorFlow and Keras creates about 330,000 objects (modules, functions, classes, op tables),
-    and the collector's passes over the growing heap during the import cost 0.3-0.5 s of a cold start on the
-    2-core machine, and its passes over that heap during the load and the first pass that follow 0.1-0.2 s
-    more. A freeze takes *every* object alive at that moment out of the collector's sight, another thread's
-    too: kept for good, it kept the first visitor's page run, waiting meanwhile, with its pass result (every
-    layer's activations and gradients, ~8 MB for Lite0, and its pictures) for the life of the process. So
-    the start-up work freezes for its own length only and thaws when it is done."""
+    and the collector's passes over the growing heap slow the import and the load and first pass that follow
+    (priced in :mod:`server`'s table). A freeze takes *every* object alive at that moment out of the
+    collector's sight, another thread's too: kept for good, it would keep the first visitor's page run,
+    waiting meanwhile, with its pass result (every layer's activations and gradients, ~8 MB for Lite0, and its
+    pictures) for the life of the process. So the start-up work freezes for its own length only and thaws
+    when it is done."""
     import gc
 
-    if not gc.isenabled():  # someone turned it off on purpose: leave it so
+    if not gc.isenabled() or switched_off("gc_pause"):  # someone turned it off on purpose: leave it so
         yield
         return
     gc.disable()
@@ -102,11 +112,11 @@ class _RefusedToThisThread:
 # Modules Keras imports when they are installed, for features the studio never uses; each is refused to the
 # importing thread while Keras imports (Keras guards these imports and goes on without those features).
 LEFT_OUT_OF_KERAS = {
-    # its image-gallery plots (``keras.visualization``): pyplot, its axes, figures and 3-D toolkit, ~0.2 s of
-    # CPU; nothing in the studio imports pyplot (the colormaps come from ``matplotlib.colormaps``)
+    # its image-gallery plots (``keras.visualization``): pyplot, its axes, figures and 3-D toolkit; nothing in
+    # the studio imports pyplot (the colormaps come from ``matplotlib.colormaps``)
     "matplotlib.pyplot",
-    # pandas DataFrames as ``fit``/``predict`` input (its data adapters): pandas and pyarrow, ~0.3 s of CPU;
-    # the studio hands Keras NumPy arrays, and draws the first page's chart without pandas (``ui.charts``).
+    # pandas DataFrames as ``fit``/``predict`` input (its data adapters): pandas and pyarrow; the studio hands
+    # Keras NumPy arrays, and draws the first page's chart without pandas (``ui.charts``).
     # In this process Keras then does not take DataFrames (``array_slicing.pandas`` stays None).
     "pandas",
 }
@@ -118,7 +128,7 @@ def _without_unused_modules(names=frozenset(LEFT_OUT_OF_KERAS)):
     that is not installed). Another thread (a page's run) that imports one meanwhile gets it as usual, nothing
     is left in ``sys.modules``, and a module imported before is left alone."""
     names = {n for n in names if n not in sys.modules}
-    if not names:
+    if not names or switched_off("lean_keras"):
         yield
         return
     finder = _RefusedToThisThread(names, threading.get_ident())
@@ -137,7 +147,7 @@ class WarmUp:
         load: model name → engine (the app's pool's ``get``).
         model: the model to load.
         photo: an (H, W, 3) uint8 photo whose first pass to run (its result lands in the engine's cache), or None.
-        pacer: the server's :class:`core.pacing.Pacer`, for which TensorFlow's import gives way, or None.
+        pacer: the server's :class:`server.pacing.Pacer`, for which TensorFlow's import gives way, or None.
     """
 
     def __init__(self, load: Callable, model: str, photo=None, pacer=None):
@@ -147,11 +157,18 @@ class WarmUp:
         self.error: BaseException | None = None
         self._done = threading.Event()
         self._compiled = threading.Event()
+        self._settle = False  # start(settle=True): the server process
         self._thread = threading.Thread(target=self._run, name="gradcam-warmup", daemon=True)
         self._start_lock = threading.Lock()
 
-    def start(self) -> "WarmUp":
-        """Start the work (once; later calls do nothing)."""
+    def start(self, settle: bool = False) -> "WarmUp":
+        """Start the work (once; later calls do nothing).
+
+        ``settle``: when the work is done, keep what is alive then out of the cycle collector's sight for good
+        (:func:`core.engine.pool.settle_collector`) instead of only thawing: for the server process (its start
+        asks for it); a test or a script keeps its collector as it was."""
+        if settle:
+            self._settle = True
         with self._start_lock:
             if self._thread.ident is None:
                 self._thread.start()
@@ -202,6 +219,10 @@ class WarmUp:
                                                 "the next pass traces it.", exc)
         finally:
             thaw()  # every object back in the collector's sight: the start-up's and the first pages' alike
+            if self._settle:  # collected, and what is alive then frozen for good (a server: see start)
+                from .pool import settle_collector
+
+                settle_collector()
             self._compiled.set()
 
     def wait_compiled(self, timeout: float | None = None) -> bool:

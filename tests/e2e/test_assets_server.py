@@ -1,9 +1,9 @@
 """``streamlit run app.py`` (``make run``) answers Streamlit's frontend files from memory with the bytes and
-headers Streamlit's own static route sends (ui/assets.py): a conditional request is Streamlit's to answer, so
+headers Streamlit's own static route sends (server/assets.py): a conditional request is Streamlit's to answer, so
 the two answers can be set side by side on one real server."""
 import urllib.request
 
-from ui.assets import streamlit_static_dir
+from server.assets import streamlit_static_dir
 
 from .browser import Server
 

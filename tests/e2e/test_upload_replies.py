@@ -1,4 +1,4 @@
-"""An upload's first step survives a rerun that starts with it (ui/runtime.keep_replies), on a real
+"""An upload's first step survives a rerun that starts with it (server/runtime.keep_replies), on a real
 ``streamlit run app.py``, spoken to as the browser does: a bare websocket client sends Streamlit's own
 messages. When a photo is dropped, the browser asks for upload addresses (a ``file_urls_request``) and waits
 for the reply; here a rerun request follows at once, as when the canvas or a click asks for one. Without the

@@ -4,9 +4,9 @@ After every script run of every session, Streamlit calls ``keras.backend.clear_s
 (``streamlit.runtime.scriptrunner.script_runner._clean_problem_modules``, meant for apps that build a
 model per run). Here the models are built once and shared, so that call only costs: Keras's
 ``clear_session`` replaces its global state *for every thread*, runs a full garbage collection and
-empties TensorFlow's kernel cache. That was about 0.15 s of server CPU per run of every session, and
-a model being loaded by one session lost its Keras state (the scope that defers its variables) when
-another session's run ended. :func:`keep_keras_state` turns that one call off and keeps the rest
+empties TensorFlow's kernel cache: server CPU on every run of every session, and a model being loaded
+by one session loses its Keras state (the scope that defers its variables) when another session's run
+ends. :func:`keep_keras_state` turns that one call off and keeps the rest
 (closing matplotlib figures). Where a future Streamlit has no such function, it logs one warning line
 and changes nothing: the app then works as before, with that cost.
 
@@ -16,13 +16,13 @@ keeping only its "lifecycle" messages (``ForwardMsgQueue.clear(retain_lifecycle_
 more on a busy server): ``file_urls_response``, the upload addresses the browser asks for when a photo is
 dropped on an uploader (and ``backend_operation_response``, ``heartbeat_ack``). The browser then waits for
 it forever: the photo never arrives, the page never changes, nothing says why. A rerun starting in that
-window is ordinary: the drawing canvas asks for one as it appears, a user clicks while a file goes up. It
-matches the load test's one CI failure (a session's upload never showed); with a bare websocket client
-sending an upload-address request and a rerun together, the reply was lost in 27 of 30 tries.
+window is ordinary: the drawing canvas asks for one as it appears, a user clicks while a file goes up
+(``tests/e2e/test_upload_replies.py`` sends both together from a bare websocket client).
 :func:`keep_replies` keeps such replies queued and changes nothing else; its probe checks on a small queue
 that the internals are what it expects and that it does exactly that (where Streamlit keeps replies itself,
 nothing is changed). Where the probe fails: one warning line, and Streamlit's behaviour stays.
-``GRADCAM_STUDIO_PUBLIC_ONLY=streamlit_replies`` (or ``1``) leaves it off, as for :mod:`core.compat`.
+``GRADCAM_STUDIO_OFF=replies``, or ``GRADCAM_STUDIO_PUBLIC_ONLY=streamlit_replies`` (or ``1``) as for
+:mod:`core.compat`, leaves it off.
 """
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ import logging
 import sys
 import threading
 
-log = logging.getLogger("ui.runtime")
+from . import switched_off
+
+log = logging.getLogger("server.runtime")
 
 # the ForwardMsg types that answer a BackMsg (heartbeat_ack: to a host page's heartbeat, which reconnects without it)
 REPLIES = ("file_urls_response", "backend_operation_response", "heartbeat_ack")
@@ -45,8 +47,11 @@ def keep_keras_state() -> bool:
     """Stop Streamlit from clearing Keras's global state after each script run (see the module docstring).
 
     Returns:
-        True where the call is now off; False (one warning line) where this Streamlit has no such call.
+        True where the call is now off; False where this is switched off (``GRADCAM_STUDIO_OFF=keras_state``),
+        or (one warning line) where this Streamlit has no such call.
     """
+    if switched_off("keras_state"):
+        return False
     try:
         from streamlit.runtime.scriptrunner import script_runner
 
@@ -75,21 +80,24 @@ def release_uploads(*uploads) -> bool:
     """Let go of uploaded files whose content has been taken in (the Train page keeps thumbnails only).
 
     Streamlit keeps every uploaded file's bytes in its upload manager until the browser deletes the file by
-    hand or the session ends — a fresh uploader key does not free them — so 500 photos of 12 MP stayed in
-    memory: measured with ``tools/train_upload_memory.py``, the server grew by about one batch per batch
-    (2.9 GB at the end). Here the files are removed from the manager, as Streamlit's own ``st.chat_input``
-    does with its files once read, closed, and the freed heap handed back to the system.
+    hand or the session ends — a fresh uploader key does not free them — so every photo added on the Train
+    page stayed in memory, in full (``tools/train_upload_memory.py`` measures it). Here the files are removed
+    from the manager, as Streamlit's own ``st.chat_input`` does with its files once read, closed, and the freed
+    heap handed back to the system.
 
     Args:
         uploads: what ``st.file_uploader`` / ``st.camera_input`` returned (a file, a list of files, or None),
             and what the widget's state holds (another copy of the same files, read the same way).
 
     Returns:
-        True where the manager let go of them; False (one warning line) where this Streamlit has no such
-        manager: the bytes then stay until the session ends, as before.
+        True where the manager let go of them; False where this is switched off (``GRADCAM_STUDIO_OFF=uploads``:
+        nothing is touched) or (one warning line) where this Streamlit has no such manager: the bytes then stay
+        until the session ends, as Streamlit keeps them.
     """
     from core import compat
 
+    if switched_off("uploads"):
+        return False
     files = list({id(f): f for u in uploads for f in (u if isinstance(u, (list, tuple)) else [u])
                   if f is not None}.values())
     released = True
@@ -127,7 +135,7 @@ def keep_replies() -> bool:
 def _install_keep_replies() -> str:
     from core import compat
 
-    if compat.forced_by_environment(_REPLIES_NAME):
+    if compat.forced_by_environment(_REPLIES_NAME) or switched_off("replies"):
         return "off"
     try:
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg

@@ -1,13 +1,11 @@
-"""Streamlit's frontend files (``/static/...``) served from memory: most of what a new browser cost the server.
+"""Streamlit's frontend files (``/static/...``) served from memory (switch: ``assets``).
 
 A browser that has not visited the app before fetches about 130 files (4.2 MB) of Streamlit's frontend.
 Streamlit serves each through Starlette's ``StaticFiles``/``FileResponse``, which stats, opens, reads and
-closes it on worker threads: about 1.4 ms of server CPU per file on the 2-core machine, 0.19 s per new
-session, before the app's script runs. A workshop of 30 people arriving together pays that 30 times on
-one process. :class:`FrontendAssets` answers those requests from bytes held in memory (read once per
-process, on first request; at most the folder's 26 MB, about 4 MB for the files the pages use): 0.03 s
-per new session for the same files (``python -m core bench --json``'s ``session_cpu_s`` measures the whole
-session: 0.10-0.13 s).
+closes it on worker threads, before the app's script runs; a workshop of 30 people arriving together pays
+that 30 times on one process. :class:`FrontendAssets` answers those requests from bytes held in memory (read once per
+process, on first request; at most the folder's 26 MB, about 4 MB for the files the pages use). What that
+saves is in :mod:`server`'s table.
 
 It answers only a plain ``GET`` for a file that exists under Streamlit's own ``static/static/`` folder
 (the content-hashed bundles, fonts and pictures; an exact match in an index built from that folder, so
@@ -17,8 +15,8 @@ Everything else (``HEAD``, ranges, conditional requests, ``index.html``, the hea
 media, unknown paths) goes to Streamlit unchanged. Where Streamlit's folder cannot be found, it logs one
 line and passes everything through: the app then works as before, at Streamlit's cost.
 
-Wired by ``app.py`` (the server's entry; ``streamlit_app.py`` stays the pages' script) through
-``st.App(..., middleware=[...])``, Streamlit's public ASGI entry.
+Wired by ``app.py`` through :func:`server.middleware` into ``st.App(..., middleware=[...])``, Streamlit's
+public ASGI entry.
 """
 from __future__ import annotations
 
@@ -26,7 +24,7 @@ import logging
 import os
 from pathlib import Path
 
-log = logging.getLogger("ui.assets")
+log = logging.getLogger("server.assets")
 
 # what Streamlit sends for its content-hashed files (starlette_static_routes: one year, immutable)
 CACHE_CONTROL = "public, immutable, max-age=31536000"

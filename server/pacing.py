@@ -1,10 +1,9 @@
-"""Background start-up work that gives way to the server's interactive work.
+"""A cold server's import of TensorFlow gives way to its interactive work (switch: ``pacing``).
 
-A cold server imports TensorFlow and Keras (2-3 s of interpreter time, thousands of modules) in a background
+A cold server imports TensorFlow and Keras (seconds of interpreter time, thousands of modules) in a background
 thread while the first visitor's browser loads the page: about 130 frontend files, a websocket, the page's
-first run. They all need the one interpreter lock. With the import holding it, each request waited for it:
-on the 2-core machine the frontend files took 5-65 ms each to answer instead of 0.3 ms, and the page's first
-run 0.27 s for 13 ms of work, so the page's title and sidebar came 0.3-0.5 s later than on a warm server.
+first run. They all need the one interpreter lock, and with the import holding it each request waits for it,
+so the page's title and sidebar come later than on a warm server.
 
 A :class:`Pacer` records the server's activity (:meth:`Pacer.touch` for each request and websocket message,
 :meth:`Pacer.busy` around each page run) and :meth:`Pacer.paced_imports` makes the importing thread wait for
@@ -17,8 +16,10 @@ import's length), not in an import hook: Python calls ``sys.meta_path`` finders 
 lock, and a finder that waited there stopped every other thread's imports (a page's first run among them)
 until its wait ended.
 
-``SERVER`` is the server process's pacer: the app's middleware (``ui/activity.py``), its pages
-(``streamlit_app.py``) and its start-up work (``ui/resources.py``) share it.
+``SERVER`` is the server process's pacer: the middleware :class:`ServerActivity` (which ``app.py`` wires as
+the outermost one, so it sees the frontend files :mod:`server.assets` answers too), the pages' script
+(``streamlit_app.py``) and the start-up work (``ui/resources.py``) share it. With ``GRADCAM_STUDIO_OFF=pacing``
+it never waits and the middleware is left out (:func:`server.middleware`).
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ import builtins
 import contextlib
 import threading
 import time
+from typing import Callable
+
+from . import switched_off
 
 
 class Pacer:
@@ -35,12 +39,13 @@ class Pacer:
         quiet_s: how long after the last request or message the server counts as quiet.
         turn_s: the longest single :meth:`wait_turn`.
         total_s: the most all waits together may take; after that :meth:`wait_turn` returns at once.
+        on: False: never wait (:meth:`wait_turn` returns at once, :meth:`paced_imports` changes nothing).
     """
 
     POLL_S = 0.005
 
-    def __init__(self, quiet_s: float = 0.1, turn_s: float = 0.5, total_s: float = 3.0):
-        self.quiet_s, self.turn_s, self.total_s = quiet_s, turn_s, total_s
+    def __init__(self, quiet_s: float = 0.1, turn_s: float = 0.5, total_s: float = 3.0, on: bool = True):
+        self.quiet_s, self.turn_s, self.total_s, self.on = quiet_s, turn_s, total_s, on
         self.waited_s = 0.0  # all waits so far
         self._last = float("-inf")
         self._busy = 0  # page runs under way, those waiting in idle() aside
@@ -88,7 +93,7 @@ class Pacer:
 
     def wait_turn(self) -> float:
         """Wait until the server is quiet, at most ``turn_s`` (and what is left of ``total_s``); the seconds waited."""
-        if self.waited_s >= self.total_s or self.quiet():
+        if not self.on or self.waited_s >= self.total_s or self.quiet():
             return 0.0
         start = time.monotonic()
         limit = min(self.turn_s, self.total_s - self.waited_s)
@@ -103,6 +108,9 @@ class Pacer:
         """For the length of the block, each import statement of the calling thread first waits its turn
         (:meth:`wait_turn`); other threads' imports are not touched. ``builtins.__import__`` is restored at the
         end, unless something replaced it meanwhile (then the wrapper stays, passing every import straight on)."""
+        if not self.on:
+            yield
+            return
         original = builtins.__import__
         thread, on = threading.get_ident(), [True]
 
@@ -120,4 +128,33 @@ class Pacer:
                 builtins.__import__ = original
 
 
-SERVER = Pacer()  # the server process's: one per process, shared by every session
+SERVER = Pacer(on=not switched_off("pacing"))  # the server process's: one per process, shared by every session
+
+
+class ServerActivity:
+    """ASGI middleware: ``touch()`` for every HTTP request and every websocket message in either direction (one
+    clock read each); requests and messages pass through unchanged."""
+
+    def __init__(self, app, touch: Callable[[], None]):
+        self.app, self.touch = app, touch
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):  # the lifespan
+            await self.app(scope, receive, send)
+            return
+        touch = self.touch
+        touch()
+        if scope["type"] == "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def receiving():
+            message = await receive()
+            touch()
+            return message
+
+        async def sending(message):
+            touch()
+            await send(message)
+
+        await self.app(scope, receiving, sending)
