@@ -7,6 +7,7 @@ from core import models
 from core.cam import methods
 from core.cam.explain import spread_layers
 from core.imaging import render
+from ui import charts
 from ui.resources import engine_pool, get_engine
 from ui.pictures import show
 from ui.sidebar import sidebar
@@ -26,7 +27,7 @@ st.markdown(f"Explaining **{engine.spec.label(cls)}** (class {cls}) on the same 
 
 # the methods get the whole width: five default chips were cut off in a third of it
 chosen = st.multiselect("Methods", methods.names(), default=["gradcam", "gradcampp", "hirescam", "layercam", "eigencam"],
-                        format_func=title, key="cmp_methods")
+                        format_func=charts.map_title, key="cmp_methods")  # a page's own function would keep its run
 c2, c3 = st.columns(2)
 across = c2.radio("Rows", ["layers", "models"], horizontal=True, key="cmp_across")
 # the chosen methods' numbers (Score-CAM's top-N), each shown only while a method that takes it is chosen

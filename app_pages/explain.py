@@ -1,4 +1,5 @@
 """Explain: the photo, the top-k predictions and the heatmap of the chosen class, layer and method."""
+import functools
 import time
 
 import streamlit as st
@@ -58,6 +59,6 @@ with right:
     st.metric("Compute time of the last interaction", f"{elapsed * 1000:.0f} ms")
     st.caption("A new photo or class runs one compiled forward+backward pass for every layer; "
                "changing layer, method (Score-CAM aside), alpha or colormap only re-renders.")
-    st.download_button("Download overlay (PNG)", lambda: render.to_png(over),  # encoded when clicked
+    st.download_button("Download overlay (PNG)", functools.partial(render.to_png, over),  # encoded when clicked
                        file_name=f"{method.name}_{res.class_index}_{ctx.layer}.png",
                        mime="image/png")

@@ -1,5 +1,7 @@
 """Train: make classes (files, a ZIP, the webcam, a public dataset), train a head (or fine-tune) beside the page,
 judge it with Grad-CAM on its mistakes, keep it, and watch a planted shortcut being learned."""
+import functools
+
 import pandas as pd
 import streamlit as st
 
@@ -10,7 +12,7 @@ from core.training import DatasetError, Stamp, TrainConfig, shortcut_effect, tfd
 from core.training.data import MAX_IMAGES, THUMB_SIDE
 from core.training.head import strength_text
 from core.training.shortcut import CORNERS, PATTERNS
-from ui import intake, training
+from ui import charts, intake, training
 from ui.pictures import show
 from ui.text import plural, short_name
 from ui.resources import feature_cache, get_engine, get_trained_engine
@@ -34,18 +36,9 @@ training.show_messages()
 st.header("1 · Make classes")
 
 
-def _add_class():
-    try:
-        name = ds.add_class(st.session_state.get("train_new_class", ""))
-        st.session_state["train_target"] = name
-    except DatasetError as exc:
-        training.tell([exc], "error")
-    st.session_state["train_new_class"] = ""
-
-
 c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
 c1.text_input("New class name", key="train_new_class", max_chars=60, placeholder="e.g. my mug")
-c2.button("Add class", key="train_add_class", on_click=_add_class, width="stretch")
+c2.button("Add class", key="train_add_class", on_click=training.add_class_from_input, width="stretch")
 
 for name, examples in list(ds.classes.items()):
     row = st.columns([2, 5, 1], vertical_alignment="center")
@@ -75,7 +68,7 @@ elif source == "Webcam" and target:
     intake.webcam(ds, target)
 elif source == "Public dataset":
     name = st.selectbox("Dataset", list(tfds_source.SOURCES), key="train_tfds",
-                        format_func=lambda n: tfds_source.SOURCES[n].title)
+                        format_func={n: s.title for n, s in tfds_source.SOURCES.items()}.get)
     src = tfds_source.SOURCES[name]
     why = st.session_state.setdefault("train_tfds_why", {})
     if name not in why:  # asked once per session and dataset (it may probe the network for two seconds)
@@ -112,7 +105,7 @@ st.header("2 · Train")
 ready = [n for n in trainable_backbones() if models.REGISTRY[n].weights_cached()]
 b1, b2, b3 = st.columns(3)
 backbone = b1.selectbox("Backbone", ready, index=ready.index(models.DEFAULT_MODEL) if models.DEFAULT_MODEL in ready else 0,
-                        key="train_backbone", format_func=lambda n: models.REGISTRY[n].title,
+                        key="train_backbone", format_func={n: models.REGISTRY[n].title for n in ready}.get,
                         help="Zoo models ending in global average pooling → Dense whose weights are on this machine.")
 mode = b2.radio("Mode", ["Head only", "Fine-tune the last blocks"], key="train_mode",
                 help="Head only: features once per image, then a softmax head. Fine-tuning then also moves the "
@@ -162,14 +155,14 @@ def progress_panel():
     st.progress(job.fraction, text=job.text)
     curve = job.result.head.curve if job.result is not None and job.result.head is not None else job.curve
     if curve:
-        st.altair_chart(training.regularisation_chart(curve))
+        st.altair_chart(charts.regularisation_chart(curve))
         st.caption("The head is a logistic regression on the backbone's features. Each strength λ of its L2 "
                    "penalty is tried on k folds: trained on the others, judged on the images each fold left out. "
                    "Strong λ keeps the weights small (a simple model that may underfit); weak λ lets them fit the "
                    "training images closely (which may not carry over). The one whose left-out images are predicted "
                    "best (lowest loss) is chosen, and the head is fitted again on every image with it.")
     if job.history:
-        st.altair_chart(training.history_chart(job.history))
+        st.altair_chart(charts.history_chart(job.history))
     if job.running:
         st.button("Stop", key="train_stop", on_click=job.stop)
     elif not job.collected:  # finished since the last look: keep the model, then draw the whole page again
@@ -213,7 +206,7 @@ st.caption(f"{model.title}: {model.info.get('mode', '')} on {models.REGISTRY[mod
 if len(res.val_idx):
     c1, c2 = st.columns([2, 3])
     c1.subheader("Confusion matrix")
-    c1.altair_chart(training.confusion_chart(res.confusion(), res.classes))
+    c1.altair_chart(charts.confusion_chart(res.confusion(), res.classes))
     c2.subheader("What it got wrong, and why")
     wrong = res.wrong()
     if not wrong:
@@ -238,8 +231,8 @@ k1, k2 = st.columns(2)
 k1.markdown(f"**{model.title}** is in the sidebar's model list as ★ {model.title} (trained): every page explains "
             "it with your class names.")
 k1.button("Explain it now", key="train_explain", type="primary",
-          on_click=lambda: st.session_state.update(model=model.name, train_goto_explain=True))
-k1.download_button("Download the model (.keras)", lambda: model.to_bytes(),  # saved only when clicked
+          on_click=functools.partial(st.session_state.update, model=model.name, train_goto_explain=True))
+k1.download_button("Download the model (.keras)", model.to_bytes,  # saved only when clicked
                    file_name=f"{''.join(c if c.isalnum() else '_' for c in model.title)}.keras",
                    mime="application/octet-stream", key="train_download")
 intake.model_file(k2)

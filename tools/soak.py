@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import sys
@@ -320,7 +321,8 @@ def main() -> int:
         if args.probe:
             probe = ROOT / "artifacts" / "soak-probe.jsonl"
             probe.unlink(missing_ok=True)
-            env.update(PYTHONPATH=str(ROOT / "tools" / "memprobe"), MEMPROBE_OUT=str(probe),
+            path = os.pathsep.join(filter(None, [str(ROOT / "tools" / "memprobe"), os.environ.get("PYTHONPATH")]))
+            env.update(PYTHONPATH=path, MEMPROBE_OUT=str(probe),
                        MEMPROBE_EVERY_S=str(args.probe_every), MEMPROBE_TRACE="1" if args.probe == "trace" else "0")
         with Server(log_path=log, env=env) as server:
             stop = threading.Event()
@@ -359,6 +361,9 @@ def main() -> int:
                 idle_rss = server.rss_mb()
                 emit({"idle_minute": minute, "rss_mb": round(idle_rss), "peak_mb": round(server.peak_mb())})
             peak = server.peak_mb()
+            if os.environ.get("MEMPROBE_MEMRAY"):  # end memray's tracking before the server stops (tools/memprobe)
+                Path(os.environ["MEMPROBE_MEMRAY"] + ".stop").touch()
+                time.sleep(60)
         tracebacks = log.read_text(errors="replace").count("Traceback") if log.exists() else None
         actions: Counter = Counter()
         stalls: Counter = Counter()

@@ -1,4 +1,5 @@
-"""The Train page's glue: the session's dataset, the training job that runs beside the page, and its charts.
+"""The Train page's glue: the session's dataset, the training job that runs beside the page, and its messages
+(its charts are in :mod:`ui.charts`).
 
 A :class:`TrainJob` runs :func:`core.training.train` in a thread owned by the session (kept in
 ``st.session_state``), so the page stays responsive; it only writes its own fields, which the page's fragment
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
@@ -19,9 +19,6 @@ from core.training import Dataset, DatasetError, Stopped, TrainConfig, stamp_ima
 
 from .resources import trained_models
 from .text import plural
-
-if TYPE_CHECKING:  # altair and pandas load when a chart is drawn (the sidebar imports this module)
-    import altair as alt
 
 MAX_MESSAGES = 8
 WATCH_SECONDS = 2.0  # how often another page looks at a training that runs
@@ -41,6 +38,17 @@ def dataset() -> Dataset:
     return st.session_state.setdefault("train_ds", Dataset())
 
 
+def add_class_from_input() -> None:
+    """The "Add class" button's callback: a class named by the text box, which is then emptied. A module-level
+    function: a widget keeps its callback for the session, and a function defined in the page would keep the
+    whole page run's namespace with it."""
+    try:
+        st.session_state["train_target"] = dataset().add_class(st.session_state.get("train_new_class", ""))
+    except DatasetError as exc:
+        tell([exc], "error")
+    st.session_state["train_new_class"] = ""
+
+
 def tell(lines, kind: str = "warning") -> None:
     """Keep one-line messages for the next run (a batch's bad files, a refusal) to show once."""
     st.session_state.setdefault("train_msgs", []).extend((kind, str(x)) for x in lines)
@@ -57,7 +65,7 @@ def show_messages() -> None:
 
 def bump(key: str) -> None:
     """A new key for an uploader or the camera: a fresh, empty widget (its files are let go of with
-    :func:`ui.runtime.release_uploads` first)."""
+    :func:`server.runtime.release_uploads` first)."""
     st.session_state[key] = st.session_state.get(key, 0) + 1
 
 
@@ -177,90 +185,6 @@ def stopped_text(job) -> str | None:
     best = min(res.history, key=lambda r: r["val_loss"])  # the first lowest
     return (f"Stopped by you after epoch {last['epoch']}: the model keeps epoch {best['epoch']}, the best so far "
             f"(lowest validation loss).")
-
-
-def regularisation_chart(curve: list[dict]) -> alt.HConcatChart:
-    """Cross-validated accuracy (with the spread between folds) and held-out loss against the regularisation
-    strength λ, the chosen strength marked: what the head-only search looked at."""
-    import altair as alt  # here, not at import: the pages draw their title first
-    import pandas as pd
-
-    rows = [{"λ": r["l2"], "accuracy": r["accuracy"], "low": max(0.0, r["accuracy"] - r["fold_accuracy_sd"]),
-             "high": min(1.0, r["accuracy"] + r["fold_accuracy_sd"]), "loss": r["loss"],
-             "right": f"{r['right']} of {r['images']}", "chosen": "chosen" if r.get("chosen") else "tried"}
-            for r in curve if np.isfinite(r["loss"]) and np.isfinite(r["accuracy"])]
-    df = pd.DataFrame(rows, columns=["λ", "accuracy", "low", "high", "loss", "right", "chosen"])
-    x = alt.X("λ:Q", scale=alt.Scale(type="log", reverse=True),
-              axis=alt.Axis(values=[r["λ"] for r in rows], labelFlush=False,  # each label under its point
-                            labelExpr="datum.value >= 0.001 ? format(datum.value, '~g') : "
-                                      "replace(format(datum.value, '.0e'), 'e-0', 'e-')"),  # as strength_text
-              title="regularisation strength λ (strong → weak)")
-    colour = alt.Color("chosen:N", scale=alt.Scale(domain=["tried", "chosen"], range=["#1f77b4", "#d62728"]),
-                       legend=alt.Legend(orient="bottom", title=None))
-    tip = [alt.Tooltip("λ:Q", format=".0e"), "right", alt.Tooltip("accuracy:Q", format=".1%"),
-           alt.Tooltip("loss:Q", format=".4f")]
-    base = alt.Chart(df).encode(x=x)
-    acc = alt.layer(
-        base.mark_rule(color="#9ecae1").encode(y="low:Q", y2="high:Q"),
-        base.mark_line(color="#1f77b4").encode(y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]),
-                                                       axis=alt.Axis(format="%", labelFlush=False),
-                                                       title="cross-validated accuracy")),
-        base.mark_point(filled=True, size=70).encode(y="accuracy:Q", color=colour, tooltip=tip),
-    ).properties(height=220, width=320, title="accuracy on the images each fold left out")
-    loss = alt.layer(
-        base.mark_line(color="#ff7f0e").encode(y=alt.Y("loss:Q", title="held-out cross-entropy",
-                                                       axis=alt.Axis(labelFlush=False))),
-        base.mark_point(filled=True, size=70).encode(y="loss:Q", color=colour, tooltip=tip),
-    ).properties(height=220, width=320, title="loss on them (lowest: chosen)")
-    return alt.hconcat(acc, loss)
-
-
-def history_chart(history: list[dict]) -> alt.HConcatChart:
-    """Loss and accuracy per fine-tuning epoch, training and validation, side by side (non-finite values left
-    out)."""
-    import altair as alt  # here, not at import: the pages draw their title first
-    import pandas as pd
-
-    rows = []
-    for r in history:
-        for metric in ("loss", "accuracy"):
-            for split, key in (("training", metric), ("validation", f"val_{metric}")):
-                v = r.get(key)
-                if v is not None and np.isfinite(v):
-                    rows.append({"epoch": int(r["epoch"]), "metric": metric, "split": split, "value": float(v),
-                                 "phase": r.get("phase", "head")})
-    df = pd.DataFrame(rows, columns=["epoch", "metric", "split", "value", "phase"])
-    charts = []
-    for metric in ("loss", "accuracy"):
-        y = alt.Y("value:Q", title=metric, scale=alt.Scale(domain=[0, 1]) if metric == "accuracy" else alt.Undefined,
-                  axis=alt.Axis(format="%") if metric == "accuracy" else alt.Undefined)
-        charts.append(
-            alt.Chart(df[df["metric"] == metric]).mark_line(point=True)
-            .encode(x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)), y=y,
-                    color=alt.Color("split:N", scale=alt.Scale(domain=["training", "validation"],
-                                                               range=["#1f77b4", "#ff7f0e"]),
-                                    legend=alt.Legend(orient="bottom", title=None)),
-                    tooltip=["epoch", "split", "phase", alt.Tooltip("value:Q", format=".4f")])
-            .properties(height=220, width=320, title=metric))
-    return alt.hconcat(*charts)
-
-
-def confusion_chart(matrix: np.ndarray, classes: list[str]) -> alt.LayerChart:
-    """Counts of (true, predicted) over the evaluated images, the diagonal being the right ones."""
-    import altair as alt  # here, not at import: the pages draw their title first
-    import pandas as pd
-
-    rows = [{"true": classes[t], "predicted": classes[p], "count": int(matrix[t, p]), "right": t == p}
-            for t in range(len(classes)) for p in range(len(classes))]
-    df = pd.DataFrame(rows)
-    base = alt.Chart(df).encode(x=alt.X("predicted:N", sort=classes, title="predicted", axis=alt.Axis(labelAngle=0)),
-                                y=alt.Y("true:N", sort=classes, title="true"))
-    side = max(160, min(560, 48 * len(classes)))
-    cells = base.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(scheme="blues"), legend=None),
-                                    tooltip=["true", "predicted", "count"])
-    text = base.mark_text(fontWeight="bold").encode(
-        text="count:Q", color=alt.condition("datum.count > 0 && datum.right", alt.value("white"), alt.value("black")))
-    return alt.layer(cells, text).properties(width=side, height=side)
 
 
 def gradcam_overlay(engine, thumb: np.ndarray, class_index: int, alpha: float, colormap: str):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections import OrderedDict
 from typing import Callable
 
@@ -138,11 +139,51 @@ def tune_allocator() -> bool:
 
 
 def release_memory() -> None:
-    """Collect garbage cycles (Keras models and compiled functions are full of them) and hand free
+    """Collect garbage cycles (Keras models and compiled functions are full of them), the frozen objects'
+    too (:func:`settle_collector`: a dropped model is among them), freeze what is left again, and hand free
     heap memory back to the system (glibc only; elsewhere only the collection)."""
+    frozen = gc.get_freeze_count() > 0
+    if frozen:
+        gc.unfreeze()
     gc.collect()
     compat.drop_kernel_cache()  # kernels TensorFlow keeps for functions and ops that ran (no weights, but memory)
+    if frozen:
+        gc.freeze()
     compat.trim_heap()
+
+
+def settle_collector() -> None:
+    """For a long-lived server, once its start-up work is done: collect, then keep every object alive now
+    (TensorFlow, Keras, the loaded models: hundreds of thousands of objects) out of the cycle collector's sight
+    for good (``gc.freeze``), and hand the heap's free memory back after each full collection that found
+    garbage.
+
+    Each finished script run leaves a garbage cycle that holds what the run made (Streamlit's script runner,
+    its thread and its context refer to each other). Python collects such cycles only in a full collection,
+    and with the start-up's objects in sight it runs one only once a quarter as many new objects as there are
+    old ones have survived, and each takes a quarter of a second: runs' leftovers piled up for minutes. With
+    them frozen, full collections come often and cost little. What is frozen stays until
+    :func:`release_memory` (a model sent away from the pool) unfreezes, collects and freezes again.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    _trim[0] = compat.heap_trimmer()
+    if _trim_after_full_collection not in gc.callbacks:
+        gc.callbacks.append(_trim_after_full_collection)
+
+
+TRIM_EVERY_S = 20.0  # the most often a full collection hands the heap back (a trim walks the whole heap)
+_trim: list = [None]  # compat.heap_trimmer(): no lock may be taken inside a gc callback
+_last_trim = [0.0]
+
+
+def _trim_after_full_collection(phase: str, info: dict) -> None:
+    now = time.monotonic()
+    if (phase == "stop" and info.get("generation") == 2 and info.get("collected") and _trim[0] is not None
+            and now - _last_trim[0] >= TRIM_EVERY_S):
+        _last_trim[0] = now
+        _trim[0]()
 
 
 def _load_engine(name: str):

@@ -59,6 +59,8 @@ def _deep_bytes(root, seen: set, depth: int = 12) -> int:
             total += obj.nbytes if obj.base is None else 0
             if obj.base is not None:
                 stack.append((obj.base, d + 1))
+        elif isinstance(obj, str):
+            total += len(obj)
         elif isinstance(obj, (bytes, bytearray, memoryview)):
             total += len(obj) if not isinstance(obj, memoryview) else obj.nbytes
         elif pil is not None and isinstance(obj, pil.Image):
@@ -95,8 +97,138 @@ def _arrays() -> dict:
         by_shape[key] = by_shape.get(key, 0) + a.nbytes
     top = sorted(by_shape.items(), key=lambda kv: -kv[1])[:6]
     mb = 2 ** 20
-    return {"numpy_mb": round(sum(a.nbytes for a in found.values()) / mb, 1), "numpy_arrays": len(found),
+    big: dict = {}
+    holders: dict = {}
+    for o in gc.get_objects():
+        for r in gc.get_referents(o):
+            if type(r) in (str, bytes) and len(r) > 20000 and id(r) not in big:
+                big[id(r)] = len(r)
+                where = type(o).__name__
+                if isinstance(o, dict):
+                    keys = [k for k, v in o.items() if v is r][:1]
+                    where += f"[{str(keys[0])[:40]!r}]" if keys else ""
+                holders[where] = holders.get(where, 0) + len(r)
+    return {"big_strings": len(big), "big_strings_mb": round(sum(big.values()) / mb, 1),
+            "big_string_holders": sorted(([k, round(v / mb, 1)] for k, v in holders.items()), key=lambda kv: -kv[1])[:8],
+"numpy_mb": round(sum(a.nbytes for a in found.values()) / mb, 1), "numpy_arrays": len(found),
             "numpy_top": [f"{k}: {v / mb:.1f}" for k, v in top]}
+
+
+def _alive(names) -> dict:
+    """How many objects of these class names are alive, and (for each) the types that hold them."""
+    objs = [o for o in gc.get_objects() if type(o).__name__ in names]
+    out = {}
+    for name in names:
+        mine = [o for o in objs if type(o).__name__ == name]
+        holders: dict = {}
+        for o in mine[:200]:
+            for r in gc.get_referrers(o):
+                if r is objs or r is mine:
+                    continue
+                k = type(r).__name__
+                if isinstance(r, dict):
+                    keys = [key for key, v in r.items() if v is o][:1]
+                    k += f"[{str(keys[0])[:30]}]" if keys else ""
+                holders[k] = holders.get(k, 0) + 1
+        out[name] = [len(mine), sorted(holders.items(), key=lambda kv: -kv[1])[:5]]
+    del objs
+    return out
+
+
+def _describe(o) -> str:
+    t = type(o).__name__
+    if isinstance(o, dict):
+        return f"dict({', '.join(str(k)[:20] for k in list(o)[:4])})"
+    if t == "frame":
+        return f"frame({o.f_code.co_name} {o.f_code.co_filename.rsplit('/', 2)[-1]}:{o.f_lineno})"
+    if t == "function":
+        return f"function({o.__qualname__})"
+    if t == "method":
+        return f"method({o.__qualname__ if hasattr(o, '__qualname__') else o.__func__.__qualname__})"
+    if t == "cell":
+        return "cell"
+    if isinstance(o, threading.Thread):
+        return f"Thread({o.name}, alive={o.is_alive()})"
+    return t
+
+
+def _chain(target, depth: int = 10) -> list:
+    """One chain of referrers from ``target`` back to a module or a class (breadth first)."""
+    import types
+
+    me = sys._getframe()
+    seen = {id(target), id(me)}
+    paths = [[target]]
+    mine = {id(paths), id(paths[0])}
+    for _ in range(depth):
+        nxt: list = []
+        mine.add(id(nxt))
+        for path in paths:
+            for r in gc.get_referrers(path[-1]):
+                if id(r) in seen or id(r) in mine or (isinstance(r, types.FrameType) and r.f_code.co_filename == __file__):
+                    continue
+                seen.add(id(r))
+                p = path + [r]
+                mine.add(id(p))
+                if isinstance(r, (types.ModuleType, type)) or (isinstance(r, dict) and "__name__" in r):
+                    return [_describe(o) for o in p]
+                nxt.append(p)
+        paths = nxt[:300]
+        mine.add(id(paths))
+    return [_describe(o) for o in (paths[0] if paths else [target])] + ["…"]
+
+
+def _namespace_holders() -> list:
+    """Page-run namespaces (module dicts holding ``res``) that are alive: the kinds of referrers three levels up."""
+    import types
+
+    found = [o for o in gc.get_objects() if isinstance(o, dict) and "res" in o and "__name__" in o]
+    mine = {id(found), id(sys._getframe())}
+    levels, current = [], list(found)
+    mine.add(id(current))
+    for _ in range(4):
+        kinds: dict = {}
+        nxt: list = []
+        mine.add(id(nxt))
+        for o in current:
+            for r in gc.get_referrers(o):
+                if id(r) in mine or (isinstance(r, types.FrameType) and r.f_code.co_filename == __file__):
+                    continue
+                k = _describe(r)
+                kinds[k] = kinds.get(k, 0) + 1
+                nxt.append(r)
+        levels.append(sorted(kinds.items(), key=lambda kv: -kv[1])[:6])
+        current = nxt[:500]
+        mine.add(id(current))
+    return [len(found), levels]
+
+
+def _dead_runner_chain() -> list:
+    """For the ScriptRunners whose thread has ended: the kinds of referrers three levels up (counts)."""
+    import types
+
+    runners = [o for o in gc.get_objects() if type(o).__name__ == "ScriptRunner"]
+    dead = [r for r in runners if getattr(r, "_script_thread", None) is not None and not r._script_thread.is_alive()]
+    del runners
+    mine = {id(dead), id(sys._getframe())}
+    levels = []
+    current = list(dead)
+    mine.add(id(current))
+    for _ in range(4):
+        kinds: dict = {}
+        nxt: list = []
+        mine.add(id(nxt))
+        for o in current:
+            for r in gc.get_referrers(o):
+                if id(r) in mine or (isinstance(r, types.FrameType) and r.f_code.co_filename == __file__):
+                    continue
+                k = _describe(r)
+                kinds[k] = kinds.get(k, 0) + 1
+                nxt.append(r)
+        levels.append(sorted(kinds.items(), key=lambda kv: -kv[1])[:6])
+        current = nxt[:500]
+        mine.add(id(current))
+    return [len(dead), levels]
 
 
 def _streamlit() -> dict:
@@ -158,11 +290,41 @@ def _loop():
                                      for s in top]
                 del snap
         line["streamlit_mb"] = _streamlit()
+        line["namespaces"] = _namespace_holders()
+        line["alive"] = _alive(("AppSession", "SessionState", "ScriptRunner", "PassResult", "Explanation", "DataFrame"))
         line.update(_arrays())
         line["py_blocks"] = sys.getallocatedblocks()
+        if os.environ.get("MEMPROBE_COLLECT") == "1":  # a full collection each tick: how long, and what it frees
+            t1 = time.perf_counter()
+            line["gc_collected"] = gc.collect()
+            line["gc_ms"] = round((time.perf_counter() - t1) * 1000)
+            line["in_use_after_gc_mb"] = _mallinfo().get("in_use_mb")
         with open(_OUT, "a") as f:
             f.write(json.dumps(line) + "\n")
 
+
+if os.environ.get("MEMPROBE_MEMRAY"):  # every allocation still alive at exit, with native stacks (memray installed)
+    import atexit
+
+    import memray
+
+    _tracker = memray.Tracker(os.environ["MEMPROBE_MEMRAY"], native_traces=True,
+                              file_format=memray.FileFormat.AGGREGATED_ALLOCATIONS)
+    _tracker.__enter__()
+    _stopped = threading.Event()
+
+    def _stop_tracker():
+        if not _stopped.is_set():
+            _stopped.set()
+            _tracker.__exit__(None, None, None)
+
+    def _watch_stop():  # the file MEMPROBE_MEMRAY.stop ends the tracking while the server still runs
+        while not os.path.exists(os.environ["MEMPROBE_MEMRAY"] + ".stop"):
+            time.sleep(2)
+        _stop_tracker()
+
+    threading.Thread(target=_watch_stop, name="memprobe-memray", daemon=True).start()
+    atexit.register(_stop_tracker)
 
 if _OUT:
     threading.Thread(target=_loop, name="memprobe", daemon=True).start()
