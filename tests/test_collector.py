@@ -50,7 +50,7 @@ CHILD = textwrap.dedent("""
         out["frozen_model_after_collect"] = gone() is not None
         pool.release_memory()
         out["frozen_model_after_release"] = gone() is not None
-        out["still_frozen"] = gc.get_freeze_count() > 0
+        out["frozen_after_release"] = gc.get_freeze_count()
     print(json.dumps(out))
 """)
 
@@ -70,6 +70,44 @@ def test_frozen_start_up_lets_python_collect_finished_runs_and_release_memory_fr
     assert settled["runs_left"] <= 30, settled
     assert plain["runs_left"] >= 60 and plain["runs_left"] > 2 * settled["runs_left"], (plain, settled)
     assert settled["callbacks"] == 1 and plain["callbacks"] == 0
-    # a frozen cycle is never collected by gc.collect alone; release_memory unfreezes, collects and freezes again
+    # a frozen cycle is never collected by gc.collect alone; release_memory unfreezes and collects it (and does not
+    # freeze again: that would keep the runs in progress for good)
     assert settled["frozen_model_after_collect"] is True
-    assert settled["frozen_model_after_release"] is False and settled["still_frozen"] is True
+    assert settled["frozen_model_after_release"] is False and settled["frozen_after_release"] == 0
+
+
+WATCH = textwrap.dedent("""
+    import gc, json, sys, time
+    sys.path.insert(0, sys.argv[1])
+    from core.engine import pool
+
+    busy = [True]
+    out = {}
+    pool.settle_when_quiet(lambda: not busy[0], every_s=0.05)
+    time.sleep(0.5)
+    out["frozen_while_busy"] = gc.get_freeze_count()
+    busy[0] = False
+    deadline = time.time() + 10
+    while gc.get_freeze_count() == 0 and time.time() < deadline:
+        time.sleep(0.05)
+    out["frozen_when_quiet"] = gc.get_freeze_count()
+    busy[0] = True
+    pool.release_memory()  # a model sent away: unfrozen, not frozen again inside the run
+    time.sleep(0.5)
+    out["frozen_after_release_while_busy"] = gc.get_freeze_count()
+    busy[0] = False
+    deadline = time.time() + 10
+    while gc.get_freeze_count() == 0 and time.time() < deadline:
+        time.sleep(0.05)
+    out["frozen_again_when_quiet"] = gc.get_freeze_count()
+    print(json.dumps(out))
+""")
+
+
+def test_the_server_settles_only_when_no_page_runs_and_again_after_a_model_is_sent_away():
+    out = subprocess.run([sys.executable, "-c", WATCH, str(ROOT)], capture_output=True, text=True, timeout=120,
+                         cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["frozen_while_busy"] == 0 and figures["frozen_after_release_while_busy"] == 0, figures
+    assert figures["frozen_when_quiet"] > 1000 and figures["frozen_again_when_quiet"] > 1000, figures

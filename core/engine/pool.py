@@ -140,15 +140,17 @@ def tune_allocator() -> bool:
 
 def release_memory() -> None:
     """Collect garbage cycles (Keras models and compiled functions are full of them), the frozen objects'
-    too (:func:`settle_collector`: a dropped model is among them), freeze what is left again, and hand free
-    heap memory back to the system (glibc only; elsewhere only the collection)."""
-    frozen = gc.get_freeze_count() > 0
-    if frozen:
+    too (:func:`settle_collector`: a dropped model is among them, so the freeze ends here), and hand free
+    heap memory back to the system (glibc only; elsewhere only the collection).
+
+    It does not freeze again: it runs inside a page's run (a model sent away from the pool for another), and a
+    freeze now would keep that run's objects, and those of every run in progress, for the life of the process.
+    Where :func:`settle_when_quiet` watches, it settles again at the next moment no page runs."""
+    if gc.get_freeze_count() > 0:
         gc.unfreeze()
+        _unsettled.set()  # settle_when_quiet's watcher, where there is one, freezes again at a quiet moment
     gc.collect()
     compat.drop_kernel_cache()  # kernels TensorFlow keeps for functions and ops that ran (no weights, but memory)
-    if frozen:
-        gc.freeze()
     compat.trim_heap()
 
 
@@ -163,7 +165,10 @@ def settle_collector() -> None:
     and with the start-up's objects in sight it runs one only once a quarter as many new objects as there are
     old ones have survived, and each takes a quarter of a second: runs' leftovers piled up for minutes. With
     them frozen, full collections come often and cost little. What is frozen stays until
-    :func:`release_memory` (a model sent away from the pool) unfreezes, collects and freezes again.
+    :func:`release_memory` (a model sent away from the pool) unfreezes it to free that model.
+
+    A freeze keeps for good the garbage that objects alive at that moment become later: call it when no page
+    run is under way (:func:`settle_when_quiet`).
     """
     gc.unfreeze()
     gc.collect()
@@ -171,6 +176,31 @@ def settle_collector() -> None:
     _trim[0] = compat.heap_trimmer()
     if _trim_after_full_collection not in gc.callbacks:
         gc.callbacks.append(_trim_after_full_collection)
+
+
+_unsettled = threading.Event()  # the collector should settle (again) at the next quiet moment
+_watcher: list = [None]
+_watcher_lock = threading.Lock()
+
+
+def settle_when_quiet(quiet: Callable[[], bool], every_s: float = 1.0) -> None:
+    """:func:`settle_collector` at the first moment ``quiet()`` says no page run is under way, and again after
+    each :func:`release_memory` that ended the freeze (one daemon thread per process checks every ``every_s``)."""
+    _unsettled.set()
+    with _watcher_lock:
+        if _watcher[0] is None:
+            _watcher[0] = threading.Thread(target=_settle_when_quiet, args=(quiet, every_s),
+                                           name="gradcam-collector", daemon=True)
+            _watcher[0].start()
+
+
+def _settle_when_quiet(quiet: Callable[[], bool], every_s: float) -> None:
+    while True:
+        _unsettled.wait()
+        while not quiet():
+            time.sleep(every_s)
+        _unsettled.clear()
+        settle_collector()
 
 
 TRIM_EVERY_S = 20.0  # the most often a full collection hands the heap back (a trim walks the whole heap)

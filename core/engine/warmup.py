@@ -27,7 +27,8 @@ def import_tensorflow_quietly(freeze: bool = False, pacer=None) -> None:
     Keras is imported without the modules it would load for features the studio does not use
     (:data:`LEFT_OUT_OF_KERAS`), and without the cycle collector's passes over the objects it creates
     (:func:`_collector_paused`; with ``freeze``, not afterwards either, until :func:`thaw`: for a command-line
-    run, whose objects live till its end, and for the app's start-up work, which thaws when it is done). With
+    run, whose objects live till its end, and for the app's start-up work, which thaws when it is done and, in the
+    server, freezes again what is alive then: :func:`core.engine.pool.settle_collector`). With
     a ``pacer`` (:class:`server.pacing.Pacer`, or anything with its ``paced_imports()``), each of the import's
     modules waits for a quiet moment of the server first, during which stderr stays silenced too.
 
@@ -74,7 +75,8 @@ def _collector_paused(freeze: bool = False):
     collector's sight, another thread's too: kept for good, it would keep the first visitor's page run,
     waiting meanwhile, with its pass result (every layer's activations and gradients, ~8 MB for Lite0, and its
     pictures) for the life of the process. So the start-up work freezes for its own length only and thaws
-    when it is done."""
+    when it is done; the server then collects first and freezes what is alive after the collection
+    (:meth:`WarmUp.start` with ``settle``)."""
     import gc
 
     if not gc.isenabled() or switched_off("gc_pause"):  # someone turned it off on purpose: leave it so
@@ -220,9 +222,10 @@ class WarmUp:
         finally:
             thaw()  # every object back in the collector's sight: the start-up's and the first pages' alike
             if self._settle:  # collected, and what is alive then frozen for good (a server: see start)
-                from .pool import settle_collector
+                from .pool import settle_collector, settle_when_quiet
 
-                settle_collector()
+                quiet = getattr(self._pacer, "quiet", None)  # no page run under way (server.pacing.Pacer)
+                settle_when_quiet(quiet) if quiet is not None else settle_collector()
             self._compiled.set()
 
     def wait_compiled(self, timeout: float | None = None) -> bool:

@@ -1,11 +1,17 @@
 """Memory probe for the soak: where the server's memory is, every ``MEMPROBE_EVERY_S`` seconds, as JSON lines.
 
 Loaded by Python at start-up when ``tools/memprobe`` is on ``PYTHONPATH`` (``tools/soak.py --probe`` does that for
-the server it starts) and ``MEMPROBE_OUT`` names the output file; otherwise it does nothing. Each line: RSS, the C
-heap as glibc's ``mallinfo2`` sees it (bytes in use, free inside the heap, mapped blocks), Python's own allocations
-(``tracemalloc``, with ``MEMPROBE_TRACE=1``: the total, and the 15 source lines whose allocations grew most since the
-first sample after warm-up), Streamlit's own byte counts by family (its ``StatsManager``: caches, session state,
-uploads, media files), the live sessions, threads and gc-tracked objects.
+the server it starts) and ``MEMPROBE_OUT`` names the output file; otherwise it does nothing. Each line: RSS; the C
+heap as glibc's ``mallinfo2`` sees it (bytes in use, free inside the heap, mapped blocks); NumPy arrays that own
+their data and the largest shapes; strings over 20 kB and what holds them; the engines' result caches; each
+session's state (arrays, bytes, strings, pictures); Streamlit's own stats; how many script runners, sessions,
+pass results are alive and what holds them. Optional, by environment variable:
+
+- ``MEMPROBE_TRACE=1``: ``tracemalloc`` totals and the 15 source lines whose allocations grew most (slow);
+- ``MEMPROBE_HOLDERS=1``: what holds the page runs' namespaces and the finished script runners (three levels);
+- ``MEMPROBE_COLLECT=1``: a full collection each tick, its time and the bytes in use after it;
+- ``MEMPROBE_MEMRAY=FILE``: memray's record of every allocation still alive when ``FILE.stop`` appears (or at
+  exit), with native stacks (``memray`` must be importable; ``tools/soak.py`` creates ``FILE.stop`` at the end).
 """
 import ctypes
 import gc
@@ -152,37 +158,10 @@ def _describe(o) -> str:
     return t
 
 
-def _chain(target, depth: int = 10) -> list:
-    """One chain of referrers from ``target`` back to a module or a class (breadth first)."""
+def _holder_levels(found: list) -> list:
+    """The kinds of referrers of ``found`` three levels up (counts, most first)."""
     import types
 
-    me = sys._getframe()
-    seen = {id(target), id(me)}
-    paths = [[target]]
-    mine = {id(paths), id(paths[0])}
-    for _ in range(depth):
-        nxt: list = []
-        mine.add(id(nxt))
-        for path in paths:
-            for r in gc.get_referrers(path[-1]):
-                if id(r) in seen or id(r) in mine or (isinstance(r, types.FrameType) and r.f_code.co_filename == __file__):
-                    continue
-                seen.add(id(r))
-                p = path + [r]
-                mine.add(id(p))
-                if isinstance(r, (types.ModuleType, type)) or (isinstance(r, dict) and "__name__" in r):
-                    return [_describe(o) for o in p]
-                nxt.append(p)
-        paths = nxt[:300]
-        mine.add(id(paths))
-    return [_describe(o) for o in (paths[0] if paths else [target])] + ["…"]
-
-
-def _namespace_holders() -> list:
-    """Page-run namespaces (module dicts holding ``res``) that are alive: the kinds of referrers three levels up."""
-    import types
-
-    found = [o for o in gc.get_objects() if isinstance(o, dict) and "res" in o and "__name__" in o]
     mine = {id(found), id(sys._getframe())}
     levels, current = [], list(found)
     mine.add(id(current))
@@ -200,35 +179,21 @@ def _namespace_holders() -> list:
         levels.append(sorted(kinds.items(), key=lambda kv: -kv[1])[:6])
         current = nxt[:500]
         mine.add(id(current))
-    return [len(found), levels]
+    return levels
+
+
+def _namespace_holders() -> list:
+    """Page-run namespaces (module dicts holding ``res``) that are alive, and what holds them."""
+    found = [o for o in gc.get_objects() if isinstance(o, dict) and "res" in o and "__name__" in o]
+    return [len(found), _holder_levels(found)]
 
 
 def _dead_runner_chain() -> list:
-    """For the ScriptRunners whose thread has ended: the kinds of referrers three levels up (counts)."""
-    import types
-
+    """ScriptRunners whose thread has ended, and what holds them."""
     runners = [o for o in gc.get_objects() if type(o).__name__ == "ScriptRunner"]
     dead = [r for r in runners if getattr(r, "_script_thread", None) is not None and not r._script_thread.is_alive()]
     del runners
-    mine = {id(dead), id(sys._getframe())}
-    levels = []
-    current = list(dead)
-    mine.add(id(current))
-    for _ in range(4):
-        kinds: dict = {}
-        nxt: list = []
-        mine.add(id(nxt))
-        for o in current:
-            for r in gc.get_referrers(o):
-                if id(r) in mine or (isinstance(r, types.FrameType) and r.f_code.co_filename == __file__):
-                    continue
-                k = _describe(r)
-                kinds[k] = kinds.get(k, 0) + 1
-                nxt.append(r)
-        levels.append(sorted(kinds.items(), key=lambda kv: -kv[1])[:6])
-        current = nxt[:500]
-        mine.add(id(current))
-    return [len(dead), levels]
+    return [len(dead), _holder_levels(dead)]
 
 
 def _streamlit() -> dict:
@@ -290,7 +255,8 @@ def _loop():
                                      for s in top]
                 del snap
         line["streamlit_mb"] = _streamlit()
-        line["namespaces"] = _namespace_holders()
+        if os.environ.get("MEMPROBE_HOLDERS") == "1":  # what holds page namespaces and finished script runners
+            line["namespaces"], line["runners"] = _namespace_holders(), _dead_runner_chain()
         line["alive"] = _alive(("AppSession", "SessionState", "ScriptRunner", "PassResult", "Explanation", "DataFrame"))
         line.update(_arrays())
         line["py_blocks"] = sys.getallocatedblocks()
