@@ -146,7 +146,8 @@ def release_memory() -> None:
     It does not freeze again: it runs inside a page's run (a model sent away from the pool for another), and a
     freeze now would keep that run's objects, and those of every run in progress, for the life of the process.
     Where :func:`settle_when_quiet` watches, it settles again at the next moment no page runs."""
-    if gc.get_freeze_count() > 0:
+    if _settled[0]:  # (the start-up's own freeze, or a command's, stays: it ends with that work)
+        _settled[0] = False
         gc.unfreeze()
         _unsettled.set()  # settle_when_quiet's watcher, where there is one, freezes again at a quiet moment
     gc.collect()
@@ -173,12 +174,14 @@ def settle_collector() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    _settled[0] = True
     _trim[0] = compat.heap_trimmer()
     if _trim_after_full_collection not in gc.callbacks:
         gc.callbacks.append(_trim_after_full_collection)
 
 
 _unsettled = threading.Event()  # the collector should settle (again) at the next quiet moment
+_settled = [False]  # what is frozen is settle_collector's (release_memory may end it)
 _watcher: list = [None]
 _watcher_lock = threading.Lock()
 
