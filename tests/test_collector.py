@@ -111,3 +111,38 @@ def test_the_server_settles_only_when_no_page_runs_and_again_after_a_model_is_se
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     assert figures["frozen_while_busy"] == 0 and figures["frozen_after_release_while_busy"] == 0, figures
     assert figures["frozen_when_quiet"] > 1000 and figures["frozen_again_when_quiet"] > 1000, figures
+
+
+TIDY = textwrap.dedent("""
+    import gc, json, sys, time, weakref
+    sys.path.insert(0, sys.argv[1])
+    from core.engine import pool
+
+    pool.TIDY_EVERY_S = 0.2
+    busy = [True]
+    pool.settle_when_quiet(lambda: not busy[0], every_s=0.05)
+    busy[0] = False
+    while gc.get_freeze_count() == 0:
+        time.sleep(0.05)
+
+    class Session:  # what a session that ended leaves: a cycle, and nothing allocates afterwards
+        pass
+
+    s = Session()
+    s.me = s
+    gone = weakref.ref(s)
+    del s
+    busy[0] = True
+    time.sleep(1.0)
+    left_while_busy = gone() is not None
+    busy[0] = False
+    time.sleep(1.0)
+    print(json.dumps({"left_while_busy": left_while_busy, "left_when_quiet": gone() is not None}))
+""")
+
+
+def test_what_an_ended_session_left_goes_back_when_no_page_runs():
+    out = subprocess.run([sys.executable, "-c", TIDY, str(ROOT)], capture_output=True, text=True, timeout=120,
+                         cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"left_while_busy": True, "left_when_quiet": False}

@@ -186,9 +186,14 @@ _watcher: list = [None]
 _watcher_lock = threading.Lock()
 
 
+TIDY_EVERY_S = 30.0  # a collection and a trim, when no page runs: what sessions that ended left goes back
+
+
 def settle_when_quiet(quiet: Callable[[], bool], every_s: float = 1.0) -> None:
     """:func:`settle_collector` at the first moment ``quiet()`` says no page run is under way, and again after
-    each :func:`release_memory` that ended the freeze (one daemon thread per process checks every ``every_s``)."""
+    each :func:`release_memory` that ended the freeze (one daemon thread per process checks every ``every_s``);
+    meanwhile, every :data:`TIDY_EVERY_S` while quiet, a collection and a trim, so that what sessions that ended
+    left (Streamlit drops them two minutes after their browser went) goes back even when nothing else runs."""
     _unsettled.set()
     with _watcher_lock:
         if _watcher[0] is None:
@@ -199,7 +204,11 @@ def settle_when_quiet(quiet: Callable[[], bool], every_s: float = 1.0) -> None:
 
 def _settle_when_quiet(quiet: Callable[[], bool], every_s: float) -> None:
     while True:
-        _unsettled.wait()
+        if not _unsettled.wait(TIDY_EVERY_S):
+            if quiet():
+                gc.collect()
+                compat.trim_heap()
+            continue
         while not quiet():
             time.sleep(every_s)
         _unsettled.clear()
