@@ -83,23 +83,23 @@ WATCH = textwrap.dedent("""
 
     busy = [True]
     out = {}
+
+    def quiet_then_frozen():  # no page runs from now: the watcher freezes within 10 s
+        busy[0] = False
+        deadline = time.time() + 10
+        while gc.get_freeze_count() == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        return gc.get_freeze_count()
+
     pool.settle_when_quiet(lambda: not busy[0], every_s=0.05)
     time.sleep(0.5)
     out["frozen_while_busy"] = gc.get_freeze_count()
-    busy[0] = False
-    deadline = time.time() + 10
-    while gc.get_freeze_count() == 0 and time.time() < deadline:
-        time.sleep(0.05)
-    out["frozen_when_quiet"] = gc.get_freeze_count()
+    out["frozen_when_quiet"] = quiet_then_frozen()
     busy[0] = True
     pool.release_memory()  # a model sent away: unfrozen, not frozen again inside the run
     time.sleep(0.5)
     out["frozen_after_release_while_busy"] = gc.get_freeze_count()
-    busy[0] = False
-    deadline = time.time() + 10
-    while gc.get_freeze_count() == 0 and time.time() < deadline:
-        time.sleep(0.05)
-    out["frozen_again_when_quiet"] = gc.get_freeze_count()
+    out["frozen_again_when_quiet"] = quiet_then_frozen()
     print(json.dumps(out))
 """)
 
