@@ -31,8 +31,9 @@ chosen = st.multiselect("Methods", methods.names(), default=["gradcam", "gradcam
 c2, c3 = st.columns(2)
 across = c2.radio("Rows", ["layers", "models"], horizontal=True, key="cmp_across")
 # the chosen methods' numbers (Score-CAM's top-N), each shown only while a method that takes it is chosen
-options = {t.name: int(c3.number_input(t.label, t.low, t.high, t.page_default, t.step, key=f"cmp_{t.key}",
-                                       help=t.help)) for t in methods.tunables(chosen)}
+options = {t.name: c3.selectbox(t.label, t.choices, t.choices.index(t.page_default), key=f"cmp_{t.key}", help=t.help)
+           if t.choices else int(c3.number_input(t.label, t.low, t.high, t.page_default, t.step, key=f"cmp_{t.key}",
+                                                 help=t.help)) for t in methods.tunables(chosen)}
 trained = engine.spec.name not in models.REGISTRY
 if trained and across == "models":
     st.info(f"Rows of models compare ImageNet models on one ImageNet class; {engine.spec.title} scores your own "

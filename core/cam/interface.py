@@ -67,18 +67,21 @@ class Tunable:
         page_default: the pages' starting value.
         low, high, step: the pages' widget range.
         minimum: the command line refuses less (None: any value).
+        choices: for a named choice instead of a number (e.g. a baseline image): the values offered; ``default``
+            and ``page_default`` are then one of them, and ``low``/``high``/``step`` are unused.
     """
 
     name: str
     label: str
     help: str
     cli_help: str
-    default: int | None
-    page_default: int
-    low: int
-    high: int
-    step: int
+    default: int | str | None
+    page_default: int | str
+    low: int = 0
+    high: int = 0
+    step: int = 1
     minimum: int | None = None
+    choices: tuple[str, ...] = ()
 
     @property
     def flag(self) -> str:
@@ -110,6 +113,12 @@ class Method:
         progress: reports its progress through :attr:`Context.progress` (pages show a bar).
         layer: where its map is when it is not at the chosen layer (``"input"``: the model input's resolution);
             None for a map at the chosen layer.
+        pixels: the map has the model input's resolution (every method with ``layer="input"``, and those that
+            combine a layer's map with one at the input, like Guided Grad-CAM).
+        reading: how to read its colours in one line, where they are not "the class's evidence, strongest
+            brightest" (e.g. a gradient's magnitude); pages show it under the map.
+        pages: offered by the pages' method lists (sidebar, Compare, Measure, Learn); occlusion has a page of
+            its own.
         tunables: the numbers a person may set.
     """
 
@@ -126,6 +135,9 @@ class Method:
     live: bool = True
     progress: bool = False
     layer: str | None = None
+    pixels: bool = False
+    reading: str = ""
+    pages: bool = True
     tunables: tuple[Tunable, ...] = ()
 
     def run(self, ctx: Context) -> np.ndarray:

@@ -7,6 +7,9 @@ class logit at the same layer — both from the one cached engine pass — and r
 reads the classifier's weights and applies only where the layer feeds GAP → Dense; occlusion
 (:mod:`.occlusion`) slides a patch over the model input.
 
+The gradient methods at the model input (guided backpropagation, Guided Grad-CAM, integrated gradients,
+SmoothGrad) are in :mod:`.gradients`, the perturbation methods (RISE, Ablation-CAM) in :mod:`.perturbation`.
+
 Each method is registered once (:data:`EVERY`) as a :class:`~core.cam.interface.Method` whose ``fn`` takes one
 :class:`~core.cam.interface.Context`; adding a method is its function and its entry here.
 """
@@ -217,6 +220,9 @@ STRIDE = Tunable("stride", "Stride (px)", "How far the patch moves between two p
                  "occlusion stride at the model input (px)", default=16, page_default=16, low=4, high=112, step=4,
                  minimum=1)
 
+# the methods that work at the model input or run many passes: their own modules, using the functions above
+from . import gradients, perturbation  # noqa: E402
+
 # every method, registered once, in the order the pages and the CLI list them
 EVERY: dict[str, Method] = {m.name: m for m in (
     of_pass("gradcam", "Grad-CAM", "weights = spatially averaged gradients; any layer, any CNN",
@@ -239,13 +245,15 @@ EVERY: dict[str, Method] = {m.name: m for m in (
     Method("cam", "CAM", "the classifier's own weights; only where the layer feeds global average pooling → Dense",
            "Zhou et al., Learning Deep Features for Discriminative Localization, CVPR 2016",
            "https://arxiv.org/abs/1512.04150", fn=_cam, needs_model=True, needs_gap_dense=True),
+    *gradients.ENTRIES,
+    *perturbation.ENTRIES,
     Method("occlusion", "Occlusion", "slide a gray patch over the input and record how much the class loses",
            "Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
            "https://arxiv.org/abs/1311.2901", fn=_occlusion, needs_model=True, extra_passes=True, live=False,
-           progress=True, layer="input", tunables=(PATCH, STRIDE)),
+           progress=True, layer="input", pixels=True, pages=False, tunables=(PATCH, STRIDE)),
 )}
-# the methods whose map is at the chosen layer: what the sidebar, Compare, Measure, Learn and a link's method= offer
-REGISTRY: dict[str, Method] = {name: m for name, m in EVERY.items() if m.layer is None}
+# what the sidebar, Compare, Measure, Learn and a link's method= offer (occlusion has the Occlude page)
+REGISTRY: dict[str, Method] = {name: m for name, m in EVERY.items() if m.pages}
 # the methods computed from the cached pass alone: name → fn(A, G)
 METHODS = {name: m.on_pass for name, m in REGISTRY.items() if m.on_pass is not None}
 DEFAULT = "gradcam"  # the map a page shows where the chosen method cannot be drawn there
@@ -260,8 +268,8 @@ def get(name: str) -> Method:
 
 
 def names(every: bool = False) -> list[str]:
-    """The methods whose map is at the chosen layer, in the registry's order; ``every``: also those whose map has a
-    place of its own (occlusion: the CLI's ``explain --method``)."""
+    """The methods the pages offer, in the registry's order; ``every``: also those with a page of their own
+    (occlusion: the CLI's ``explain --method``)."""
     return list(EVERY if every else REGISTRY)
 
 

@@ -328,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--mask", default=None, metavar="MASK.png", help="occlude where the mask is non-zero (any size)")
     e.add_argument("--fill", default="gray", choices=FILLS)
     for t in methods.tunables():  # the methods' numbers (occlusion's patch and stride, Score-CAM's top-N)
-        e.add_argument(t.flag, type=int, default=t.default, help=t.cli_help)
+        e.add_argument(t.flag, type=str if t.choices else int, choices=t.choices or None, default=t.default,
+                       help=t.cli_help)
     e.add_argument("--alpha", type=float, default=0.5)
     e.add_argument("--colormap", default="jet", choices=COLORMAPS)
     t = sub.add_parser("train", help="train a classifier on your own classes (one sub-folder per class)",
