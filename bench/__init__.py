@@ -12,6 +12,19 @@
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+EVAL_DIR_ENV = "GRADCAM_STUDIO_EVAL_DIR"
+
+
+def eval_dir() -> Path:
+    """The shared evaluation set (400 ImageNet validation photos with boxes, never shipped): ``$GRADCAM_STUDIO_EVAL_DIR``,
+    else ``shared/data/imagenet-val-loc`` beside the checkout. The benchmark, the reference tools and the tests
+    read it here."""
+    return Path(os.environ.get(EVAL_DIR_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data"
+                / "imagenet-val-loc")
+
 
 def collect(model: str, repeats: int = 25, switch: bool = False, app: bool = True, cold_runs: int = 3) -> dict:
     """Every figure of ``python -m core bench`` as one dict (its ``--json`` output).

@@ -9,13 +9,12 @@ import numpy as np
 
 from core.cam import methods
 
+from . import eval_dir
 from .timing import ASSETS, interleaved_ms
-
-SHARED_EVAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-val-loc"
 
 
 def run_measure_bench(model_name: str = "efficientnet_lite0", repeats: int = 10, images_limit: int = 100,
-                      data: Path = SHARED_EVAL) -> dict:
+                      data: Path | None = None) -> dict:
     """The measurement figures: one 20-step deletion curve against a forward pass of 20 at the same
     size (its floor), the whole sanity cascade for Grad-CAM at the default layer, and dataset evaluation's
     photos per second (localisation + pointing + energy, Grad-CAM) against explaining the same photos
@@ -27,6 +26,7 @@ def run_measure_bench(model_name: str = "efficientnet_lite0", repeats: int = 10,
     from core.metrics import evaluation, faithfulness, sanity
     from core.metrics.boxes import read_boxes
 
+    data = eval_dir() if data is None else data
     spec = models.get_spec(model_name)
     engine = Engine(spec, *models.load_inference(model_name))
     img = images.load_path(ASSETS / "cat_and_dog.jpg")

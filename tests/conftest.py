@@ -22,9 +22,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ASSETS = ROOT / "assets"
 
-EVAL_DIR_ENV = "GRADCAM_STUDIO_EVAL_DIR"
+from bench import EVAL_DIR_ENV, eval_dir  # noqa: E402  (after the checkout is on the path)
+
 REQUIRE_EVAL_ENV = "GRADCAM_STUDIO_REQUIRE_EVAL"
-SHARED = Path(os.environ.get(EVAL_DIR_ENV) or ROOT.parent / "shared" / "data" / "imagenet-val-loc")
+SHARED = eval_dir()
 
 # Left out of the fast tier: a module's file name (every test in it), a test's node id without its parameters
 # (every case), or with them (that case): each took 1 s or more on the 2-core machine, where a quicker test of the

@@ -121,12 +121,12 @@ def test_bench_json_has_every_figure(capsys):
         assert isinstance(d[k], float) and d[k] > 0, k
     # the dataset figures come from the shared evaluation set, which the benchmark finds beside the checkout; a clone
     # without it gets every other figure, and where the set is required (.ci/run) they must be there
-    from bench.metrics import SHARED_EVAL
+    from bench import eval_dir
     from conftest import eval_required
 
-    if (SHARED_EVAL / "annotations.csv").exists() or eval_required():
+    if (eval_dir() / "annotations.csv").exists() or eval_required():
         for k in ("explain_images_per_s", "evaluate_images_per_s"):
-            assert isinstance(d.get(k), float) and d[k] > 0, (k, SHARED_EVAL)
+            assert isinstance(d.get(k), float) and d[k] > 0, (k, eval_dir())
     else:
         assert "evaluate_images_per_s" not in d  # left out, not made up
     assert d["train_features_over_forward"] == pytest.approx(

@@ -78,7 +78,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data" / "imagenet-val-loc"
+from bench import eval_dir  # noqa: E402  (the shared evaluation set: $GRADCAM_STUDIO_EVAL_DIR or ../shared)
+
+DATA = eval_dir()
 FILES = ("ILSVRC2012_val_00000347.JPEG", "ILSVRC2012_val_00000355.JPEG", "ILSVRC2012_val_00000361.JPEG")
 STEPS = 16
 LAYER = "top_activation"
