@@ -8,7 +8,8 @@
 - :mod:`bench.metrics`   a deletion curve, the sanity cascade and dataset evaluation against explaining;
 - :mod:`bench.server`    the app on a real ``streamlit run`` server, driven by headless Chromium;
 - :mod:`bench.browser`   that server and browser (also the real-browser tests' and the tools' driver);
-- :mod:`bench.timing`    medians taken in turns, peak memory, the sample photos.
+- :mod:`bench.timing`    medians taken in turns, peak memory, the sample photos;
+- :mod:`bench.price`     each server adjustment of :mod:`server` measured switched off (``python -m bench.price``).
 """
 from __future__ import annotations
 

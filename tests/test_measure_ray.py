@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import ray
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--methods", "gradcam,random", "--metrics", "localisation,pointing,energy,deletion", "--steps", "5",
@@ -27,7 +26,10 @@ def finish(proc):
 
 @pytest.fixture(scope="module")
 def address():
-    """A local Ray of 2 CPUs for this module; its address for the CLI's --ray."""
+    """A local Ray of 2 CPUs for this module; its address for the CLI's --ray (Ray is imported here, not when the
+    suite is collected: it takes a second and the fast tier never needs it)."""
+    import ray
+
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         yield ray.get_runtime_context().gcs_address

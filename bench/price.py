@@ -7,11 +7,11 @@ prints one JSON line per run (a first run, not counted, brings the files a cold 
 cache) and, at the end, per variant the median, the range and the median of the paired
 differences from ``base`` (all adjustments on), with the load average seen.
 
-    python -m server.price cold     [--rounds 5] [--off pacing]                  # first paint / first map
-    python -m server.price late     [--rounds 5] [--after 30]                    # a visitor after the start
-    python -m server.price sessions [--rounds 5] [--off assets,keras_state]      # server CPU per new session
-    python -m server.price startup  [--rounds 7] [--off gc_pause,lean_keras,quiet_stderr]
-    python -m server.price replies  [--rounds 2] [--off replies]                 # upload replies lost
+    python -m bench.price cold     [--rounds 5] [--off pacing]                  # first paint / first map
+    python -m bench.price late     [--rounds 5] [--after 30]                    # a visitor after the start
+    python -m bench.price sessions [--rounds 5] [--off assets,keras_state]      # server CPU per new session
+    python -m bench.price startup  [--rounds 7] [--off gc_pause,lean_keras,quiet_stderr]
+    python -m bench.price replies  [--rounds 2] [--off replies]                 # upload replies lost
 
 - ``cold``: a fresh server, the first request as soon as its port answers (:func:`bench.server.cold_start`):
   seconds to the title and sidebar (first paint) and to the first map.
