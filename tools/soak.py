@@ -15,12 +15,15 @@ seeded random mix of ordinary actions, waiting for the page to settle after each
   ``colormap``: another colormap;
 - ``recycle``: close the browser context and open a new one on a deep link.
 
-Every minute it prints one JSON line ``{minute, rss_mb, peak_mb, actions, exceptions}`` (RSS and VmHWM of the
-server process; actions and pages that showed ``[data-testid=stException]`` so far); at the end it closes every
-browser, leaves the server idle for ``--idle`` minutes printing its RSS each minute, and prints a summary JSON:
-``warm_rss_mb`` (once every session's first page is up), ``peak_mb``, ``slope_mb_per_min`` (least squares over the
-minute samples of the last 6 minutes of use; ``slope_all_mb_per_min`` over all of them: RSS falls back now and then,
-and one fall inside the last 6 minutes can hide a steady climb), ``idle_end_rss_mb``, ``idle_end_minus_warm_mb``,
+It reads the server's RSS every ``SAMPLE_S`` seconds. Every minute it prints one JSON line ``{minute, rss_mb,
+rss_mean_mb, peak_mb, actions, exceptions}`` (RSS at the minute's end, the mean of that minute's samples, and VmHWM
+of the server process; actions and pages that showed ``[data-testid=stException]`` so far); at the end it closes
+every browser, leaves the server idle for ``--idle`` minutes printing its RSS each minute, and prints a summary
+JSON: ``warm_rss_mb`` (once every session's first page is up), ``peak_mb``, ``slope_mb_per_min`` (least squares
+over the minute means of the last 6 minutes of use: a single reading swings by ±60 MB with the pass in flight and
+the heap trims, which alone gives a 6-point slope a standard error of about 8 MB/min; ``slope_instant_mb_per_min``
+is the same over the minute-end readings, ``slope_all_mb_per_min`` over every minute mean: RSS falls back now and
+then, and one fall inside the last 6 minutes can hide a steady climb), ``idle_end_rss_mb``, ``idle_end_minus_warm_mb``,
 actions per kind, exceptions (count and distinct first lines), actions that did not settle (``stalls``), tracebacks
 in the server log (``artifacts/soak-streamlit.log``) and the issue's targets. Needs the dev requirements
 (Playwright) and Debian's chromium (``make browser``). It does not run in CI (about M + idle + 2 minutes).
@@ -47,6 +50,7 @@ from soak_visitor import MIX, TIMEOUT_S, Session  # noqa: E402 - tools/ is the s
 
 TARGETS = {"peak_mb": 1400, "slope_mb_per_min": 5, "idle_end_minus_warm_mb": 300, "exceptions": 0}
 SLOPE_MINUTES = 6
+SAMPLE_S = 5
 
 
 def slope(points: list[tuple[float, float]]) -> float:
@@ -111,12 +115,18 @@ def main() -> int:
             emit({"minute": 0, "rss_mb": round(warm), "peak_mb": round(server.peak_mb()), "actions": 0,
                   "exceptions": 0, "warm_up_s": round(time.perf_counter() - t_start, 1)})
             t0 = time.perf_counter()
-            use: list[tuple[float, float]] = [(0.0, warm)]
+            use: list[tuple[float, float]] = [(0.0, warm)]  # minute-end readings
+            means: list[tuple[float, float]] = []  # (minute, mean of its samples)
             for minute in range(1, int(args.minutes) + 1):
-                time.sleep(max(0.0, t0 + 60 * minute - time.perf_counter()))
-                rss = server.rss_mb()
+                readings = []
+                while (left := t0 + 60 * minute - time.perf_counter()) > 0:
+                    time.sleep(min(SAMPLE_S, left))
+                    readings.append(server.rss_mb())
+                rss = readings[-1] if readings else server.rss_mb()
                 use.append((float(minute), rss))
-                emit({"minute": minute, "rss_mb": round(rss), "peak_mb": round(server.peak_mb()),
+                means.append((float(minute), sum(readings) / len(readings) if readings else rss))
+                emit({"minute": minute, "rss_mb": round(rss), "rss_mean_mb": round(means[-1][1]),
+                      "peak_mb": round(server.peak_mb()),
                       "actions": sum(sum(s.actions.values()) for s in sessions),
                       "exceptions": sum(len(s.exceptions) for s in sessions),
                       "sessions_alive": sum(s.is_alive() and s.failure is None for s in sessions)})
@@ -143,12 +153,13 @@ def main() -> int:
             actions.update(s.actions)
             stalls.update(s.stalls)
             exceptions += s.exceptions
-        last = [(m, r) for m, r in use if m >= args.minutes - SLOPE_MINUTES]
+        last = [(m, r) for m, r in means if m > args.minutes - SLOPE_MINUTES]
+        last_instant = [(m, r) for m, r in use if m >= args.minutes - SLOPE_MINUTES]
         summary = {
             "sessions": args.sessions, "minutes": args.minutes, "idle_minutes": args.idle, "seed": args.seed,
             "warm_rss_mb": round(warm), "peak_mb": round(peak),
             "slope_mb_per_min": round(slope(last), 1), "slope_minutes": [int(m) for m, _ in last],
-            "slope_all_mb_per_min": round(slope(use), 1),
+            "slope_instant_mb_per_min": round(slope(last_instant), 1), "slope_all_mb_per_min": round(slope(means), 1),
             "idle_end_rss_mb": round(idle_rss), "idle_end_minus_warm_mb": round(idle_rss - warm),
             "actions": sum(actions.values()), "actions_per_kind": dict(sorted(actions.items())),
             "stalls": dict(stalls), "exceptions": len(exceptions),

@@ -117,6 +117,9 @@ class Method:
             combine a layer's map with one at the input, like Guided Grad-CAM).
         reading: how to read its colours in one line, where they are not "the class's evidence, strongest
             brightest" (e.g. a gradient's magnitude); pages show it under the map.
+        family: what the map measures, for the pages' tables: ``"CAM"`` (weights one layer's channels: a coarse
+            map at the layer that follows the class), ``"gradients"`` (how the class score changes with each input
+            pixel) or ``"perturbation"`` (how the score drops when parts of the photo are hidden).
         pages: offered by the pages' method lists (sidebar, Compare, Measure, Learn); occlusion has a page of
             its own.
         tunables: the numbers a person may set.
@@ -137,6 +140,7 @@ class Method:
     layer: str | None = None
     pixels: bool = False
     reading: str = ""
+    family: str = "CAM"
     pages: bool = True
     tunables: tuple[Tunable, ...] = ()
 

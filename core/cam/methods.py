@@ -250,7 +250,8 @@ EVERY: dict[str, Method] = {m.name: m for m in (
     Method("occlusion", "Occlusion", "slide a gray patch over the input and record how much the class loses",
            "Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
            "https://arxiv.org/abs/1311.2901", fn=_occlusion, needs_model=True, extra_passes=True, live=False,
-           progress=True, layer="input", pixels=True, pages=False, tunables=(PATCH, STRIDE)),
+           progress=True, layer="input", pixels=True, family="perturbation", pages=False,
+           tunables=(PATCH, STRIDE)),
 )}
 # what the sidebar, Compare, Measure, Learn and a link's method= offer (occlusion has the Occlude page)
 REGISTRY: dict[str, Method] = {name: m for name, m in EVERY.items() if m.pages}
