@@ -1,5 +1,6 @@
-"""Measure: is the map any good? Localisation against the object's boxes, faithfulness curves, and the sanity
-check, for the sidebar's photo, class and layer (figures as ``python -m core evaluate`` computes them)."""
+"""Measure: is the map any good? Localisation against the object's boxes, faithfulness curves and ROAD, the sanity
+check, and "Can this be fooled?" (every figure ranked side by side) for the sidebar's photo, class and layer
+(figures as ``python -m core evaluate`` computes them)."""
 import streamlit as st
 from PIL import Image
 from streamlit_drawable_canvas import st_canvas
@@ -8,7 +9,7 @@ from core import models
 from core.cam import methods
 from core.imaging import images, render
 from core.metrics import boxes as bx
-from core.metrics import faithfulness
+from core.metrics import faithfulness, road
 from ui import charts
 from ui import session_metrics as ms
 from ui.charts import map_title
@@ -27,9 +28,10 @@ engine, rgb, cls, layer = ctx.engine, ctx.image.rgb, ctx.class_index, ctx.layer
 h, w = rgb.shape[:2]
 photo_key = images.pixel_hash(rgb)
 label = engine.spec.label(cls)
-st.markdown(f"Measuring the maps of **{label}** (class {cls}) at `{layer}`. Two baselines are measured with every "
-            "method: a **random** map (seeded noise on the layer's grid) and a **centre** prior (a Gaussian in the "
-            "middle, σ = ¼ of each side); a method that does not beat them proves nothing.")
+st.markdown(f"Measuring the maps of **{label}** (class {cls}) at `{layer}`. Three baselines are measured with every "
+            "method: a **random** map (seeded noise on the layer's grid), a **centre** prior (a Gaussian in the "
+            "middle, σ = ¼ of each side) and the photo's **edges** (Sobel, smoothed); none of them looks at the "
+            "model, so a method that does not beat them proves nothing.")
 chosen = st.multiselect("Methods", methods.names(), default=["gradcam"], format_func=map_title, key="ms_methods")
 if engine.spec.name not in models.REGISTRY:
     st.caption(f"{engine.spec.title} ends in global average pooling → Dense over your classes, so CAM applies at "
@@ -146,6 +148,34 @@ if results:
     if missing:
         st.caption(f"Not measured yet at {steps} steps: {', '.join(missing)}.")
 
+st.subheader("ROAD: remove and debias")
+st.markdown(
+    "**ROAD** (Rong et al., ICML 2022, as pytorch-grad-cam computes it): at 10 %, 20 %, …, 90 % the map's most "
+    "relevant pixels (**MoRF**) or its least relevant ones (**LeRF**) are removed and *imputed* from their "
+    "neighbours with a little noise, so that the hole's shape gives nothing away; each point is the change of "
+    "the class probability against the photo's. MoRF should fall, LeRF stay: **ROAD combined** = (mean LeRF − "
+    "mean MoRF) / 2, high = good.")
+road_todo = [m for m, (key, _c) in usable.items() if ms.cached_road(key) is None]
+if st.button(f"Compute ROAD ({len(road_todo)} maps)" if road_todo else "ROAD computed for every map",
+             key="ms_road_run", disabled=not road_todo):
+    bar = st.progress(0.0, text="ROAD: imputing…")
+    try:
+        ms.run_road(engine, rgb, cls, {m: usable[m] for m in road_todo},
+                    progress=lambda f, m: bar.progress(min(1.0, f), text=f"ROAD: imputing… {map_title(m)}"))
+    except (ValueError, RuntimeError) as exc:
+        st.error(f"ROAD could not be computed: {str(exc).splitlines()[0]}")
+    else:
+        st.rerun()
+    finally:
+        bar.empty()
+roads = {m: r for m, (key, _c) in usable.items() if (r := ms.cached_road(key)) is not None}
+if roads:
+    st.altair_chart(charts.road_chart(roads, label), width="stretch")
+    st.table(ms.road_table(roads))
+    st.caption(f"Percentiles {', '.join(map(str, road.PERCENTILES))}; imputed pixels take the weighted mean of "
+               "their 8 neighbours (1/6 sides, 1/12 diagonals), noise σ 1.28 levels of 255; all "
+               f"{2 * len(road.PERCENTILES)} images of a map through the model in one batch.")
+
 # --- sanity check ------------------------------------------------------------------------------------
 st.header("Sanity check")
 method = ctx.method
@@ -154,23 +184,31 @@ st.markdown(
     f"down, one block at a time, and the sidebar's method (**{map_title(method)}**) draws its map again after each "
     "step. A method whose map does not change when the model is destroyed explains the photo, not the model. "
     "The randomised model is a private copy; the model the other pages use is not touched.")
+
+
+def keras_copy():
+    """The sidebar model's Keras model with its trained weights (the cascade clones it)."""
+    own = trained_models().get(engine.spec.name)
+    return own.keras_model() if own is not None else models.load_model(engine.spec.name)
+
+
+cascade = None
 if methods.REGISTRY[method].extra_passes:
     st.info(f"{map_title(method)} runs its own forward passes at every step; choose a gradient method in the "
             f"sidebar, or run `python -m core sanity IMAGE --method {method}` on the command line.")
-    st.stop()
-skey = ms.sanity_key(engine, rgb, cls, layer, method)
-if st.button(f"Run the cascade for {map_title(method)}", key="ms_sanity_run"):
-    bar = st.progress(0.0, text="Copying the model…")
-    try:
-        own = trained_models().get(engine.spec.name)
-        keras_model = own.keras_model() if own is not None else models.load_model(engine.spec.name)
-        ms.run_sanity(engine, keras_model, rgb, cls, layer, method,
-                      progress=lambda f: bar.progress(f, text=f"Re-initialising block by block… {f:.0%}"))
-        del keras_model
-    except (ValueError, RuntimeError, models.WeightsUnavailable) as exc:
-        st.error(f"The cascade could not run: {str(exc).splitlines()[0]}")
-    bar.empty()
-cascade = ms.cached_sanity(skey)
+else:
+    skey = ms.sanity_key(engine, rgb, cls, layer, method)
+    if st.button(f"Run the cascade for {map_title(method)}", key="ms_sanity_run"):
+        bar = st.progress(0.0, text="Copying the model…")
+        try:
+            keras_model = keras_copy()
+            ms.run_sanity(engine, keras_model, rgb, cls, layer, method,
+                          progress=lambda f: bar.progress(f, text=f"Re-initialising block by block… {f:.0%}"))
+            del keras_model
+        except (ValueError, RuntimeError, models.WeightsUnavailable) as exc:
+            st.error(f"The cascade could not run: {str(exc).splitlines()[0]}")
+        bar.empty()
+    cascade = ms.cached_sanity(skey)
 if cascade is not None:
     small = render.display_base(rgb, 240)
     cells = [("original model", cascade.original, "")] + [
@@ -188,3 +226,52 @@ if cascade is not None:
     st.markdown(f"With every block random, Spearman's ρ to the original map is **{ms.fmt(last.spearman)}** and SSIM "
                 f"**{ms.fmt(last.ssim)}**: {verdict}. ρ ranks the pixels (1 = same order); SSIM compares the shapes "
                 "of the maps, each scaled to its own maximum.")
+
+# --- can this be fooled? -----------------------------------------------------------------------------
+st.header("Can this be fooled?")
+st.markdown(
+    "A map that never looks at the model — the photo's **edges**, or **random** noise — should lose on every "
+    "metric. It does not always: edges sit on objects, and a metric that removes pixels rewards a map that "
+    "removes the photo's structure. Below, the chosen methods and both model-free maps are ranked by every "
+    "metric side by side, and by the sanity check (how little of the map survives a random model).")
+panel = [m for m in usable if m not in ms.BASELINES] + [m for m in ("edges", "random") if m in usable]
+sane = [m for m in panel if m in ms.BASELINES or not methods.REGISTRY[m].extra_passes]
+missing = (sum(ms.cached_faithfulness(usable[m][0], steps) is None for m in panel)
+           + sum(ms.cached_road(usable[m][0]) is None for m in panel)
+           + sum(ms.cached_sanity(ms.sanity_key(engine, rgb, cls, layer, m)) is None for m in sane))
+if st.button(f"Rank the maps ({missing} computations to go)" if missing else "Every figure of the ranking is computed",
+             key="ms_fooled_run", disabled=not missing):
+    bar = st.progress(0.0, text="Ranking: deletion and insertion…")
+    try:
+        sub = {m: usable[m] for m in panel}
+        ms.run_faithfulness(engine, rgb, cls, sub, steps, progress=lambda f, m: bar.progress(
+            0.1 * f, text=f"Ranking: deletion and insertion… {map_title(m)}"))
+        ms.run_road(engine, rgb, cls, sub, progress=lambda f, m: bar.progress(
+            0.1 + 0.4 * min(1.0, f), text=f"Ranking: ROAD… {map_title(m)}"))
+        todo = [m for m in sane if ms.cached_sanity(ms.sanity_key(engine, rgb, cls, layer, m)) is None]
+        if todo:
+            keras_model = keras_copy()
+            for i, m in enumerate(todo):
+                ms.run_sanity(engine, keras_model, rgb, cls, layer, m, progress=lambda f, i=i, m=m: bar.progress(
+                    0.5 + 0.5 * (i + f) / len(todo), text=f"Ranking: the sanity cascade… {map_title(m)}"))
+            del keras_model
+    except (ValueError, RuntimeError, models.WeightsUnavailable) as exc:
+        st.error(f"The ranking could not be computed: {str(exc).splitlines()[0]}")
+    else:
+        st.rerun()
+    finally:
+        bar.empty()
+faith = {m: r for m in panel if (r := ms.cached_faithfulness(usable[m][0], steps)) is not None}
+roads = {m: r for m in panel if (r := ms.cached_road(usable[m][0])) is not None}
+sanities = {m: c for m in sane if (c := ms.cached_sanity(ms.sanity_key(engine, rgb, cls, layer, m))) is not None}
+locs_panel = {m: locs[m] for m in panel} if boxes else {}
+if faith or roads or sanities:
+    figures = ms.fooled_figures(panel, locs_panel, faith, roads, sanities)
+    st.table(ms.fooled_table(figures))
+    note = ms.fooled_note(figures)
+    if note:
+        st.markdown(note)
+    st.caption("Rank 1 is the best map on that column (equal figures share a rank): high is good for the pointing "
+               "game, energy, insertion and ROAD, low for deletion, and for the sanity check low |ρ| (the map "
+               f"changes when the model is destroyed). Deletion and insertion at {steps} steps"
+               + ("" if boxes else "; draw a box above for the pointing game and energy") + ".")

@@ -45,6 +45,10 @@ SLOW = {
     "tests/test_app.py::test_compare_page_grid_and_controls",
     "tests/test_app.py::test_cam_and_score_cam_on_the_explain_page",
     "tests/test_app.py::test_start_up_work_runs_in_the_background_and_fills_the_cache",
+    # the registered methods at the model input on the pages (RISE's 1,000 masks, Score-CAM, Guided Grad-CAM)
+    "tests/test_pages_new_methods.py::test_every_registered_method_on_explain_once_per_view",
+    "tests/test_pages_new_methods.py::test_compare_with_the_gradient_methods_at_the_input",
+    "tests/test_pages_new_methods.py::test_learn_opens_guided_grad_cam_on_the_photo",
     "tests/test_first_user_explain.py::test_after_an_upload_the_class_radio_shows_the_explained_class[trained]",
     "tests/test_first_user_explain.py::test_top_k_offers_at_most_the_models_classes_and_the_chart_says_the_real_k",
     "tests/test_first_user_explain.py::test_model_names_fit_the_sidebar_and_the_help_names_each_in_full",
@@ -106,6 +110,13 @@ SLOW = {
     "tests/test_hostile_data.py::test_names_from_files_reach_the_terminal_escaped",
     "tests/test_hostile_data.py::test_a_zip_of_20000_small_images_stops_at_the_datasets_budget_in_one_line",
     "tests/test_metrics_quantus.py::test_deletion_insertion_pointing_and_energy_match_quantus",
+    # ROAD's 18 imputations per map, the edges baseline's cascade, the Measure page's ranking
+    "tests/test_road.py::test_road_batch_and_the_cli_field",
+    "tests/test_road.py::test_imputed_images_equal_pytorch_grad_cams_for_the_same_mask",
+    "tests/test_road.py::test_road_equals_pytorch_grad_cams_where_the_masks_agree",
+    "tests/test_road.py::test_evaluate_takes_road_and_edges_on_the_command_line",
+    "tests/test_edges_baseline.py::test_sanity_of_edges_on_lite0_is_unchanged_at_every_step",
+    "tests/test_measure_page.py::test_can_this_be_fooled_ranks_grad_cam_edges_and_random_with_real_numbers",
 }
 
 

@@ -100,7 +100,7 @@ def kept(lite_engine, photos):
     res = lite_engine.run(rgb)
     seed = baselines.seed_for("cat_and_dog.jpg", 0)
     out = {}
-    for m in ("gradcam", "random", "centre"):
+    for m in ("gradcam", "random", "centre", "edges"):
         cam = evaluation.raw_map(lite_engine, rgb, res, m, lite_engine.spec.default_layer, seed)
         out[title(m)] = faithfulness.kept_visible(cam, lite_engine.spec.input_size)
     return out

@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
 PHOTO = ROOT / "assets" / "cat_and_dog.jpg"  # the default sample; Chelsea (left) is the top-1
 CAT_BOX = (0.0, 20.0, 560.0, 400.0)  # the photo is 940×400
-METHODS = ("gradcam", "random", "centre")
-TITLES = {"gradcam": "Grad-CAM", "random": "Random map (baseline)", "centre": "Centre prior (baseline)"}
+METHODS = ("gradcam", "random", "centre", "edges")
+TITLES = {"gradcam": "Grad-CAM", "random": "Random map (baseline)", "centre": "Centre prior (baseline)",
+          "edges": "Edges of the photo (baseline)"}
 
 
 def table_rows(table) -> dict[str, dict[str, str]]:
@@ -104,7 +105,7 @@ def test_moving_the_threshold_changes_iou_and_recomputes_no_curve(page, expected
     cam = evaluation.raw_map(lite_engine, rgb, res, "gradcam", lite_engine.spec.default_layer)
     want = localisation.best_iou(render.upsample(cam, rgb.shape[1], rgb.shape[0]), [CAT_BOX], 0.5)
     assert float(page.metric[0].value) == pytest.approx(want, abs=5e-4)
-    assert len(page.table) == 2  # the curves' table is still there
+    assert len(page.table) == 3  # the curves' table is still there, and the ranking's (no ROAD yet)
 
 
 def test_the_page_equals_the_cli_per_image_lines(page, expected, tmp_path):
@@ -151,6 +152,37 @@ def test_the_sanity_cascade_destroys_grad_cams_map_and_leaves_the_pool_alone(pag
     np.testing.assert_allclose(before, lite_engine.predict(batch), atol=1e-5)
 
 
+def test_can_this_be_fooled_ranks_grad_cam_edges_and_random_with_real_numbers(page, expected, lite_engine, photos):
+    from core.metrics import road
+
+    page.button(key="ms_fooled_run").click().run()
+    assert not page.exception and not page.error, [e.value for e in page.exception]
+    panel = page.table[-1].value
+    assert list(panel.index) == ["Grad-CAM", "Edges of the photo (baseline)", "Random map (baseline)"]
+    assert list(panel.columns) == ["pointing game", "energy in boxes", "deletion AUC", "insertion AUC",
+                                   "ROAD combined", "sanity: final |ρ|"]
+    value = {(m, c): float(panel.loc[m, c].split()[0]) for m in panel.index for c in panel.columns}
+    rank = {(m, c): int(panel.loc[m, c].split("#")[1].split()[0]) for m in panel.index for c in panel.columns}
+    # the figures are the metrics' own: ROAD of the edges map with the CLI's seed for this photo
+    rgb, cls = photos["cat_and_dog.jpg"].rgb, expected[0]
+    res = lite_engine.run(rgb, cls)
+    edges = evaluation.raw_map(lite_engine, rgb, res, "edges", lite_engine.spec.default_layer)
+    want = road.road(lite_engine, rgb, edges, cls, seed=baselines.seed_for("cat_and_dog.jpg", 0))
+    assert value["Edges of the photo (baseline)", "ROAD combined"] == pytest.approx(want.combined, abs=5e-4)
+    assert value["Grad-CAM", "deletion AUC"] == pytest.approx(expected[1]["gradcam"]["deletion_auc"], abs=5e-4)
+    # measured on this photo: Grad-CAM ranks first on every metric and on the sanity check; the edges map never
+    # beats it, but it beats the random map on deletion and ROAD; the cascade leaves both model-free maps intact
+    assert all(rank["Grad-CAM", c] == 1 for c in panel.columns)
+    assert rank["Edges of the photo (baseline)", "deletion AUC"] < rank["Random map (baseline)", "deletion AUC"]
+    assert rank["Edges of the photo (baseline)", "ROAD combined"] < rank["Random map (baseline)", "ROAD combined"]
+    assert value["Edges of the photo (baseline)", "sanity: final |ρ|"] == 1.0
+    assert value["Random map (baseline)", "sanity: final |ρ|"] == 1.0 and value["Grad-CAM", "sanity: final |ρ|"] < 0.2
+    note = next(m.value for m in page.markdown if m.value.startswith("Edges of the photo (baseline) never looks"))
+    assert "ranks below every method" in note and "The sanity check catches it" in note
+    # ROAD's own table on the page shows the same maps, and a second click has nothing left to compute
+    assert page.button(key="ms_fooled_run").disabled and page.button(key="ms_road_run").label.startswith("Compute ROAD (1")
+
+
 def test_a_bad_box_file_is_one_line_and_the_page_goes_on():
     at = AppTest.from_file(APP, default_timeout=300)
     at.run()
@@ -184,7 +216,8 @@ def test_a_trained_model_in_the_sidebar_is_measured_with_its_own_classes():
     assert not at.exception and not at.error, [e.value for e in at.exception]
     assert any("CAM applies at its last layer" in c.value for c in at.caption)
     assert any("Measuring the maps of **" in m.value and "(class " in m.value for m in at.markdown)
-    assert set(table_rows(at.table[0])) == {"Grad-CAM", "CAM", "Random map (baseline)", "Centre prior (baseline)"}
+    assert set(table_rows(at.table[0])) == {"Grad-CAM", "CAM", "Random map (baseline)", "Centre prior (baseline)",
+                                             "Edges of the photo (baseline)"}
     at.slider(key="ms_steps").set_value(5).run()
     at.button(key="ms_faith_run").click().run()
     assert not at.exception and not at.error

@@ -1,6 +1,6 @@
 """Every chart the pages draw, in one place: the Explain page's top-k bars (a plain Vega-Lite spec), and as Altair
 charts the Occlude page's before/after bars, the Learn page's channel weights, the Measure page's IoU, deletion /
-insertion and sanity curves, and the Train page's regularisation search, fine-tuning history and confusion matrix.
+insertion, ROAD and sanity curves, and the Train page's regularisation search, fine-tuning history and confusion matrix.
 
 Each function takes plain figures and returns a chart; the pages only draw it. Altair and pandas are imported
 inside the functions that need them, when a chart is drawn: a page's title never waits for them.
@@ -135,7 +135,8 @@ def channel_weights_chart(alpha: np.ndarray, shown: int = 24) -> alt.Chart:
 
 
 # --- Measure: one colour and one title per map on every chart -----------------------------------------------
-BASELINE_TITLES = {"random": "Random map (baseline)", "centre": "Centre prior (baseline)"}
+BASELINE_TITLES = {"random": "Random map (baseline)", "centre": "Centre prior (baseline)",
+                   "edges": "Edges of the photo (baseline)"}
 
 
 def map_title(name: str) -> str:
@@ -146,7 +147,7 @@ def map_title(name: str) -> str:
 
 
 PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#e377c2", "#bcbd22", "#8c564b")
-BASELINE_COLOURS = {"random": "#9e9e9e", "centre": "#5d4037"}
+BASELINE_COLOURS = {"random": "#9e9e9e", "centre": "#5d4037", "edges": "#000000"}
 
 
 def _colour(names, legend_title: str = "map") -> alt.Color:
@@ -208,6 +209,36 @@ def curves_chart(results: dict, class_name: str) -> alt.Chart:
     points = base.mark_point(filled=True, size=18, opacity=1).encode(
         tooltip=["map", "curve", alt.Tooltip("fraction:Q", format=".0%"), alt.Tooltip("probability:Q", format=".2%")])
     return alt.layer(lines, points).properties(height=420)
+
+
+ROAD_CURVES = {"morf": ("most relevant removed first (MoRF)", [1, 0]),
+               "lerf": ("least relevant removed first (LeRF)", [6, 3])}
+
+
+def road_chart(results: dict, class_name: str) -> alt.Chart:
+    """ROAD: the change of the class probability against the share of pixels removed and imputed, MoRF solid
+    and LeRF dashed, one colour per map (``results``: map → :class:`core.metrics.road.Road`)."""
+    import altair as alt
+    import pandas as pd
+
+    rows = []
+    for m, r in results.items():
+        for kind in ("morf", "lerf"):
+            rows += [{"map": map_title(m), "curve": ROAD_CURVES[kind][0], "removed": float(f), "change": float(v)}
+                     for f, v in zip(r.removed, getattr(r, kind))]
+    base = alt.Chart(pd.DataFrame(rows)).encode(
+        x=alt.X("removed:Q", title="share of the pixels removed and imputed", axis=alt.Axis(format="%")),
+        y=alt.Y("change:Q", title=f"change of p({class_name})", axis=alt.Axis(format="+%")),
+        color=_colour(list(results)))
+    dash = alt.StrokeDash("curve:N", title="curve (line style)",
+                          scale=alt.Scale(domain=[c[0] for c in ROAD_CURVES.values()],
+                                          range=[c[1] for c in ROAD_CURVES.values()]),
+                          legend=alt.Legend(orient="top", symbolType="stroke", symbolSize=576, symbolStrokeWidth=2,
+                                            symbolStrokeColor="#31333f", symbolFillColor="transparent", labelLimit=260))
+    lines = base.mark_line().encode(strokeDash=dash)
+    points = base.mark_point(filled=True, size=18, opacity=1).encode(
+        tooltip=["map", "curve", alt.Tooltip("removed:Q", format=".0%"), alt.Tooltip("change:Q", format="+.2%")])
+    return alt.layer(lines, points).properties(height=380)
 
 
 def sanity_chart(result) -> alt.Chart:

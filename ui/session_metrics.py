@@ -1,7 +1,7 @@
-"""The Measure page's figures, computed and kept per session: maps, localisation, faithfulness curves and the
-sanity cascade, each kept in the session's state under a key of everything it depends on (model, exact pixels,
-class, layer, method, boxes, threshold, steps, seed), so a slider that changes only the threshold never
-recomputes a curve.
+"""The Measure page's figures, computed and kept per session: maps, localisation, faithfulness curves, ROAD and
+the sanity cascade, each kept in the session's state under a key of everything it depends on (model, exact
+pixels, class, layer, method, boxes, threshold, steps, seed), so a slider that changes only the threshold never
+recomputes a curve; the "Can this be fooled?" ranking is built from them on every redraw (no pass of its own).
 
 The figures come from the same functions as ``python -m core evaluate`` (:func:`core.metrics.evaluation
 .measure_photo`: ``raw_map``, ``best_iou``, ``pointing``, ``energy``, ``curves``, ``confidence_change``) with the
@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from core.cam import methods
-from core.metrics import baselines, evaluation, faithfulness, localisation
+from core.metrics import baselines, evaluation, faithfulness, localisation, road
 from core.imaging import images, render
 
 from .charts import map_title
@@ -112,6 +112,21 @@ def run_faithfulness(engine, rgb, cls: int, maps: dict, steps: int, progress=Non
             progress((i + 1) / len(todo), m)
 
 
+def cached_road(key: tuple):
+    """The :class:`core.metrics.road.Road` of a map (its key from :func:`raw_maps`), or None."""
+    return _store("measure_road").get(key)
+
+
+def run_road(engine, rgb, cls: int, maps: dict, progress=None) -> None:
+    """ROAD for every map not yet measured, with the noise seed of the map's key (the CLI's for this photo);
+    ``progress(fraction, map name)`` over all of them."""
+    store = _store("measure_road")
+    todo = [(m, key, cam) for m, (key, cam) in maps.items() if not isinstance(cam, str) and key not in store]
+    for i, (m, key, cam) in enumerate(todo):
+        step = (lambda f, m=m, i=i: progress((i + f) / len(todo), m)) if progress else None
+        _keep(store, key, road.road(engine, rgb, cam, cls, seed=key[-1], progress=step))
+
+
 def sanity_key(engine, rgb, cls: int, layer: str, method: str) -> tuple:
     return ("sanity",) + map_key(engine, rgb, cls, layer, method, 0)
 
@@ -153,3 +168,83 @@ def drop_note(results: dict, class_name: str) -> str:
             "the map scaled to 0..1, so it rewards keeping the photo visible, not pointing at the object: a map "
             f"that keeps more of the photo (here {kept}) tends to lose less, which is how a baseline can beat a "
             "method on it.")
+
+
+def road_table(results: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"map": map_title(m), "MoRF: mean change (low = good)": fmt(r.morf_mean),
+                          "LeRF: mean change (high = good)": fmt(r.lerf_mean),
+                          "ROAD combined (high = good)": fmt(r.combined),
+                          "p on the photo": fmt(r.original)} for m, r in results.items()]).set_index("map")
+
+
+# --- "Can this be fooled?" --------------------------------------------------------------------------------------
+# (column, higher is better) — the sanity check's column ranks by |ρ|, low first: a map must change with the model
+FOOLED_COLUMNS = (("pointing game", True), ("energy in boxes", True), ("deletion AUC", False),
+                  ("insertion AUC", True), ("ROAD combined", True), ("sanity: final |ρ|", False))
+
+
+def fooled_figures(names, locs: dict, faith: dict, roads: dict, sanities: dict) -> pd.DataFrame:
+    """One row per map, one column per metric (None where not measured): the figures the panel ranks."""
+    rows = []
+    for m in names:
+        loc, f, r, c = locs.get(m) or {}, faith.get(m), roads.get(m), sanities.get(m)
+        rows.append({"map": m,
+                     "pointing game": None if loc.get("pointing") is None else float(loc["pointing"]),
+                     "energy in boxes": loc.get("energy"),
+                     "deletion AUC": None if f is None else f["deletion_auc"],
+                     "insertion AUC": None if f is None else f["insertion_auc"],
+                     "ROAD combined": None if r is None else r.combined,
+                     "sanity: final |ρ|": None if c is None else abs(c.steps[-1].spearman)})
+    df = pd.DataFrame(rows).set_index("map")
+    return df[[c for c, _ in FOOLED_COLUMNS if df[c].notna().any()]]
+
+
+def fooled_ranks(figures: pd.DataFrame) -> pd.DataFrame:
+    """Each map's rank per column (1 = best; equal figures share the better rank)."""
+    best_high = dict(FOOLED_COLUMNS)
+    return pd.DataFrame({c: figures[c].astype(float).round(6).rank(ascending=not best_high[c], method="min")
+                         for c in figures.columns}).astype("Int64")
+
+
+def fooled_table(figures: pd.DataFrame) -> pd.DataFrame:
+    """The panel's table: 'figure (#rank of n)' per cell, the maps by title."""
+    ranks, n = fooled_ranks(figures), len(figures)
+    out = {}
+    for c in figures.columns:
+        spec = ".2f" if c == "pointing game" else ".3f"
+        out[c] = [fmt(v, spec) if pd.isna(k) else f"{fmt(v, spec)} (#{int(k)} of {n})"
+                  for v, k in zip(figures[c], ranks[c])]
+    return pd.DataFrame(out, index=[map_title(m) for m in figures.index]).rename_axis("map")
+
+
+def fooled_note(figures: pd.DataFrame, model_free=("edges", "random")) -> str:
+    """One or two sentences, from the figures: the model-free map's best rank against the real methods, and what
+    catches it (its final ρ under the sanity check against the methods')."""
+    ranks = fooled_ranks(figures)
+    free = [m for m in model_free if m in figures.index]
+    real = [m for m in figures.index if m not in baselines.MODEL_FREE]
+    if not free or not real:
+        return ""
+    m = free[0]
+    n = len(figures)
+    wins = []
+    for c in (c for c in figures.columns if not c.startswith("sanity")):
+        if pd.isna(ranks.loc[m, c]):
+            continue
+        below = [map_title(r) for r in real if not pd.isna(ranks.loc[r, c]) and ranks.loc[m, c] < ranks.loc[r, c]]
+        if below:
+            wins.append(f"{' and '.join(below)} on **{c}** (#{int(ranks.loc[m, c])} of {n})")
+    if wins:
+        first = f"{map_title(m)} never looks at the model, yet it ranks above " + "; above ".join(wins) + "."
+    else:
+        first = f"{map_title(m)} never looks at the model, and here it ranks below every method on every metric."
+    san = "sanity: final |ρ|"
+    if san in figures.columns and not pd.isna(figures.loc[m, san]):
+        others = ", ".join(f"{map_title(r)} {fmt(figures.loc[r, san], '.2f')}" for r in real
+                           if not pd.isna(figures.loc[r, san]))
+        second = (f" The sanity check catches it: with every block of the model random its map is unchanged "
+                  f"(|ρ| = {fmt(figures.loc[m, san], '.2f')}" + (f"; {others}" if others else "") +
+                  "), so a good score alone does not show that a map explains the model.")
+    else:
+        second = " Run the ranking to see whether the sanity check catches it."
+    return first + second

@@ -23,8 +23,13 @@ Measures maps against annotated boxes, per photo, then averages (see core/metric
   insertion_auc  area as they are revealed on a blurred photo (RISE; high = good)
   avg_drop       mean of max(0, Y - O) / Y, O = probability on the photo times the map scaled to 0..1
   increase       share of photos where O > Y (Grad-CAM++ paper)
+  road_morf      ROAD (Rong et al. 2022, as pytorch-grad-cam): mean change of the class probability when the
+                 map's most relevant pixels are removed and imputed from their neighbours, at 10..90 % (low = good)
+  road_lerf      the same, least relevant first (high = good)
+  road           ROADCombined: (road_lerf - road_morf) / 2 (high = good); only with --metrics ...,road
 Faithfulness figures use the box's class on every photo. Methods: every map method, plus the baselines
-'random' (seeded noise on the layer's grid) and 'centre' (a centred Gaussian, sigma = 1/4 of each side).
+'random' (seeded noise on the layer's grid), 'centre' (a centred Gaussian, sigma = 1/4 of each side) and
+'edges' (the photo's Sobel edges, smoothed: a map that never looks at the model).
 Bad CSV rows and unreadable photos are reported one line each on stderr; the run goes on (exit status 1)."""
 
 
@@ -39,18 +44,20 @@ def _csv_list(text: str) -> list[str]:
 
 def add_parsers(sub, default_model: str) -> None:
     """Add ``evaluate`` and ``sanity`` to ``sub`` (the main parser's ``add_subparsers()``)."""
-    from ..metrics.evaluation import METRICS, THRESHOLD
+    from ..metrics.evaluation import DEFAULT_METRICS, METRICS, THRESHOLD
     from ..metrics.faithfulness import STEPS
 
-    v = sub.add_parser("evaluate", help="localisation, pointing, energy, deletion/insertion, drop on images with boxes",
+    v = sub.add_parser("evaluate",
+                       help="localisation, pointing, energy, deletion/insertion, drop, ROAD on images with boxes",
                        description=EVALUATE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     v.add_argument("folder", help="folder of images")
     v.add_argument("--boxes", default=None, metavar="CSV",
                    help="CSV file,class_index,x0,y0,x1,y1 in pixels (default: ../annotations.csv)")
     v.add_argument("--model", default=default_model, metavar="NAME|FILE", help="a zoo model or a trained .keras file")
     v.add_argument("--layer", default=None, help="explainable layer (default: the last)")
-    v.add_argument("--methods", default="gradcam", help="comma-separated methods, plus random and centre")
-    v.add_argument("--metrics", default=",".join(METRICS), help=f"comma-separated, from {','.join(METRICS)}")
+    v.add_argument("--methods", default="gradcam", help="comma-separated methods, plus random, centre and edges")
+    v.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
+                   help=f"comma-separated, from {','.join(METRICS)} (default: all but road)")
     v.add_argument("--steps", type=int, default=STEPS, help="deletion/insertion steps")
     v.add_argument("--threshold", type=float, default=THRESHOLD, help="fraction of the map's max for the box")
     v.add_argument("--limit", type=int, default=None, help="only the first N photos (by name)")
@@ -67,7 +74,7 @@ def add_parsers(sub, default_model: str) -> None:
     s.add_argument("image", metavar="IMAGE")
     s.add_argument("--model", default=default_model, metavar="NAME|FILE", help="a zoo model or a trained .keras file")
     s.add_argument("--layer", default=None, help="explainable layer (default: the last)")
-    s.add_argument("--method", default="gradcam")
+    s.add_argument("--method", default="gradcam", help="a method, or a baseline (random, centre, edges)")
     s.add_argument("--class", dest="class_index", type=int, default=None, metavar="IDX",
                    help="class to explain (default: the intact model's top-1)")
     s.add_argument("--seed", type=int, default=0, help="for the re-initialisation")

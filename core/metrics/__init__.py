@@ -5,7 +5,9 @@
 - :mod:`.localisation` — against annotated boxes: IoU of the thresholded map's box, the pointing game,
   energy-based pointing, IoU against the threshold.
 - :mod:`.faithfulness` — deletion and insertion curves (RISE), average drop and increase in confidence.
-- :mod:`.baselines` — a random map and a centre prior, to read every score against.
+- :mod:`.road` — ROAD (Rong et al. 2022): pixels removed and imputed from their neighbours, most and least
+  relevant first, as pytorch-grad-cam computes it.
+- :mod:`.baselines` — a random map, a centre prior and the photo's edges, to read every score against.
 - :mod:`.similarity` — Spearman rank correlation and SSIM of two maps.
 - :mod:`.sanity` — cascading model-parameter randomisation (Adebayo et al. 2018) on a separate copy.
 - :mod:`.evaluation` — all of it per photo and over a folder of photos, in worker processes if asked.

@@ -124,7 +124,7 @@ def _map(ds, compute, model: str):
         return ds.map_batches(Measure, **args)
 
 
-def evaluate_dataset_ray(folder, csv_path, model: str, methods=("gradcam",), metrics=evaluation.METRICS,
+def evaluate_dataset_ray(folder, csv_path, model: str, methods=("gradcam",), metrics=evaluation.DEFAULT_METRICS,
                          layer: str | None = None, threshold: float = evaluation.THRESHOLD,
                          steps: int = faithfulness.STEPS, limit: int | None = None, seed: int = 0,
                          address: str | None = None, actors: int | None = None,

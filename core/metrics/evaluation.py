@@ -2,12 +2,16 @@
 
 :func:`measure_photo` computes, for each method (or baseline), the record
 
-    correct, iou, located, pointing, energy, deletion_auc, insertion_auc, avg_drop, increase
+    correct, iou, located, pointing, energy, deletion_auc, insertion_auc, avg_drop, increase,
+    road_morf, road_lerf, road
 
 - ``correct``: the model's top-1 is the box's class. ``iou``: the best IoU of the map's box at the threshold
   (:func:`.localisation.best_iou`); ``located``: correct and iou ≥ 0.5 (the top-1 localisation hit).
 - ``pointing``, ``energy``: :mod:`.localisation`.
 - ``deletion_auc``, ``insertion_auc``, ``avg_drop``, ``increase``: :mod:`.faithfulness`.
+- ``road_morf``, ``road_lerf``, ``road``: :mod:`.road` (mean MoRF and LeRF change of the class probability over
+  the percentiles 10..90, and ROADCombined); asked for only by name (``road``), never by default: each costs
+  18 imputations.
 
 Every map is the map **for the box's class** (the ground truth); where the top-1 is that class it is also the
 top-1's map. :func:`summarise` averages the records: ``loc_error`` over all photos (1 − located share, the
@@ -26,11 +30,13 @@ import numpy as np
 
 from ..cam import methods as cam_methods
 from ..imaging import images, render
-from . import baselines, faithfulness, localisation
+from . import baselines, faithfulness, localisation, road
 from .boxes import read_boxes
 
-METRICS = ("localisation", "pointing", "energy", "deletion", "insertion", "drop")
-FIELDS = ("loc_error", "iou_mean", "pointing", "energy", "deletion_auc", "insertion_auc", "avg_drop", "increase")
+METRICS = ("localisation", "pointing", "energy", "deletion", "insertion", "drop", "road")
+DEFAULT_METRICS = METRICS[:-1]  # ROAD only when asked for
+FIELDS = ("loc_error", "iou_mean", "pointing", "energy", "deletion_auc", "insertion_auc", "avg_drop", "increase",
+          "road_morf", "road_lerf", "road")
 THRESHOLD = 0.2
 
 
@@ -53,16 +59,19 @@ def check(methods: list[str], metrics: list[str]) -> None:
 
 def raw_map(engine, rgb: np.ndarray, res, method: str, layer: str, seed: int = 0) -> np.ndarray:
     """The raw map of a method (at the layer's grid) or a baseline (random: the layer's grid; centre: the
-    photo's size)."""
+    photo's size; edges: the model input's size, the photo as the model sees it)."""
     if method == "random":
         h, w = res.acts[layer].shape[:2]
         return baselines.random_map(h, w, seed)
     if method == "centre":
         return baselines.centre_map(*rgb.shape[:2])
+    if method == "edges":
+        size = engine.spec.input_size
+        return baselines.edges_map(rgb, size, size)
     return cam_methods.compute(method, res, layer, engine=engine, rgb=rgb)
 
 
-def measure_photo(engine, rgb: np.ndarray, class_index: int, boxes, methods=("gradcam",), metrics=METRICS,
+def measure_photo(engine, rgb: np.ndarray, class_index: int, boxes, methods=("gradcam",), metrics=DEFAULT_METRICS,
                   layer: str | None = None, threshold: float = THRESHOLD, steps: int = faithfulness.STEPS,
                   seed: int = 0) -> dict[str, dict]:
     """method → the record of the module's notes, for one photo, its class and its boxes (photo pixels).
@@ -94,6 +103,9 @@ def measure_photo(engine, rgb: np.ndarray, class_index: int, boxes, methods=("gr
                 rec["insertion_auc"] = i.auc
         if "drop" in metrics:
             rec["avg_drop"], rec["increase"], _y, _o = faithfulness.confidence_change(engine, rgb, cam, class_index)
+        if "road" in metrics:
+            r = road.road(engine, rgb, cam, class_index, seed=seed)
+            rec["road_morf"], rec["road_lerf"], rec["road"] = r.morf_mean, r.lerf_mean, r.combined
         out[method] = rec
     return out
 
@@ -114,7 +126,7 @@ def summarise(records: list[dict]) -> dict:
     for key in ("pointing", "energy"):
         if records and key in records[0]:
             out[key] = _mean(r[key] for r in right)
-    for key in ("deletion_auc", "insertion_auc", "avg_drop", "increase"):
+    for key in ("deletion_auc", "insertion_auc", "avg_drop", "increase", "road_morf", "road_lerf", "road"):
         if records and key in records[0]:
             out[key] = _mean(r[key] for r in records)
     return out
@@ -157,7 +169,7 @@ def _worker_one(job) -> dict:
 
 
 def evaluate_dataset(folder, csv_path, engine=None, model: str | None = None, methods=("gradcam",),
-                     metrics=METRICS, layer: str | None = None, threshold: float = THRESHOLD,
+                     metrics=DEFAULT_METRICS, layer: str | None = None, threshold: float = THRESHOLD,
                      steps: int = faithfulness.STEPS, limit: int | None = None, workers: int = 1, seed: int = 0,
                      on_error: Callable[[str], None] | None = None, on_record: Callable[[dict], None] | None = None,
                      progress: Callable[[float], None] | None = None) -> dict:

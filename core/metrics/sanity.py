@@ -129,9 +129,12 @@ def permuting(seed: int = 42) -> Reinit:
 
 def _map(engine, rgb, method: str, layer: str, class_index: int, seed: int) -> np.ndarray:
     """The raw map (the layer's grid) of ``method`` with the engine's current weights."""
-    if method in baselines.BASELINES:
-        h, w = engine.layer_shape(layer)[:2]
-        return baselines.baseline(method, h, w, seed)
+    if method in baselines.BASELINES:  # the same map at every step: it never reads the weights
+        if method == "edges":  # the photo's edges at the model input's size, as evaluation draws them
+            h = w = engine.spec.input_size
+        else:
+            h, w = engine.layer_shape(layer)[:2]
+        return baselines.baseline(method, h, w, seed, rgb)
     res = engine.run_input(engine.prepare(rgb), class_index)
     return methods.compute(method, res, layer, engine=engine, rgb=rgb)
 
@@ -154,7 +157,8 @@ def cascade(spec, model, rgb: np.ndarray, method: str = "gradcam", layer: str | 
         model: a Keras model with its trained weights (e.g. ``core.models.load_model(spec.name)``); it is
             cloned, never modified.
         rgb: (H, W, 3) uint8 photo.
-        method: a method name, or a baseline ('random', 'centre': maps that ignore the model).
+        method: a method name, or a baseline ('random', 'centre', 'edges': maps that ignore the model, so
+            every step gives the original map back: Spearman 1, SSIM 1).
         layer: the explained layer (default: the model's last explainable one).
         class_index: the class to explain (default: the intact model's top-1), kept through the cascade.
         seed: for the re-initialisation (and the random baseline).

@@ -1,0 +1,136 @@
+"""ROAD (core/metrics/road.py): the imputation on images whose answer is known, the pixel counts, and the whole
+metric against pytorch-grad-cam's on the same Lite0 weights and pixels (fixture from tools/reference_road.py)."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.metrics import evaluation, road
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "road"
+
+
+def test_imputation_reproduces_a_plane_and_a_constant_inside_the_image():
+    """The 8-neighbour weights are symmetric, so a linear ramp is its own weighted neighbour mean away from the
+    border: a hole inside the image is filled exactly (no noise); a constant image stays constant everywhere."""
+    yy, xx = np.mgrid[0:40, 0:50].astype(np.float64)
+    ramp = np.stack([3 * yy + 2 * xx, 100 - yy, 0.5 * xx], axis=-1)
+    kept = np.ones((40, 50), bool)
+    kept[5:30, 8:45] = False
+    kept[33, 3] = False
+    got = road.impute(ramp, kept, noise=0.0)
+    np.testing.assert_allclose(got, ramp, atol=1e-3)
+    flat = np.full((20, 20, 3), 77.0)
+    hole = np.random.default_rng(0).random((20, 20)) < 0.7
+    hole[0, 0] = False
+    np.testing.assert_allclose(road.impute(flat, ~hole, noise=0.0), flat, atol=1e-4)
+
+
+def test_imputation_noise_is_the_given_sigma_on_the_removed_pixels_only():
+    img = np.full((64, 64, 3), 100.0)
+    kept = np.ones((64, 64), bool)
+    kept[10:50, 10:50] = False
+    got = road.impute(img, kept, noise=road.NOISE, rng=np.random.default_rng(3))
+    assert np.array_equal(got[kept], img[kept].astype(np.float32))
+    dev = got[~kept] - 100.0
+    assert abs(dev.std() - road.NOISE) < 0.05 and abs(dev.mean()) < 0.05
+    with pytest.raises(ValueError, match="at least one kept pixel"):
+        road.impute(img, np.zeros((64, 64), bool), noise=0.0)
+
+
+def test_kept_counts_and_masks():
+    cam = np.arange(100, dtype=np.float32).reshape(10, 10)
+    for p in road.PERCENTILES:
+        k = road.kept_count(100, p)
+        assert k == int(np.ceil(99 * p / 100))
+        morf = road.kept_mask(cam, p, True)
+        lerf = road.kept_mask(cam, p, False)
+        assert morf.sum() == lerf.sum() == k
+        assert cam[morf].max() < cam[~morf].min() and cam[lerf].min() > cam[~lerf].max()
+    with pytest.raises(ValueError, match="strictly between 0 and 100"):
+        road.check_percentiles([0, 50])
+
+
+def test_road_batch_and_the_cli_field(lite_engine, photos):
+    rgb = photos["cat_and_dog.jpg"].rgb
+    res = lite_engine.run(rgb)
+    cam = evaluation.raw_map(lite_engine, rgb, res, "gradcam", lite_engine.spec.default_layer)
+    seen = []
+    r = road.road(lite_engine, rgb, cam, res.class_index, percentiles=(30, 70), progress=seen.append)
+    assert r.morf.shape == r.lerf.shape == (2,) and seen[-1] == 1.0 and len(seen) == 5
+    np.testing.assert_allclose(r.removed, [0.7, 0.3], atol=1e-4)
+    assert r.original == pytest.approx(float(res.probs[res.class_index]), abs=1e-4)
+    assert r.combined == pytest.approx((r.lerf.mean() - r.morf.mean()) / 2)
+    # removing the 70 % Grad-CAM ranks first leaves the cat unrecognisable; keeping its 70 % keeps most of p
+    assert r.morf[0] < -0.3 and r.lerf[1] > r.morf[0] + 0.3
+
+
+@pytest.fixture(scope="module")
+def peer():
+    return np.load(FIXTURE / "input.npz"), np.load(FIXTURE / "reference.npz")
+
+
+def their_kept(ref, name, kind):
+    bits = np.unpackbits(ref[f"{name}_{kind}_kept"], axis=1)[:, :224 * 224]
+    return bits.reshape(-1, 224, 224).astype(bool)
+
+
+@pytest.mark.parametrize("name", ["gradcam", "edges"])
+def test_imputed_images_equal_pytorch_grad_cams_for_the_same_mask(peer, name):
+    """The imputation alone: their mask, the same noise draws, compared in the model input's units."""
+    data, ref = peer
+    photo = data["photo"].astype(np.float32)
+    pick, seed = ref["samples"], int(data["seed"])
+    worst = 0.0
+    for kind in ("morf", "lerf"):
+        kept = their_kept(ref, name, kind)
+        for i, p in enumerate(ref["percentiles"]):
+            ours = road.impute(photo, kept[i], road.NOISE, road.noise_rng(seed, kind == "morf", p))
+            unit = ((ours - 127.0) / 128.0).reshape(-1, 3)
+            worst = max(worst, np.abs(unit[pick] - ref[f"{name}_{kind}_values"][i]).max(),
+                        np.abs(unit.mean(0) - ref[f"{name}_{kind}_mean"][i]).max(),
+                        np.abs(unit.std(0) - ref[f"{name}_{kind}_std"][i]).max())
+    assert worst < 1e-3
+
+
+@pytest.mark.parametrize("name", ["gradcam", "edges"])
+def test_road_equals_pytorch_grad_cams_where_the_masks_agree(peer, lite_engine, name):
+    """Our masks equal theirs wherever theirs keeps the nominal count (no tie at the threshold), and there our
+    MoRF/LeRF differences (our Keras Lite0) equal theirs (their torch Lite0) to 1e-3."""
+    data, ref = peer
+    cam = data[f"map_{name}"]
+    r = road.road(lite_engine, data["photo"], cam, int(data["class_index"]), seed=int(data["seed"]))
+    assert r.original == pytest.approx(float(ref["original"]), abs=1e-3)
+    compared = 0
+    for kind in ("morf", "lerf"):
+        theirs = their_kept(ref, name, kind)
+        for i, p in enumerate(ref["percentiles"]):
+            ours = road.kept_mask(cam, p, kind == "morf")
+            if theirs[i].sum() != road.kept_count(cam.size, p):
+                continue  # ties at their threshold: a definitional difference (docs/measuring.md)
+            assert np.array_equal(ours, theirs[i]), (kind, p)
+            assert getattr(r, kind)[i] == pytest.approx(float(ref[f"{name}_{kind}"][i]), abs=1e-3), (kind, p)
+            compared += 1
+    assert compared == EXPECTED_COMPARED[name]
+    if compared == 2 * len(ref["percentiles"]):  # every mask agrees: ROADCombined too
+        theirs = (ref[f"{name}_lerf"].mean() - ref[f"{name}_morf"].mean()) / 2
+        assert r.combined == pytest.approx(float(theirs), abs=1e-3)
+
+
+# measured: the edges map has no ties; Grad-CAM's 7×7 map upsampled bilinearly has equal values at 4 MoRF
+# thresholds and, in pytorch-grad-cam's 1 − map (float32), at 5 LeRF ones
+EXPECTED_COMPARED = {"gradcam": 9, "edges": 18}
+
+
+def test_evaluate_takes_road_and_edges_on_the_command_line(eval_set, capsys):
+    import json
+
+    from core.cli.metric_commands import main
+
+    assert main(["evaluate", str(eval_set / "images"), "--limit", "1", "--methods", "gradcam,edges",
+                 "--metrics", "road", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for m in ("gradcam", "edges"):
+        r = out["methods"][m]
+        assert set(r) == {"road_morf", "road_lerf", "road"}
+        assert -1 <= r["road_morf"] <= 0.5 and r["road"] == pytest.approx((r["road_lerf"] - r["road_morf"]) / 2)
