@@ -7,7 +7,7 @@ from core import models
 from core.cam import methods
 from core.cam.explain import spread_layers
 from core.imaging import render
-from ui import charts
+from ui import charts, maps
 from ui.resources import engine_pool, get_engine
 from ui.pictures import show
 from ui.sidebar import sidebar
@@ -22,7 +22,7 @@ if ctx is None:
     st.stop()
 engine, rgb, cls = ctx.engine, ctx.image.rgb, ctx.class_index
 st.markdown(f"Explaining **{engine.spec.label(cls)}** (class {cls}) on the same photo. Every gradient method reuses the "
-            "one cached pass; Score-CAM runs its own batched forward passes. Each map is scaled to its own "
+            "one cached pass; the methods with passes of their own run them once for this view. Each map is scaled to its own "
             f"maximum and drawn with the sidebar's colormap ({ctx.colormap}) and alpha ({ctx.alpha:.2f}).")
 
 # the methods get the whole width: five default chips were cut off in a third of it
@@ -31,9 +31,7 @@ chosen = st.multiselect("Methods", methods.names(), default=["gradcam", "gradcam
 c2, c3 = st.columns(2)
 across = c2.radio("Rows", ["layers", "models"], horizontal=True, key="cmp_across")
 # the chosen methods' numbers (Score-CAM's top-N), each shown only while a method that takes it is chosen
-options = {t.name: c3.selectbox(t.label, t.choices, t.choices.index(t.page_default), key=f"cmp_{t.key}", help=t.help)
-           if t.choices else int(c3.number_input(t.label, t.low, t.high, t.page_default, t.step, key=f"cmp_{t.key}",
-                                                 help=t.help)) for t in methods.tunables(chosen)}
+options = maps.option_widgets(c3, methods.tunables(chosen), "cmp_")
 trained = engine.spec.name not in models.REGISTRY
 if trained and across == "models":
     st.info(f"Rows of models compare ImageNet models on one ImageNet class; {engine.spec.title} scores your own "
@@ -66,6 +64,10 @@ header = st.columns(len(chosen) + 1)
 header[0].markdown("**row**")
 for col, m in zip(header[1:], chosen):
     col.markdown(f"**{title(m)}**", help=methods.REGISTRY[m].summary)
+# a map that reads more than the cached pass is computed once for this view (its key: model, photo, class, the
+# layer where it uses one, its options) and kept for the redraws; a method that ignores the layer once per model
+store, used = st.session_state.setdefault("cmp_memo", {}), set()  # filled as it goes: a rerun keeps what is done
+drawn = set()  # the maps already on screen in this grid (a method that ignores the layer: its first row)
 for eng, layer in cells:
     layer = layer or eng.spec.default_layer
     res = eng.run(rgb, cls)
@@ -75,21 +77,28 @@ for eng, layer in cells:
                      ("" if across == "layers" else f"  \n{eng.spec.title}"))
     for col, m in zip(cols[1:], chosen):
         entry = methods.REGISTRY[m]
-        t = time.perf_counter()
-        bar = col.progress(0.0, text=f"{entry.title}…") if entry.progress else None
-        job = methods.Context(res, layer, eng, rgb, options=options, progress=None if bar is None else (
-            lambda f, b=bar, name=entry.title: b.progress(f, text=f"{name}… {f:.0%}")))
+        key = maps.view_key(entry, eng, rgb, cls, layer, options)
+        if entry.layer is not None and key in drawn:
+            col.caption(f"{entry.title} ignores the layer: its map is in the first row.")
+            continue
         try:
-            cam = entry.run(job)
+            if entry.on_pass is None:
+                got = maps.kept(store, entry, eng, rgb, res, layer, options, where=col)
+            else:
+                t = time.perf_counter()
+                got = maps.Computed(entry.run(methods.Context(res, layer)), entry, 0, time.perf_counter() - t)
         except methods.NotApplicable as exc:
             col.info(str(exc))
             continue
-        finally:
-            if bar is not None:
-                bar.empty()
-        extra = f" · {job.passes} passes" if entry.extra_passes else ""
-        ms = (time.perf_counter() - t) * 1000
-        note = " · no positive evidence" if render.is_empty(cam) else ""
-        show(col, render.overlay(base, cam, ctx.alpha, ctx.colormap),
-                  caption=f"{ms:.0f} ms{extra}{note}")
-st.caption("The times are those of the map itself (the shared network pass is computed once per photo and class).")
+        drawn.add(key)
+        used.add(key)
+        extra = f" · {got.passes} passes" if entry.extra_passes else ""
+        note = " · no positive evidence" if render.is_empty(got.cam) else ""
+        show(col, render.overlay(base, got.cam, ctx.alpha, ctx.colormap, **maps.display(entry, got.cam)),
+             caption=f"{got.seconds * 1000:.0f} ms{extra}{note}")
+        if maps.reading(entry, got.cam):
+            col.caption(maps.reading(entry, got.cam))
+maps.prune(store, used)
+st.caption("The times are those of the map itself (the shared network pass is computed once per photo and class); "
+           "a map with passes of its own is computed once for this view and shown again on a redraw with the time "
+           "it took then.")

@@ -5,8 +5,8 @@ import time
 import streamlit as st
 
 from core.cam import methods
-from core.cam.explain import explain
-from core.imaging import images, render
+from core.imaging import render
+from ui import maps
 from ui.charts import top_k_chart
 from ui.pictures import show
 from ui.sidebar import sidebar
@@ -19,34 +19,35 @@ if ctx is None:
 t = time.perf_counter()
 method = methods.REGISTRY[ctx.method]
 res = ctx.engine.run(ctx.image.rgb, ctx.class_index)  # cached per (pixels, class): no pass on layer/method/alpha
-if method.extra_passes:  # passes of its own (Score-CAM): once per view, kept for this session's redraws
-    key = (ctx.engine.spec.name, images.pixel_hash(ctx.image.rgb), res.class_index, ctx.layer, method.name)
-    memo = st.session_state.get("explain_memo")
-    if memo is None or memo[0] != key:
-        bar = st.progress(0.0, text=f"{method.title}…")
-        ex = explain(ctx.engine, ctx.image.rgb, res.class_index, ctx.layer, method.name,
-                     progress=lambda f: bar.progress(f, text=f"{method.title}… {f:.0%}"), **method.page_options())
-        bar.empty()
-        st.session_state["explain_memo"] = memo = (key, ex.cam)
-    cam = memo[1]
-else:
-    cam, method, why = methods.from_pass(method.name, res, ctx.layer, ctx.engine)
-    if why:
-        st.info(why)
+options = {}
+if method.tunables:  # the chosen method's own numbers: a new value is a new view, computed once
+    with st.expander(f"{method.title} settings", expanded=False):
+        options = maps.option_widgets(st, method.tunables, "exp_")
+# a method of the cached pass is redrawn on every change; any other (the classifier's weights, passes of its own)
+# runs once per view, with a bar where it reports progress, and is kept for this session's redraws
+got, why = maps.page_map("explain_memo", method, ctx.engine, ctx.image.rgb, res, ctx.layer, options)
+if why:
+    st.info(why)
+cam, method = got.cam, got.method
+how = maps.display(method, cam)
 base = render.display_base(ctx.image.rgb)
-over = render.overlay(base, cam, ctx.alpha, ctx.colormap)
+over = render.overlay(base, cam, ctx.alpha, ctx.colormap, **how)
 elapsed = time.perf_counter() - t + st.session_state.get("last_pass", 0.0)
 
 name = ctx.engine.spec.label(res.class_index)
 st.markdown(f"Explaining **{name}** (class {res.class_index}, p = {res.probs[res.class_index]:.1%}) "
-            f"at layer `{ctx.layer}` of {ctx.engine.spec.title} with {method.title}.")
+            f"{maps.place(method, ctx.engine, ctx.layer)} of {ctx.engine.spec.title} with {method.title}.")
 c1, c2, c3 = st.columns(3)
 show(c1, base, caption=f"Original · {ctx.image.size[0]}×{ctx.image.size[1]}")
 show(c2, over, caption=f"{method.title} overlay · {name}")
-h, w = cam.shape
-raw = render.colorize(render.normalise(cam), ctx.colormap)
-show(c3, render.upsample_nearest(raw, base.shape[1], base.shape[0]),
-         caption=f"Raw map · {h}×{w} at the layer's resolution · max {cam.max():.3g}", fmt="PNG")
+show(c3, maps.raw_picture(method, cam, ctx.colormap, base.shape[1], base.shape[0]),
+     caption=maps.raw_caption(method, cam), fmt="PNG")
+if maps.reading(method, cam):
+    st.caption(maps.reading(method, cam))
+if method.extra_passes:
+    ran = f"ran {got.passes} pass{'es' * (got.passes != 1)} of its own" if got.passes else "reused its cached pass"
+    st.caption(f"{method.title} {ran} in {got.seconds:.1f} s, once for this view: alpha, colormap and top-k "
+               "redraw it without running anything again.")
 if render.is_empty(cam):
     st.info(render.NO_EVIDENCE)
 
@@ -58,7 +59,7 @@ with left:
 with right:
     st.metric("Compute time of the last interaction", f"{elapsed * 1000:.0f} ms")
     st.caption("A new photo or class runs one compiled forward+backward pass for every layer; "
-               "changing layer, method (Score-CAM aside), alpha or colormap only re-renders.")
+               "changing layer, method (those with passes of their own aside), alpha or colormap only re-renders.")
     st.download_button("Download overlay (PNG)", functools.partial(render.to_png, over),  # encoded when clicked
-                       file_name=f"{method.name}_{res.class_index}_{ctx.layer}.png",
+                       file_name=f"{method.name}_{res.class_index}_{method.layer or ctx.layer}.png",
                        mime="image/png")

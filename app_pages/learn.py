@@ -5,7 +5,9 @@ import streamlit as st
 from core import models
 from core.cam import methods
 from core.imaging import render
+from ui import maps
 from ui.charts import channel_weights_chart
+from ui.lesson_guided import guided_grad_cam
 from ui.pictures import show
 from ui.resources import trained_models
 from ui.sidebar import sidebar
@@ -99,15 +101,27 @@ show(d2, render.heatmap(pos, base.shape[1], base.shape[0], ctx.colormap), captio
 show(d3, render.overlay(base, pos, ctx.alpha, ctx.colormap), caption="overlay")
 
 st.header("3 · The relatives: one idea each")
-COST = {False: "free given the pass", True: "one forward pass per channel"}
-st.markdown("| method | idea | cost |\n|---|---|---|\n" + "\n".join(
-    f"| **{m.title}** ({m.paper.split(',')[0]}) | {m.summary} | "
-    f"{COST[m.extra_passes] if not m.needs_model or m.extra_passes else 'free: reads the classifier'} |"
-    for m in methods.REGISTRY.values()))
+
+
+def cost(m) -> str:
+    if m.on_pass is not None:
+        return "free given the pass"
+    return "passes of its own (a progress bar, once per view)" if m.extra_passes else "free: reads the classifier"
+
+
+st.markdown("| method | family | idea | map | cost |\n|---|---|---|---|---|\n" + "\n".join(
+    f"| **{m.title}** ({m.paper.split(',')[0]}) | {maps.family(m)} | {m.summary} | "
+    f"{'at the model input' if m.layer == 'input' else 'at the model input, with the layer' if m.pixels else 'at the layer'} "
+    f"| {cost(m)} |" for m in methods.REGISTRY.values()))
 st.caption("At a layer that feeds global average pooling the gradient is the same in every cell, so HiResCAM and "
            "XGrad-CAM equal Grad-CAM there, and CAM equals Grad-CAM times h·w. They differ at earlier layers.")
+st.markdown("**What each family measures.** " + " ".join(
+    f"*{name}*: {what}." for name, what in maps.FAMILIES.items()) + " The families answer different questions, "
+    "so they can disagree on the same photo; the Measure page checks which maps the model actually needs.")
 
-st.header("4 · What the layer choice does")
+guided_grad_cam(ctx, res, base)
+
+st.header("5 · What the layer choice does")
 st.markdown("Early layers see small patches and respond to edges and textures: fine maps, little meaning. Late "
             "layers see most of the photo and respond to object parts: coarse maps, semantic. Here is Grad-CAM of "
             f"*{name}* at every explainable layer of {engine.spec.title}, from the one cached pass:")
@@ -121,7 +135,7 @@ for start in range(0, len(strip), per_row):
         show(col, render.overlay(render.display_base(rgb, 200), cam, ctx.alpha, ctx.colormap),
                   caption=f"{lname} · {s[0]}×{s[1]}" + (" · empty" if render.is_empty(cam) else ""))
 
-st.header("5 · Strengths and limits")
+st.header("6 · Strengths and limits")
 st.markdown("""
 - **Strengths:** works on any CNN without retraining; class-specific; one backward pass; easy to read.
 - **Coarse:** at the last layer a 224-pixel photo becomes 7×7 cells — a map cannot be sharper than its layer.
@@ -132,7 +146,7 @@ st.markdown("""
 - **Method and layer matter:** different methods and layers can disagree; compare them on the Compare page.
 """)
 
-st.header("6 · The models")
+st.header("7 · The models")
 if mine is not None:
     info = mine.info  # a file opened on the Train page brings its own: only a finite number is shown as one
     acc = info.get("val_accuracy") if isinstance(info.get("val_accuracy"), (int, float)) else None
@@ -155,6 +169,6 @@ for spec in models.REGISTRY.values():
             f"- **Classifier head:** {'global average pooling → dense (CAM applies)' if spec.gap_dense else 'fully connected layers (CAM does not apply)'}\n"
             f"- **Explainable layers ({len(spec.layers)}, early → late):** " + ", ".join(f"`{n}`" for n in spec.layers))
 
-st.header("7 · References")
+st.header("8 · References")
 papers = {m.url: m.paper for m in methods.REGISTRY.values()}  # a paper with two methods is listed once
 st.markdown("\n".join(f"- {paper} — [{url.split('//')[1]}]({url})" for url, paper in papers.items()))

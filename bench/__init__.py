@@ -6,6 +6,7 @@
                          in a fresh process, and the peak memory of switching through the models (``--switch``);
 - :mod:`bench.training`  the feature pass, the head's search and fine-tuning;
 - :mod:`bench.metrics`   a deletion curve, the sanity cascade and dataset evaluation against explaining;
+- :mod:`bench.perturbation` RISE against the forward passes it needs, Ablation-CAM;
 - :mod:`bench.road`      a ROAD curve against the forward passes it needs;
 - :mod:`bench.server`    the app on a real ``streamlit run`` server, driven by headless Chromium;
 - :mod:`bench.browser`   that server and browser (also the real-browser tests' and the tools' driver);
@@ -43,10 +44,12 @@ def collect(model: str, repeats: int = 25, switch: bool = False, app: bool = Tru
     if switch:
         return run_switch()
     from .metrics import run_measure_bench
+    from .perturbation import speed as perturbation_speed
     from .road import run_road_bench
     from .training import run_train_bench
 
     result = run_bench(model, repeats=repeats)
+    result.update(perturbation_speed(model, repeats=min(3, repeats)))
     result.update(run_train_bench(model, repeats=min(7, repeats)))
     result.update(run_measure_bench(model, repeats=min(10, repeats), images_limit=min(100, 4 * repeats)))
     result.update(run_road_bench(model, repeats=min(3, repeats)))

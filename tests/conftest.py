@@ -110,6 +110,15 @@ SLOW = {
     "tests/test_hostile_data.py::test_names_from_files_reach_the_terminal_escaped",
     "tests/test_hostile_data.py::test_a_zip_of_20000_small_images_stops_at_the_datasets_budget_in_one_line",
     "tests/test_metrics_quantus.py::test_deletion_insertion_pointing_and_energy_match_quantus",
+    # the gradient methods at the input: integrated gradients to 512 steps, every zoo model, the CLI, guided traces
+    "tests/test_gradient_methods.py::test_integrated_gradients_approach_completeness_on_real_photos",
+    "tests/test_gradient_methods.py::test_every_new_method_on_every_zoo_model",
+    "tests/test_gradient_methods.py::test_explain_cli_takes_the_new_flags",
+    "tests/test_gradient_methods.py::test_guided_gradient_equals_the_hand_computed_one_for_relu_and_relu6",
+    "tests/test_gradient_methods.py::test_guided_gradcam_is_guided_backprop_times_the_upsampled_gradcam",
+    "tests/test_gradient_methods.py::test_smoothgrad_is_seeded_batched_and_zero_noise_is_the_plain_gradient",
+    *(f"tests/test_reference_gradients.py::test_maps_agree_with_captum_and_pytorch_grad_cam[{p}.png|ig_{b}]"
+      for p in ("cat_and_dog", "coffee", "dog") for b in ("black", "blur")),
     # ROAD's 18 imputations per map, the edges baseline's cascade, the Measure page's ranking
     "tests/test_road.py::test_road_batch_and_the_cli_field",
     "tests/test_road.py::test_imputed_images_equal_pytorch_grad_cams_for_the_same_mask",

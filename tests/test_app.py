@@ -239,7 +239,7 @@ def test_compare_page_grid_and_controls():
 def test_learn_page_uses_the_current_photo_and_layer():
     at = open_page("app_pages/learn.py")
     headers = [h.value for h in at.header]
-    assert len(headers) == 7 and headers[-1] == "7 · References"
+    assert len(headers) == 8 and headers[-1] == "8 · References"
     text = " ".join(m.value for m in at.markdown)
     assert "Egyptian Mau" in text and "1280 activation maps" in text and "7×7" in text
     assert len(at.latex) >= 2

@@ -127,8 +127,10 @@ def test_every_method_is_one_registry_entry_with_what_it_needs():
         assert not (m.extra_passes and m.live) and (m.needs_model or not m.extra_passes), m.name
         assert m.progress == m.extra_passes, m.name  # the slow ones report how far they are
     assert [m.name for m in methods.EVERY.values() if m.needs_gap_dense] == ["cam"]
-    assert [(t.name, t.flag, t.key) for t in methods.tunables()] == [
-        ("top_n", "--top-n", "topn"), ("patch", "--patch", "patch"), ("stride", "--stride", "stride")]
+    tunables = [(t.name, t.flag, t.key) for t in methods.tunables()]
+    assert len({t[0] for t in tunables}) == len(tunables) and {
+        ("top_n", "--top-n", "topn"), ("patch", "--patch", "patch"), ("stride", "--stride", "stride"),
+        ("steps", "--steps", "steps"), ("samples", "--samples", "samples")} <= set(tunables)
     assert methods.tunables(["gradcam", "cam"]) == [] and methods.tunables(["scorecam", "scorecam"]) == [methods.TOP_N]
     assert methods.EVERY["scorecam"].page_options() == {"top_n": 256}
     with pytest.raises(ValueError, match="unknown method 'magic'; choose one of gradcam,.*occlusion"):
@@ -140,13 +142,22 @@ def test_every_method_runs_from_one_context(lite_engine, photos):
     res = lite_engine.run(rgb)
     for m in methods.EVERY.values():
         seen = []
+        lite_engine.input_cache.clear()  # the guided gradient is kept per photo: each method from scratch
         ctx = methods.Context(res, m.layer or "top_activation", lite_engine, rgb, progress=seen.append,
-                              options={"top_n": 16, "patch": 112, "stride": 112, "unrelated": 1})
+                              options={"top_n": 16, "patch": 112, "stride": 112, "steps": 8, "samples": 8,
+                                       "masks": 8, "unrelated": 1})
         cam = m.run(ctx)
         size = lite_engine.spec.input_size
-        assert cam.shape == ((size, size) if m.layer else (7, 7)) and np.isfinite(cam).all(), m.name
-        # Score-CAM: 16 channels in one batch; occlusion: 2×2 positions of a 112-px patch in one batch
-        assert ctx.passes == (1 if m.extra_passes else 0) and seen == ([1.0] if m.progress else []), m.name
+        assert cam.shape == ((size, size) if m.pixels else (7, 7)) and np.isfinite(cam).all(), m.name
+        # Score-CAM: 16 channels in one batch; occlusion: 2×2 positions of a 112-px patch in one batch; integrated
+        # gradients' 8 points, SmoothGrad's 8 copies and RISE's 8 masks: one batch; Ablation-CAM: the intact
+        # activations and each of the layer's 1280 channels zeroed, 8 at a time through the network's tail
+        passes = -(-(1280 + 1) // 8) if m.name == "ablationcam" else 1
+        assert ctx.passes == (passes if m.extra_passes else 0), (m.name, ctx.passes)
+        if m.progress:  # one report per batch, rising to 1
+            assert len(seen) == passes and seen[-1] == 1.0 and seen == sorted(seen), (m.name, seen[:3])
+        else:
+            assert seen == [], m.name
     top = methods.compute("scorecam", res, "top_activation", engine=lite_engine, rgb=rgb, top_n=16)
     np.testing.assert_allclose(top, methods.scorecam(lite_engine, rgb, res, "top_activation", top_n=16)[0])
     with pytest.raises(ValueError, match="unknown layer"):

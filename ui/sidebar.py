@@ -21,7 +21,7 @@ from core.cam import methods
 from core.engine import Engine, PassResult
 from core.imaging import images, render
 
-from . import training
+from . import maps, training
 from .resources import (SAMPLES, decode_upload, get_engine, get_trained_engine, sample, start_notice, trained_models,
                         wait_for_start)
 from server.runtime import release_uploads
@@ -326,6 +326,9 @@ def sidebar(watch_training: bool = True, choose_photo: bool = True) -> Context |
         help="Early layers: fine, low-level detail. Late layers: coarse, semantic. The last feeds the classifier.",
     )
     st.sidebar.caption(f"`{layer}` — {shapes[layer][0]}×{shapes[layer][1]}×{shapes[layer][2]} activations")
+    chosen = methods.REGISTRY.get(st.session_state.get("method"))  # the method widget's value, drawn below
+    if chosen is not None and maps.ignores_layer(chosen, engine):
+        st.sidebar.caption(maps.ignores_layer(chosen, engine))
     top_k = _choose_top_k(spec)
     t = time.perf_counter()
     cached = engine.cached(image.rgb)

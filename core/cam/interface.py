@@ -117,6 +117,8 @@ class Method:
             combine a layer's map with one at the input, like Guided Grad-CAM).
         reading: how to read its colours in one line, where they are not "the class's evidence, strongest
             brightest" (e.g. a gradient's magnitude); pages show it under the map.
+        signed: its map has both signs (negative: evidence against), drawn on a diverging scale; every other map
+            is non-negative, after the method's own ReLU or magnitude.
         family: what the map measures, for the pages' tables: ``"CAM"`` (weights one layer's channels: a coarse
             map at the layer that follows the class), ``"gradients"`` (how the class score changes with each input
             pixel) or ``"perturbation"`` (how the score drops when parts of the photo are hidden).
@@ -140,6 +142,7 @@ class Method:
     layer: str | None = None
     pixels: bool = False
     reading: str = ""
+    signed: bool = False
     family: str = "CAM"
     pages: bool = True
     tunables: tuple[Tunable, ...] = ()
@@ -167,3 +170,8 @@ def of_pass(name: str, title: str, summary: str, paper: str, url: str,
     """The entry of a method computed from one layer's activations and gradients alone: free given the cached pass,
     live, at any layer."""
     return Method(name, title, summary, paper, url, fn=lambda ctx: on_pass(ctx.acts, ctx.grads), on_pass=on_pass)
+
+
+SEED = Tunable("seed", "Random seed", "Which random draws the method makes (RISE's masks, SmoothGrad's noise): the "
+               "same seed gives the same map.", "seed of the method's random draws (RISE's masks, SmoothGrad's noise)",
+               default=0, page_default=0, low=0, high=9999, step=1, minimum=0)

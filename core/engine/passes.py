@@ -25,6 +25,37 @@ _TRACE_LOCK = threading.Lock()  # one trace at a time, so each knows which regis
 # small ones, bound that (docs/performance.md has the figures); turning oneDNN off would keep nothing but
 # makes every pass much slower.
 BATCH_SIZES = (1, 2, 4, 8)
+# Guided backpropagation (Springenberg et al. 2015): every ReLU-family activation passes a gradient back only where
+# its input is positive (and, for ReLU6, below 6) and the incoming gradient is positive. The graph's gradient
+# override map swaps these in for the ops' own gradients inside the guided pass's trace only.
+GUIDED_OVERRIDES = {"Relu": "GuidedRelu", "Relu6": "GuidedRelu6"}
+_GUIDED_LOCK = threading.Lock()
+_guided_registered = False
+
+
+def _register_guided_gradients() -> None:
+    """Register the gated gradients of :data:`GUIDED_OVERRIDES` with TensorFlow, once per process (TensorFlow
+    refuses a name registered twice)."""
+    global _guided_registered
+    with _GUIDED_LOCK:
+        if _guided_registered:
+            return
+        import tensorflow as tf
+
+        # ReLU's (ReLU6's) own backward kernel applied to the positive part of the incoming gradient: two ops per
+        # activation (comparisons, their conjunction and a select measured slower)
+        def guided_relu(op, grad):
+            return tf.raw_ops.ReluGrad(gradients=tf.nn.relu(grad), features=op.outputs[0])
+
+        def guided_relu6(op, grad):
+            return tf.raw_ops.Relu6Grad(gradients=tf.nn.relu(grad), features=op.inputs[0])
+
+        for name, fn in (("GuidedRelu", guided_relu), ("GuidedRelu6", guided_relu6)):
+            try:
+                tf.RegisterGradient(name)(fn)
+            except KeyError:  # registered already in this process (a reloaded module)
+                pass
+        _guided_registered = True
 
 
 def in_buckets(fn, x: np.ndarray) -> np.ndarray:
@@ -202,6 +233,17 @@ class Engine:
                 score = tf.gather(logits, c, axis=1, batch_dims=1)
             return logits, tape.gradient(score, x)
 
+        @tf.function(input_signature=[sig_x, sig_c], reduce_retracing=True, autograph=False)
+        def guided_gradient(x, cls):
+            _register_guided_gradients()  # at its first trace: an engine that never guides registers nothing
+            # symbolic gradients honour the graph's override map (a GradientTape does not)
+            with tf.compat.v1.get_default_graph().gradient_override_map(GUIDED_OVERRIDES), weights():
+                logits = self.model(x, training=False)
+                top = tf.argmax(logits, axis=-1, output_type=tf.int32)
+                c = tf.where(cls < 0, top, cls)
+                score = tf.gather(logits, c, axis=1, batch_dims=1)
+            return logits, tf.gradients(score, x)[0]
+
         self._pooled = keras.Model(model.inputs, _pooled_output(model, spec.default_layer))
 
         @tf.function(input_signature=[sig_x], reduce_retracing=True, autograph=False)
@@ -210,10 +252,12 @@ class Engine:
                 out = self._pooled(x, training=False)
                 return out if out.shape.rank == 2 else tf.reduce_mean(out, axis=[1, 2])
 
-        self._explain, self._forward, self._input_gradient, self._features = map(
-            _Compiled, (explain, forward, input_gradient, features))
+        self._explain, self._forward, self._input_gradient, self._features, self._guided = map(
+            _Compiled, (explain, forward, input_gradient, features, guided_gradient))
         # (photo, class) results: a Lite0 result is 8 MB, a VGG16 one 12 MB (its first layer is block1_pool, 112×112×64)
         self.cache = ResultCache(size=8, max_bytes=64 * 2**20)
+        # input-sized results by (photo, class): the guided gradient, which Guided Grad-CAM reuses at every layer
+        self.input_cache = ResultCache(size=4, max_bytes=16 * 2**20)
 
     # --- inputs -----------------------------------------------------------------------------
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
@@ -295,6 +339,43 @@ class Engine:
         c = -1 if class_index is None else int(class_index)
         return in_buckets(lambda b: self._input_gradient(tf.constant(b, tf.float32),
                                                           tf.constant([c] * len(b), tf.int32))[1].numpy(), x)
+
+    def guided_gradient(self, x: np.ndarray, class_index: int | None = None) -> np.ndarray:
+        """Guided backpropagation: the gradient of the class logit with respect to the input (N, S, S, 3), with
+        every ReLU and ReLU6 passing back only positive gradients where its input is in its linear range
+        (:data:`GUIDED_OVERRIDES`); other activations (swish) back-propagate as usual."""
+        import tensorflow as tf
+
+        c = -1 if class_index is None else int(class_index)
+        return in_buckets(lambda b: self._guided(tf.constant(b, tf.float32),
+                                                 tf.constant([c] * len(b), tf.int32))[1].numpy(), x)
+
+    def guided(self, rgb: np.ndarray, class_index: int) -> np.ndarray:
+        """The guided gradient (S, S, 3) of one photo for one class, kept by (exact pixels, class)."""
+        class_index = self.spec.check_class(class_index)
+        return self.input_cache.get_or_make(
+            ("guided", pixel_hash(rgb), class_index),
+            lambda: _read_only(self.guided_gradient(self.prepare(rgb), class_index)[0]))
+
+    def guided_cached(self, rgb: np.ndarray, class_index: int) -> bool:
+        """Whether :meth:`guided` would answer from the cache (no pass)."""
+        return ("guided", pixel_hash(rgb), int(class_index)) in self.input_cache
+
+    def layer_pass(self, x: np.ndarray, class_index: int | None, layer: str) -> tuple[np.ndarray, np.ndarray]:
+        """One explainable layer's activations and gradients of the class logit, (N, h, w, c) each, for a
+        preprocessed batch (the compiled pass of :meth:`run`, in batches; no cache)."""
+        import tensorflow as tf
+
+        if layer not in self.layers:
+            raise ValueError(f"unknown layer {layer!r} for {self.spec.name}; choose one of {', '.join(self.layers)}")
+        i, c = self.layers.index(layer), -1 if class_index is None else int(class_index)
+
+        def both(b):
+            out = self._explain(tf.constant(b, tf.float32), tf.constant([c] * len(b), tf.int32))
+            return np.stack([out[3][i].numpy(), out[4][i].numpy()], axis=1)
+
+        pair = in_buckets(both, x)
+        return pair[:, 0], pair[:, 1]
 
     def layer_weights(self, layer: str) -> list[np.ndarray]:
         """The weights of one of the model's layers (as ``layer.get_weights()`` gives them)."""

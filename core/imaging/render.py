@@ -47,6 +47,31 @@ def normalise(cam: np.ndarray, vmax: float | None = None) -> np.ndarray:
     return np.clip(c / top, 0.0, 1.0)
 
 
+PIXEL_PERCENTILE = 99.5  # a pixel-space map's display top: its few brightest pixels would darken all the others
+
+
+def pixel_scale(cam: np.ndarray) -> float | None:
+    """The display maximum of a map at the model input's resolution: the 99.5th percentile of its magnitude
+    (pixel gradients are heavy-tailed: a few pixels hold most of the range), or None (its own maximum) where that
+    is zero."""
+    c = np.abs(np.nan_to_num(np.asarray(cam, np.float64), nan=0.0, posinf=0.0, neginf=0.0))
+    top = float(np.percentile(c, PIXEL_PERCENTILE)) if c.size else 0.0
+    return top if top > 0.0 else None
+
+
+def to_unit(cam: np.ndarray, vmax: float | None = None, signed: bool = False) -> np.ndarray:
+    """A map scaled to 0..1 for display: :func:`normalise` (negatives as 0), or with ``signed`` (a method whose map has
+    both signs: :attr:`core.cam.interface.Method.signed`) a diverging scale,
+    −``vmax`` → 0, zero → 0.5, +``vmax`` → 1 (``vmax`` default: the largest magnitude)."""
+    if not signed:
+        return normalise(cam, vmax)
+    c = np.nan_to_num(np.asarray(cam, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    top = float(np.abs(c).max()) if vmax is None else float(vmax)
+    if top <= 0.0 or not np.isfinite(top):
+        return np.full_like(c, 0.5)
+    return np.clip(0.5 + 0.5 * c / top, 0.0, 1.0)
+
+
 def upsample(cam: np.ndarray, width: int, height: int) -> np.ndarray:
     """Bilinear upsampling of a (h, w) map to (height, width), float32, values preserved in range."""
     c = np.nan_to_num(np.asarray(cam, np.float32))
@@ -71,13 +96,16 @@ def display_base(rgb: np.ndarray, max_side: int = 720) -> np.ndarray:
     return np.asarray(Image.fromarray(np.asarray(rgb, np.uint8)).resize(size, Image.BILINEAR), np.uint8)
 
 
-def heatmap(cam: np.ndarray, width: int, height: int, colormap: str = "jet", vmax: float | None = None) -> np.ndarray:
-    """The coloured map at (height, width), RGB uint8."""
-    return colorize(normalise(upsample(cam, width, height), vmax), colormap)
+def heatmap(cam: np.ndarray, width: int, height: int, colormap: str = "jet", vmax: float | None = None,
+            signed: bool = False) -> np.ndarray:
+    """The coloured map at (height, width), RGB uint8 (``signed``: on the diverging scale of :func:`to_unit`)."""
+    if signed and vmax is None:  # the scale of the map itself: upsampling may not reach its extreme cells
+        vmax = float(np.abs(np.nan_to_num(np.asarray(cam, np.float64))).max())
+    return colorize(to_unit(upsample(cam, width, height), vmax, signed), colormap)
 
 
 def overlay(rgb: np.ndarray, cam: np.ndarray, alpha: float = 0.5, colormap: str = "jet",
-            vmax: float | None = None) -> np.ndarray:
+            vmax: float | None = None, signed: bool = False) -> np.ndarray:
     """Blend the coloured map over the photo at the photo's own size and aspect ratio.
 
     Args:
@@ -86,10 +114,11 @@ def overlay(rgb: np.ndarray, cam: np.ndarray, alpha: float = 0.5, colormap: str 
         alpha: weight of the heatmap, 0..1.
         colormap: a name from :data:`COLORMAPS`.
         vmax: shared display maximum (for grids that must share a colour scale); default the map's max.
+        signed: draw negative values too, on a diverging scale (zero at the colormap's middle).
     """
     alpha = float(np.clip(alpha, 0.0, 1.0))
     h, w = rgb.shape[:2]
-    heat = heatmap(cam, w, h, colormap, vmax).astype(np.float32)
+    heat = heatmap(cam, w, h, colormap, vmax, signed).astype(np.float32)
     out = (1.0 - alpha) * np.asarray(rgb, np.float32) + alpha * heat
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
