@@ -35,17 +35,7 @@ IMAGES = ("dog.png", "cat_and_dog.png", "coffee.png")  # tests/fixtures/pgc: 224
 HEAD_IMAGES = ("dog.png",)  # at the head the library runs 1,280 whole forward passes: about 8 minutes a photo on 2 cores
 torch.set_num_threads(2)
 
-
-class Wrap(torch.nn.Module):
-    """The network with an Identity at its head activation, so that it can be a target layer."""
-
-    def __init__(self, m):
-        super().__init__()
-        self.m, self.head = m, torch.nn.Identity()
-
-    def forward(self, x):
-        f = self.head(self.m.extract_features(x))
-        return self.m._fc(self.m._avg_pooling(f).flatten(1))
+from torch_lite0 import Wrap  # noqa: E402  (tools/ is the script's own folder on the path)
 
 
 class ZeroAblation(AblationLayer):

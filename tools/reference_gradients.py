@@ -38,17 +38,7 @@ torch.set_num_threads(2)
 STEPS, SAMPLES, NOISE_PERCENT, SEED = 32, 16, 15, 0
 INPUT_RANGE = 255.0 / 128.0  # (255 − 127)/128 − (0 − 127)/128
 
-
-class Wrap(torch.nn.Module):
-    """The network with an identity module at the head activation (a layer Captum can hook)."""
-
-    def __init__(self, m):
-        super().__init__()
-        self.m, self.head = m, torch.nn.Identity()
-
-    def forward(self, x):
-        f = self.head(self.m.extract_features(x))
-        return self.m._fc(self.m._avg_pooling(f).flatten(1))
+from torch_lite0 import Wrap  # noqa: E402  (tools/ is the script's own folder on the path)
 
 
 def network(gated_relu6: bool):

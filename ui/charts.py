@@ -201,14 +201,22 @@ def curves_chart(results: dict, class_name: str) -> alt.Chart:
                 axis=alt.Axis(format="%")),
         y=alt.Y("probability:Q", title=f"p({class_name})", axis=alt.Axis(format="%")),
         color=_colour(list(results)))
+    return _dashed_curves(base, CURVES, alt.Tooltip("fraction:Q", format=".0%"),
+                          alt.Tooltip("probability:Q", format=".2%")).properties(height=420)
+
+
+def _dashed_curves(base, curves: dict, x_tip, y_tip):
+    """``base`` drawn as lines, one line style per curve kind (``curves``: kind → (title, dash)) with its legend
+    on top, and points that name the map, the curve and both values."""
+    import altair as alt
+
     dash = alt.StrokeDash("curve:N", title="curve (line style)",
-                          scale=alt.Scale(domain=[c[0] for c in CURVES.values()], range=[c[1] for c in CURVES.values()]),
+                          scale=alt.Scale(domain=[c[0] for c in curves.values()], range=[c[1] for c in curves.values()]),
                           legend=alt.Legend(orient="top", symbolType="stroke", symbolSize=576, symbolStrokeWidth=2,
                                             symbolStrokeColor="#31333f", symbolFillColor="transparent", labelLimit=260))
     lines = base.mark_line().encode(strokeDash=dash)
-    points = base.mark_point(filled=True, size=18, opacity=1).encode(
-        tooltip=["map", "curve", alt.Tooltip("fraction:Q", format=".0%"), alt.Tooltip("probability:Q", format=".2%")])
-    return alt.layer(lines, points).properties(height=420)
+    points = base.mark_point(filled=True, size=18, opacity=1).encode(tooltip=["map", "curve", x_tip, y_tip])
+    return alt.layer(lines, points)
 
 
 ROAD_CURVES = {"morf": ("most relevant removed first (MoRF)", [1, 0]),
@@ -230,15 +238,8 @@ def road_chart(results: dict, class_name: str) -> alt.Chart:
         x=alt.X("removed:Q", title="share of the pixels removed and imputed", axis=alt.Axis(format="%")),
         y=alt.Y("change:Q", title=f"change of p({class_name})", axis=alt.Axis(format="+%")),
         color=_colour(list(results)))
-    dash = alt.StrokeDash("curve:N", title="curve (line style)",
-                          scale=alt.Scale(domain=[c[0] for c in ROAD_CURVES.values()],
-                                          range=[c[1] for c in ROAD_CURVES.values()]),
-                          legend=alt.Legend(orient="top", symbolType="stroke", symbolSize=576, symbolStrokeWidth=2,
-                                            symbolStrokeColor="#31333f", symbolFillColor="transparent", labelLimit=260))
-    lines = base.mark_line().encode(strokeDash=dash)
-    points = base.mark_point(filled=True, size=18, opacity=1).encode(
-        tooltip=["map", "curve", alt.Tooltip("removed:Q", format=".0%"), alt.Tooltip("change:Q", format="+.2%")])
-    return alt.layer(lines, points).properties(height=380)
+    return _dashed_curves(base, ROAD_CURVES, alt.Tooltip("removed:Q", format=".0%"),
+                          alt.Tooltip("change:Q", format="+.2%")).properties(height=380)
 
 
 def sanity_chart(result) -> alt.Chart:
