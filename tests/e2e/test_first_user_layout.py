@@ -128,9 +128,9 @@ def test_measure_toolbar_leaves_the_caption_and_the_legend_shows_each_curves_das
     page.mouse.move(5, 5)
     page.get_by_role("slider", name="Steps").focus()
     page.keyboard.press("Home")  # 5 steps: the legend does not depend on them
-    page.get_by_text("Compute deletion and insertion curves (3 maps)").first.wait_for(timeout=60_000)
+    page.get_by_text("Compute deletion and insertion curves (4 maps)").first.wait_for(timeout=60_000)
     wait_idle(page)
-    page.get_by_role("button", name="Compute deletion and insertion curves (3 maps)").click()
+    page.get_by_role("button", name="Compute deletion and insertion curves (4 maps)").click()
     page.get_by_text("deletion AUC (low = good)").first.wait_for(timeout=180_000)
     wait_idle(page)
     page.wait_for_function(DASH_LEGEND_JS, timeout=60_000)

@@ -61,7 +61,8 @@ def test_a_box_drawn_on_the_canvas_gives_the_iou_computed_here(server, page, lit
     page.get_by_text("deletion AUC (low = good)").first.wait_for(timeout=120_000)
     wait_idle(page)
     rows = page.locator("table", has_text="deletion AUC").first.locator("tbody tr").all_inner_texts()
-    assert len(rows) == 3 and not any("nan" in r.lower() for r in rows)
+    assert len(rows) == 4 and not any("nan" in r.lower() for r in rows)  # Grad-CAM and the random, centre and edges maps
+    assert any(r.startswith("Edges of the photo") for r in rows)
     assert not page.locator('[data-testid="stException"]').count()
     for heading, name in (("Faithfulness", "measure-curves.png"), ("Localisation", "measure.png")):
         page.evaluate("(t) => [...document.querySelectorAll('h2')].find(e => e.textContent.startsWith(t))"
