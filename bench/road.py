@@ -1,11 +1,21 @@
 """ROAD's cost in ``python -m core bench``: one ROAD curve (Grad-CAM on the sample photo: 18 imputations and one
 batched pass of the photo and its 18 imputed images) against those 19 forward passes alone (:func:`run_road_bench`).
-Target: ``road_ratio`` ≤ 3."""
+Target: ``road_ratio`` ≤ 3.
+
+Alone: ``python bench/road.py [repeats]`` (or ``python -m bench.road``) prints the figures and the machine's load
+average (1 min) before and after, as JSON."""
 from __future__ import annotations
 
 import numpy as np
 
-from .timing import ASSETS, interleaved_ms
+if __package__:
+    from .timing import ASSETS, interleaved_ms
+else:  # run as a script
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench.timing import ASSETS, interleaved_ms
 
 
 def run_road_bench(model_name: str = "efficientnet_lite0", repeats: int = 3) -> dict:
@@ -34,8 +44,10 @@ def run_road_bench(model_name: str = "efficientnet_lite0", repeats: int = 3) -> 
 
 if __name__ == "__main__":
     import json
+    import os
     import sys
-    from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    print(json.dumps(run_road_bench()))
+    before = os.getloadavg()[0]
+    out = run_road_bench(repeats=int(sys.argv[1]) if len(sys.argv) > 1 else 3)
+    out["load_1min"] = [round(before, 2), round(os.getloadavg()[0], 2)]
+    print(json.dumps(out))

@@ -12,14 +12,15 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures" / "road"
 
 def test_imputation_reproduces_a_plane_and_a_constant_inside_the_image():
     """The 8-neighbour weights are symmetric, so a linear ramp is its own weighted neighbour mean away from the
-    border: a hole inside the image is filled exactly (no noise); a constant image stays constant everywhere."""
+    border: a hole inside the image is filled exactly (no noise; to the solver's tolerance, 1e-4 of the values'
+    range at every pixel: 0.009 of values up to 215 measured here); a constant image stays constant everywhere."""
     yy, xx = np.mgrid[0:40, 0:50].astype(np.float64)
     ramp = np.stack([3 * yy + 2 * xx, 100 - yy, 0.5 * xx], axis=-1)
     kept = np.ones((40, 50), bool)
     kept[5:30, 8:45] = False
     kept[33, 3] = False
     got = road.impute(ramp, kept, noise=0.0)
-    np.testing.assert_allclose(got, ramp, atol=1e-3)
+    np.testing.assert_allclose(got, ramp, atol=0.03)
     flat = np.full((20, 20, 3), 77.0)
     hole = np.random.default_rng(0).random((20, 20)) < 0.7
     hole[0, 0] = False
@@ -36,6 +37,79 @@ def test_imputation_noise_is_the_given_sigma_on_the_removed_pixels_only():
     assert abs(dev.std() - road.NOISE) < 0.05 and abs(dev.mean()) < 0.05
     with pytest.raises(ValueError, match="at least one kept pixel"):
         road.impute(img, np.zeros((64, 64), bool), noise=0.0)
+
+
+def exact_imputation(image, kept):
+    """The removed pixels' linear system built from the definition (each removed pixel = its in-image
+    neighbours' weighted sum / their summed weights) and solved exactly: scipy's sparse LU, float64."""
+    from scipy import sparse
+    from scipy.sparse.linalg import spsolve
+
+    h, w, ch = image.shape
+    unknown = np.flatnonzero(~kept.ravel())
+    index = np.full(h * w, -1)
+    index[unknown] = np.arange(unknown.size)
+    r, c = np.divmod(unknown, w)
+    flat = image.reshape(-1, ch).astype(np.float64)
+    own, b = np.zeros(unknown.size), np.zeros((unknown.size, ch))
+    rows, cols, vals = [np.arange(unknown.size)], [np.arange(unknown.size)], [own]
+    for (dy, dx), weight in road.NEIGHBOURS:
+        inside = np.flatnonzero((r + dy >= 0) & (r + dy < h) & (c + dx >= 0) & (c + dx < w))
+        j = (r + dy)[inside] * w + (c + dx)[inside]
+        own[inside] += weight
+        known = kept.ravel()[j]
+        b[inside[known]] += weight * flat[j[known]]
+        rows.append(inside[~known])
+        cols.append(index[j[~known]])
+        vals.append(np.full(int((~known).sum()), -weight))
+    a = sparse.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                          shape=(unknown.size, unknown.size))
+    out = flat.copy()
+    out[unknown] = spsolve(a, b)
+    return out.reshape(h, w, ch)
+
+
+def test_the_multigrid_solution_equals_the_exact_one_to_1e_3_of_the_models_units(peer, monkeypatch):
+    """The sample photo with Grad-CAM's map (90 % removed: one large hole), its tied version (zeros below the
+    median), the edges map and a random one (scattered holes): the solver's values are the exact solution's to
+    1e-3 of the model's input units (0.128 levels; measured at most 0.04 levels over 4 photos, 5 maps and all
+    18 masks each), in a few preconditioned iterations (4–6 measured here)."""
+    from core.imaging import render
+    from core.metrics import baselines
+
+    data, _ = peer
+    photo = data["photo"].astype(np.float32)
+    gradcam = render.upsample(data["map_gradcam"], 224, 224)
+    cycles, vcycle = [], road._Multigrid.vcycle
+
+    def counted(self, r, level=0):
+        cycles.append(level)
+        return vcycle(self, r, level)
+
+    monkeypatch.setattr(road._Multigrid, "vcycle", counted)
+    for cam, p, morf in [(gradcam, 10, True), (np.maximum(gradcam - np.median(gradcam), 0), 30, False),
+                         (render.upsample(data["map_edges"], 224, 224), 50, True),
+                         (baselines.random_map(224, 224, 3), 50, False)]:
+        kept = road.kept_mask(cam, p, morf)
+        cycles.clear()
+        got = road.impute(photo, kept, noise=0.0)
+        assert np.abs(got - exact_imputation(photo, kept)).max() < 1e-3 * 128
+        assert np.array_equal(got[kept], photo[kept]) and cycles.count(0) <= 9  # the first + one per iteration
+
+
+def test_a_batch_solved_from_the_previous_percentile_equals_each_image_solved_alone(peer):
+    """imputed_batch starts each image from the previous percentile's solution; impute from each channel's
+    mean. Both are the same system's solution (to the tolerance) with the same noise."""
+    from core.imaging import render
+
+    data, _ = peer
+    photo, cam, ps = data["photo"].astype(np.float32), data["map_edges"], (30, 70, 50)
+    batch, removed = road.imputed_batch(photo, cam, ps, seed=4)
+    assert batch.shape == (6, 224, 224, 3) and batch.dtype == np.float32
+    for k, (morf, p) in enumerate([(True, p) for p in ps] + [(False, p) for p in ps]):
+        kept = road.kept_mask(render.upsample(cam, 224, 224), p, morf)
+        alone = road.impute(photo, kept, road.NOISE, road.noise_rng(4, morf, p))
+        assert np.abs(batch[k] - alone).max() < 0.05 and removed[ps.index(p)] == pytest.approx(1 - p / 100, abs=1e-4)
 
 
 def test_kept_counts_and_masks():
