@@ -126,6 +126,8 @@ SLOW = {
     "tests/test_road.py::test_evaluate_takes_road_and_edges_on_the_command_line",
     "tests/test_edges_baseline.py::test_sanity_of_edges_on_lite0_is_unchanged_at_every_step",
     "tests/test_measure_page.py::test_can_this_be_fooled_ranks_grad_cam_edges_and_random_with_real_numbers",
+    # the sanity cascade's last step for every method on three photos of the shared set
+    "test_sanity_methods.py",
 }
 
 

@@ -78,6 +78,8 @@ def add_parsers(sub, default_model: str) -> None:
     s.add_argument("--class", dest="class_index", type=int, default=None, metavar="IDX",
                    help="class to explain (default: the intact model's top-1)")
     s.add_argument("--seed", type=int, default=0, help="for the re-initialisation")
+    s.add_argument("--final", action="store_true",
+                   help="only the fully randomised model (every block at once): the cascade's last step, one map")
     s.add_argument("--json", action="store_true", help="one JSON object")
 
 
@@ -178,7 +180,8 @@ def cmd_sanity(args) -> int:
             spec.check_class(args.class_index)
         img = images.load_path(args.image)
         model = keras_model_for(source)
-        result = sanity.cascade(spec, model, img.rgb, args.method, args.layer, args.class_index, args.seed)
+        result = sanity.cascade(spec, model, img.rgb, args.method, args.layer, args.class_index, args.seed,
+                                final_only=args.final)
     except (images.ImageError, ValueError, models.WeightsUnavailable) as exc:
         return _fail(str(exc).splitlines()[0])
     record = {"image": args.image, "model": spec.name, "method": result.method, "layer": result.layer,
@@ -187,7 +190,8 @@ def cmd_sanity(args) -> int:
         print(json.dumps(record))
     else:
         print(f"{args.image}: {result.method} at {result.layer}, class {result.class_index} "
-              f"({spec.label(result.class_index)}); weights re-initialised from the top block down:")
+              f"({spec.label(result.class_index)}); weights re-initialised "
+              + ("all at once:" if args.final else "from the top block down:"))
         print(f"{'randomised from':18s}{'spearman':>10s}{'ssim':>10s}")
         for s in record["steps"]:
             print(f"{s['randomised_from']:18s}{s['spearman']:10.3f}{s['ssim']:10.3f}"

@@ -23,6 +23,12 @@ How it is done here:
   that the cascade, so configured, gives its Spearman correlations.
 - Both maps are upsampled (bilinear) to the model's input size before comparing. Spearman's rank
   correlation is taken on the raw values; SSIM on each map divided by its maximum (:mod:`.similarity`).
+- After every re-initialisation the engine's result caches are emptied (:func:`randomise`): a method that keeps
+  a result per photo and class (guided backpropagation's gradient) recomputes it with the new weights.
+- ``final_only=True`` computes the map of the fully randomised model alone: every block re-initialised at once,
+  in the cascade's order and from the same generator, so the weights, and the map, are exactly those of the
+  full cascade's last step (one map instead of one per block). Many photos and methods on one randomised
+  model: :func:`private_engine`, :func:`map_of` and :func:`randomise` (``tools/sanity_table.py``).
 """
 from __future__ import annotations
 
@@ -127,8 +133,10 @@ def permuting(seed: int = 42) -> Reinit:
     return reinit
 
 
-def _map(engine, rgb, method: str, layer: str, class_index: int, seed: int) -> np.ndarray:
-    """The raw map (the layer's grid) of ``method`` with the engine's current weights."""
+def map_of(engine, rgb, method: str, layer: str, class_index: int, seed: int = 0,
+           options: dict | None = None) -> np.ndarray:
+    """The raw map (the layer's grid, or the method's own resolution) of ``method`` with the engine's current
+    weights; a baseline's map ignores them. ``options``: the method's tunables by name (Score-CAM's ``top_n``)."""
     if method in baselines.BASELINES:  # the same map at every step: it never reads the weights
         if method == "edges":  # the photo's edges at the model input's size, as evaluation draws them
             h = w = engine.spec.input_size
@@ -136,7 +144,36 @@ def _map(engine, rgb, method: str, layer: str, class_index: int, seed: int) -> n
             h, w = engine.layer_shape(layer)[:2]
         return baselines.baseline(method, h, w, seed, rgb)
     res = engine.run_input(engine.prepare(rgb), class_index)
-    return methods.compute(method, res, layer, engine=engine, rgb=rgb)
+    return methods.compute(method, res, layer, engine=engine, rgb=rgb, **(options or {}))
+
+
+def private_engine(spec, model):
+    """An :class:`core.engine.Engine` on a clone of the Keras ``model`` (its weights copied): the copy the
+    cascade re-initialises; ``model`` and every other engine are left alone."""
+    import keras
+
+    from ..engine import Engine
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return Engine(spec, copy)
+
+
+def _reinit(engine, layers: list, reinit: Reinit, rng: np.random.Generator) -> None:
+    for lay in layers:
+        lay.set_weights(reinit(lay, rng))
+    engine.cache.clear()  # results kept per photo and class were computed with the old weights
+    engine.input_cache.clear()
+
+
+def randomise(engine, seed: int = 0, reinit: Reinit = fresh_weights, per_layer: bool = False) -> list[str]:
+    """Re-initialise every block of ``engine``'s model in place, top block first, from
+    ``numpy.random.default_rng(seed)``: the weights the full cascade ends with (for a private engine only,
+    :func:`private_engine`). Returns the blocks' names, top first."""
+    rng = np.random.default_rng(seed)
+    parts = blocks(engine.model, per_layer)
+    _reinit(engine, [lay for _, layers in parts for lay in layers], reinit, rng)
+    return [name for name, _ in parts]
 
 
 def compare(original: np.ndarray, cam: np.ndarray, size: int) -> tuple[float, float]:
@@ -149,7 +186,7 @@ def compare(original: np.ndarray, cam: np.ndarray, size: int) -> tuple[float, fl
 def cascade(spec, model, rgb: np.ndarray, method: str = "gradcam", layer: str | None = None,
             class_index: int | None = None, seed: int = 0,
             progress: Callable[[float], None] | None = None, reinit: Reinit = fresh_weights,
-            per_layer: bool = False) -> Cascade:
+            per_layer: bool = False, final_only: bool = False, options: dict | None = None) -> Cascade:
     """Cascading randomisation of ``model`` (a Keras model, left as it is) for one photo.
 
     Args:
@@ -166,32 +203,28 @@ def cascade(spec, model, rgb: np.ndarray, method: str = "gradcam", layer: str | 
         reinit: the new weights of a layer (:data:`Reinit`); default :func:`fresh_weights` (Glorot-uniform
             kernels, zero biases); :func:`permuting` is Quantus's permutation.
         per_layer: one step per layer with weights (named as the layer) instead of one per block.
+        final_only: one step only, the fully randomised model (named as the last block, every layer in it):
+            the same weights and map as the full cascade's last step.
+        options: the method's tunables by name (e.g. ``{"top_n": 256}`` for Score-CAM).
     """
-    import keras
-
-    from ..engine import Engine
-
     layer = layer or spec.default_layer
     if layer not in spec.layers:
         raise ValueError(f"unknown layer {layer!r} for {spec.name}; choose one of {', '.join(spec.layers)}")
     if method not in baselines.BASELINES:
         methods.get(method)
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    engine = Engine(spec, copy)  # its own (folded) copy: the pool's engines are never touched
-    if engine.model is not copy:
-        del copy
+    engine = private_engine(spec, model)  # its own (folded) copy: the pool's engines are never touched
     if class_index is None:
         class_index = engine.run_input(engine.prepare(rgb)).class_index
     class_index = spec.check_class(class_index)
-    original = _map(engine, rgb, method, layer, class_index, seed)
+    original = map_of(engine, rgb, method, layer, class_index, seed, options)
     rng = np.random.default_rng(seed)
     parts = blocks(engine.model, per_layer)
+    if final_only:  # every block at once, in the same order from the same generator: the last step's weights
+        parts = [(parts[-1][0], [lay for _, layers in parts for lay in layers])]
     steps = []
     for i, (name, layers) in enumerate(parts):
-        for lay in layers:
-            lay.set_weights(reinit(lay, rng))
-        cam = _map(engine, rgb, method, layer, class_index, seed)
+        _reinit(engine, layers, reinit, rng)
+        cam = map_of(engine, rgb, method, layer, class_index, seed, options)
         rho, s = compare(original, cam, spec.input_size)
         steps.append(Step(name, tuple(l.name for l in layers), rho, s, cam))
         if progress:
