@@ -120,8 +120,9 @@ def test_tensorflows_native_start_up_lines_stay_off_stderr():
 
 def test_the_served_configuration_keeps_its_settings():
     """What .streamlit/config.toml sets for a served app (docs/server.md): no file watcher, no collection after
-    every run, the browser's message cache kept for 10 runs (the latter also checked on a real server)."""
+    every run; the browser's message cache at Streamlit's own age (2 runs: a longer one fixed nothing measurable,
+    ``python -m bench.price cachemiss``)."""
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["fileWatcherType"] == "none"
     assert config["runner"]["postScriptGC"] is False
-    assert config["global"]["maxCachedMessageAge"] == 10
+    assert "maxCachedMessageAge" not in config.get("global", {})
