@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.metrics import evaluation, road
+from core.metrics import evaluation, imputation, road
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "road"
 
@@ -19,24 +19,24 @@ def test_imputation_reproduces_a_plane_and_a_constant_inside_the_image():
     kept = np.ones((40, 50), bool)
     kept[5:30, 8:45] = False
     kept[33, 3] = False
-    got = road.impute(ramp, kept, noise=0.0)
+    got = imputation.impute(ramp, kept, noise=0.0)
     np.testing.assert_allclose(got, ramp, atol=0.03)
     flat = np.full((20, 20, 3), 77.0)
     hole = np.random.default_rng(0).random((20, 20)) < 0.7
     hole[0, 0] = False
-    np.testing.assert_allclose(road.impute(flat, ~hole, noise=0.0), flat, atol=1e-4)
+    np.testing.assert_allclose(imputation.impute(flat, ~hole, noise=0.0), flat, atol=1e-4)
 
 
 def test_imputation_noise_is_the_given_sigma_on_the_removed_pixels_only():
     img = np.full((64, 64, 3), 100.0)
     kept = np.ones((64, 64), bool)
     kept[10:50, 10:50] = False
-    got = road.impute(img, kept, noise=road.NOISE, rng=np.random.default_rng(3))
+    got = imputation.impute(img, kept, noise=road.NOISE, rng=np.random.default_rng(3))
     assert np.array_equal(got[kept], img[kept].astype(np.float32))
     dev = got[~kept] - 100.0
     assert abs(dev.std() - road.NOISE) < 0.05 and abs(dev.mean()) < 0.05
     with pytest.raises(ValueError, match="at least one kept pixel"):
-        road.impute(img, np.zeros((64, 64), bool), noise=0.0)
+        imputation.impute(img, np.zeros((64, 64), bool), noise=0.0)
 
 
 def exact_imputation(image, kept):
@@ -53,7 +53,7 @@ def exact_imputation(image, kept):
     flat = image.reshape(-1, ch).astype(np.float64)
     own, b = np.zeros(unknown.size), np.zeros((unknown.size, ch))
     rows, cols, vals = [np.arange(unknown.size)], [np.arange(unknown.size)], [own]
-    for (dy, dx), weight in road.NEIGHBOURS:
+    for (dy, dx), weight in imputation.NEIGHBOURS:
         inside = np.flatnonzero((r + dy >= 0) & (r + dy < h) & (c + dx >= 0) & (c + dx < w))
         j = (r + dy)[inside] * w + (c + dx)[inside]
         own[inside] += weight
@@ -80,19 +80,19 @@ def test_the_multigrid_solution_equals_the_exact_one_to_1e_3_of_the_models_units
     data, _ = peer
     photo = data["photo"].astype(np.float32)
     gradcam = render.upsample(data["map_gradcam"], 224, 224)
-    cycles, vcycle = [], road._Multigrid.vcycle
+    cycles, vcycle = [], imputation.Multigrid.vcycle
 
     def counted(self, r, level=0):
         cycles.append(level)
         return vcycle(self, r, level)
 
-    monkeypatch.setattr(road._Multigrid, "vcycle", counted)
+    monkeypatch.setattr(imputation.Multigrid, "vcycle", counted)
     for cam, p, morf in [(gradcam, 10, True), (np.maximum(gradcam - np.median(gradcam), 0), 30, False),
                          (render.upsample(data["map_edges"], 224, 224), 50, True),
                          (baselines.random_map(224, 224, 3), 50, False)]:
         kept = road.kept_mask(cam, p, morf)
         cycles.clear()
-        got = road.impute(photo, kept, noise=0.0)
+        got = imputation.impute(photo, kept, noise=0.0)
         assert np.abs(got - exact_imputation(photo, kept)).max() < 1e-3 * 128
         assert np.array_equal(got[kept], photo[kept]) and cycles.count(0) <= 9  # the first + one per iteration
 
@@ -108,7 +108,7 @@ def test_a_batch_solved_from_the_previous_percentile_equals_each_image_solved_al
     assert batch.shape == (6, 224, 224, 3) and batch.dtype == np.float32
     for k, (morf, p) in enumerate([(True, p) for p in ps] + [(False, p) for p in ps]):
         kept = road.kept_mask(render.upsample(cam, 224, 224), p, morf)
-        alone = road.impute(photo, kept, road.NOISE, road.noise_rng(4, morf, p))
+        alone = imputation.impute(photo, kept, road.NOISE, road.noise_rng(4, morf, p))
         assert np.abs(batch[k] - alone).max() < 0.05 and removed[ps.index(p)] == pytest.approx(1 - p / 100, abs=1e-4)
 
 
@@ -159,7 +159,7 @@ def test_imputed_images_equal_pytorch_grad_cams_for_the_same_mask(peer, name):
     for kind in ("morf", "lerf"):
         kept = their_kept(ref, name, kind)
         for i, p in enumerate(ref["percentiles"]):
-            ours = road.impute(photo, kept[i], road.NOISE, road.noise_rng(seed, kind == "morf", p))
+            ours = imputation.impute(photo, kept[i], road.NOISE, road.noise_rng(seed, kind == "morf", p))
             unit = ((ours - 127.0) / 128.0).reshape(-1, 3)
             worst = max(worst, np.abs(unit[pick] - ref[f"{name}_{kind}_values"][i]).max(),
                         np.abs(unit.mean(0) - ref[f"{name}_{kind}_mean"][i]).max(),
