@@ -110,7 +110,7 @@ def cost(m) -> str:
 
 
 st.markdown("| method | family | idea | map | cost |\n|---|---|---|---|---|\n" + "\n".join(
-    f"| **{m.title}** ({m.paper.split(',')[0]}) | {maps.family(m)} | {m.summary} | "
+    f"| **{m.title}** ({m.paper.split(',')[0]}) | {m.family} | {m.summary} | "
     f"{'at the model input' if m.layer == 'input' else 'at the model input, with the layer' if m.pixels else 'at the layer'} "
     f"| {cost(m)} |" for m in methods.REGISTRY.values()))
 st.caption("At a layer that feeds global average pooling the gradient is the same in every cell, so HiResCAM and "

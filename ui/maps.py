@@ -42,11 +42,6 @@ class Computed:
     seconds: float
 
 
-def family(m: Method) -> str:
-    """The method's family (a key of :data:`FAMILIES`), as its registry entry says."""
-    return m.family
-
-
 def input_side(engine) -> int:
     """The model input's side in pixels."""
     return int(engine.spec.input_size)
