@@ -1,0 +1,368 @@
+"""The workshop store: rooms, participants, their attempts and quiz sittings, and the instructor's views of a room.
+
+One :class:`Store` per process, shared by every session's thread. Every method is one transaction (run again
+while the database is busy or restarting, see :mod:`core.store.engine`); a submit carries the page's
+``attempt_id``, so submitting it again stores nothing new. Instructor methods take the room's key and raise
+:class:`AccessDenied` for a wrong key or an unknown room alike, so a code never tells whether a room exists.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from . import engine as db
+from .schema import SCHEMA_VERSION, attempts, ensure, participants, rooms
+from .schema import quiz as sittings
+from .secure import (clean_nickname, hash_key, key_matches, new_code, new_key, new_participant,
+                     normalise_code)
+
+ANSWER_MAX_BYTES = 64 * 1024
+PHASES = ("before", "after")
+
+
+class AccessDenied(db.StoreError):
+    """A wrong instructor key (or an unknown room) on an instructor's view."""
+
+
+class RoomClosed(db.StoreError):
+    """The instructor has closed the room: nothing more is recorded."""
+
+
+@dataclass(frozen=True)
+class Room:
+    """A new room: the participants' code and the instructor's key (shown once; only its hash is stored)."""
+    code: str
+    key: str
+
+
+_DENIED = "This instructor link is not valid: the room or its key is wrong."
+_CLOSED = "This room is closed: the instructor has ended the session, so answers are no longer recorded."
+_NO_ROOM = "No room has this code; check the link you were given."
+_NOT_JOINED = "You are not a participant of this room; join it again with your nickname."
+
+
+def _text(value, field: str, limit: int) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise ValueError(f"The {field} must be text of 1 to {limit} characters.")
+    return value
+
+
+def _number(value, field: str, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"The {field} must be a finite number.")
+    return number
+
+
+def _plain(value):
+    if hasattr(value, "tolist"):  # NumPy arrays and scalars
+        return value.tolist()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError
+
+
+def _json(value, field: str) -> str:
+    try:
+        text = json.dumps(value, default=_plain, allow_nan=False, separators=(",", ":"), sort_keys=True)
+    except (TypeError, ValueError):
+        raise ValueError(f"The {field} must be JSON data (numbers, text, lists, dicts).") from None
+    if len(text.encode()) > ANSWER_MAX_BYTES:
+        raise ValueError(f"The {field} is {len(text.encode()) // 1024} KB of JSON; at most "
+                         f"{ANSWER_MAX_BYTES // 1024} KB is stored.")
+    return text
+
+
+class Store:
+    """The workshop database at ``url`` (default :func:`~core.store.engine.default_url`): creates or upgrades the
+    schema on opening; thread-safe.
+
+    Args:
+        url: an SQLAlchemy URL (``sqlite:///file``, ``postgresql+psycopg://user@host:port/db``...).
+        retry_s: how long a transaction is tried again while the database is locked or restarting.
+    """
+
+    def __init__(self, url: str | None = None, retry_s: float = 20.0):
+        self.retry_s = retry_s
+        self.engine = db.make_engine(url or db.default_url())
+        self.url = self.engine.url
+        # SQLite has one writer at a time: this process's threads queue here instead of in SQLite's busy handler,
+        # which sleeps up to 100 ms between tries (other processes still wait through the busy timeout)
+        self._writing = threading.Lock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        self.upgraded_from = self._run(self._ensure, write=True)
+
+    def __repr__(self) -> str:
+        return f"Store({db.shown(self.url)!r})"
+
+    def close(self) -> None:
+        """Close every pooled connection (the store is unusable afterwards)."""
+        self.engine.dispose()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @staticmethod
+    def _ensure(conn) -> int:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(2602602602)")  # one process creates or upgrades
+        return ensure(conn)
+
+    @property
+    def schema_version(self) -> int:
+        return SCHEMA_VERSION
+
+    def _run(self, fn, write: bool = False):
+        if not write:
+            return db.run(self.engine, fn, write, self.retry_s)
+        with self._writing:
+            return db.run(self.engine, fn, write, self.retry_s)
+
+    # rooms ---------------------------------------------------------------------------------------------------
+    def create_room(self, lesson_id: str) -> Room:
+        """A new open room for ``lesson_id``; its key is returned here only (the store keeps its SHA-256)."""
+        lesson_id = _text(lesson_id, "lesson id", 200)
+        key = new_key()
+        for _ in range(8):
+            code = new_code()
+
+            def write(conn, code=code):
+                if conn.execute(sa.select(rooms.c.code).where(rooms.c.code == code)).first() is not None:
+                    return False
+                conn.execute(rooms.insert().values(code=code, lesson_id=lesson_id, key_hash=hash_key(key),
+                                                   created=time.time(), closed=False))
+                return True
+            try:
+                if self._run(write, write=True):
+                    return Room(code, key)
+            except sa.exc.IntegrityError:
+                continue
+        raise db.StoreError("No free room code was found; try again.")
+
+    def room(self, code) -> dict | None:
+        """``{"code", "lesson_id", "created", "closed"}`` of the room, or None for a code of no room."""
+        code = normalise_code(code)
+        if code is None:
+            return None
+        row = self._run(lambda c: c.execute(sa.select(rooms.c.code, rooms.c.lesson_id, rooms.c.created,
+                                                      rooms.c.closed).where(rooms.c.code == code)).first())
+        return None if row is None else {"code": row.code, "lesson_id": row.lesson_id, "created": row.created,
+                                         "closed": bool(row.closed)}
+
+    def _key_hash(self, conn, code) -> str | None:
+        code = normalise_code(code)
+        if code is None:
+            return None
+        return conn.execute(sa.select(rooms.c.key_hash).where(rooms.c.code == code)).scalar()
+
+    def is_instructor(self, code, key) -> bool:
+        """Whether ``key`` is the instructor key of room ``code`` (constant-time; False for an unknown room)."""
+        return key_matches(key, self._run(lambda c: self._key_hash(c, code)))
+
+    def _instructor(self, conn, code, key) -> str:
+        if not key_matches(key, self._key_hash(conn, code)):
+            raise AccessDenied(_DENIED)
+        return normalise_code(code)
+
+    def close_room(self, code, key) -> None:
+        """Close the room: joins and submits then raise :class:`RoomClosed`; what is stored stays readable."""
+        def write(conn):
+            code_ = self._instructor(conn, code, key)
+            conn.execute(rooms.update().where(rooms.c.code == code_).values(closed=True))
+        self._run(write, write=True)
+
+    # participants ----------------------------------------------------------------------------------------------
+    @staticmethod
+    def _open_room(conn, code) -> str:
+        code_ = normalise_code(code)
+        row = None if code_ is None else conn.execute(
+            sa.select(rooms.c.closed).where(rooms.c.code == code_).with_for_update(read=True)).first()
+        if row is None:
+            raise ValueError(_NO_ROOM)
+        if row.closed:
+            raise RoomClosed(_CLOSED)
+        return code_
+
+    def _participant(self, conn, code, participant) -> str:
+        code_ = self._open_room(conn, code)
+        found = isinstance(participant, str) and len(participant) <= 64 and conn.execute(
+            sa.select(participants.c.id).where(participants.c.id == participant,
+                                               participants.c.room_code == code_)).first()
+        if not found:
+            raise ValueError(_NOT_JOINED)
+        return code_
+
+    def join(self, code, nickname) -> str:
+        """Join room ``code`` as ``nickname`` (cleaned by :func:`clean_nickname`, unique in the room): the
+        participant's token, which the page keeps. Raises RoomClosed, or ValueError (one sentence) for an unknown
+        room, an empty nickname, or one already taken in the room."""
+        name, _ = clean_nickname(nickname)
+        token = new_participant()
+
+        def write(conn):
+            code_ = self._open_room(conn, code)
+            taken = conn.execute(sa.select(participants.c.id).where(participants.c.room_code == code_,
+                                                                    participants.c.nickname == name)).scalar()
+            if taken is not None and taken != token:
+                raise ValueError("This nickname is already taken in this room; choose another.")
+            if taken is None:
+                conn.execute(participants.insert().values(id=token, room_code=code_, nickname=name,
+                                                          joined=time.time()))
+            return token
+        for _ in range(3):
+            try:
+                return self._run(write, write=True)
+            except sa.exc.IntegrityError:  # the same nickname joined at the same moment: the next run says so
+                continue
+        raise ValueError("This nickname is already taken in this room; choose another.")
+
+    def record_attempt(self, code, participant, exercise_id, answer, score, correct, seconds, attempt_id) -> bool:
+        """Store one submitted answer; True when stored now, False when this ``attempt_id`` was stored before.
+        Raises RoomClosed, or ValueError (one sentence) for an unknown room, participant or a bad value."""
+        values = {"attempt_id": _text(attempt_id, "attempt id", 64),
+                  "exercise_id": _text(exercise_id, "exercise id", 100),
+                  "answer": _json(answer, "answer"), "score": _number(score, "score", optional=True),
+                  "correct": None if correct is None else bool(correct),
+                  "seconds": _number(seconds, "time taken"), "created": time.time()}
+
+        def write(conn):
+            code_ = self._participant(conn, code, participant)
+            return db.insert_once(conn, attempts, {**values, "room_code": code_, "participant_id": participant},
+                                  ("participant_id", "attempt_id"))
+        return self._run(write, write=True)
+
+    def record_quiz(self, code, participant, phase, answers, right, asked, attempt_id) -> bool:
+        """Store one sitting of the quiz (``phase`` "before" or "after"); True when stored now, False for a
+        repeated ``attempt_id``. Raises RoomClosed or ValueError like :meth:`record_attempt`."""
+        if phase not in PHASES:
+            raise ValueError('The quiz phase must be "before" or "after".')
+        right_, asked_ = _number(right, "number right"), _number(asked, "number asked")
+        if not (right_ == int(right_) and asked_ == int(asked_) and 0 <= right_ <= asked_):
+            raise ValueError("The quiz result must be whole numbers with 0 <= right <= asked.")
+        values = {"attempt_id": _text(attempt_id, "attempt id", 64), "phase": phase,
+                  "answers": _json(answers, "quiz answers"), "n_right": int(right_), "n_asked": int(asked_),
+                  "created": time.time()}
+
+        def write(conn):
+            code_ = self._participant(conn, code, participant)
+            return db.insert_once(conn, sittings, {**values, "room_code": code_, "participant_id": participant},
+                                  ("participant_id", "attempt_id"))
+        return self._run(write, write=True)
+
+    def own_progress(self, code, participant) -> list[dict]:
+        """This participant's attempts in this room, oldest first (nothing for a token of another room):
+        ``{"exercise_id", "answer", "score", "correct", "seconds", "created", "attempt_id"}``."""
+        code_ = normalise_code(code)
+        if code_ is None or not isinstance(participant, str) or len(participant) > 64:
+            return []
+        rows = self._run(lambda c: c.execute(
+            sa.select(attempts).where(attempts.c.room_code == code_, attempts.c.participant_id == participant)
+            .order_by(attempts.c.created, attempts.c.id)).all())
+        return [{"exercise_id": r.exercise_id, "answer": json.loads(r.answer), "score": r.score,
+                 "correct": r.correct, "seconds": r.seconds, "created": r.created, "attempt_id": r.attempt_id}
+                for r in rows]
+
+    def best_score(self, code, exercise_id) -> float | None:
+        """The lowest score among the room's right attempts at ``exercise_id`` (for flip_mask: the smallest share
+        of the photo that changed the model's mind), None without one; names nothing, so any participant may ask."""
+        code_ = normalise_code(code)
+        if code_ is None or not isinstance(exercise_id, str):
+            return None
+        return self._run(lambda c: c.execute(sa.select(sa.func.min(attempts.c.score)).where(
+            attempts.c.room_code == code_, attempts.c.exercise_id == exercise_id,
+            attempts.c.correct.is_(True))).scalar())
+
+    # the instructor's views ------------------------------------------------------------------------------------
+    def _read_room(self, code, key, *selects):
+        def read(conn):
+            code_ = self._instructor(conn, code, key)
+            people = conn.execute(sa.select(participants.c.id, participants.c.nickname)
+                                  .where(participants.c.room_code == code_)
+                                  .order_by(participants.c.joined, participants.c.id)).all()
+            return {r.id: r.nickname for r in people}, [conn.execute(s(code_)).all() for s in selects]
+        return self._run(read)
+
+    def table(self, code, key) -> list[dict]:
+        """One row per participant (in joining order): ``{"nickname", <exercise id>: {"done", "score", "correct",
+        "seconds", "attempts"}, ...}`` for every exercise attempted in the room; score, correct and seconds are the
+        latest attempt's, ``done`` is true once an attempt was not wrong (correct true, or no right answer)."""
+        names, (rows,) = self._read_room(code, key, lambda c: sa.select(
+            attempts.c.participant_id, attempts.c.exercise_id, attempts.c.score, attempts.c.correct,
+            attempts.c.seconds).where(attempts.c.room_code == c).order_by(attempts.c.created, attempts.c.id))
+        exercises = list(dict.fromkeys(r.exercise_id for r in rows))
+        cells = {(p, e): {"done": False, "score": None, "correct": None, "seconds": None, "attempts": 0}
+                 for p in names for e in exercises}
+        for r in rows:
+            cell = cells[(r.participant_id, r.exercise_id)]
+            cell.update(score=r.score, correct=r.correct, seconds=r.seconds, attempts=cell["attempts"] + 1,
+                        done=cell["done"] or r.correct is not False)
+        return [{"nickname": name, **{e: cells[(p, e)] for e in exercises}} for p, name in names.items()]
+
+    def answers(self, code, key, exercise_id) -> list[dict]:
+        """Each participant's latest answer to ``exercise_id``: ``{"nickname", "answer", "score", "correct",
+        "created"}`` in joining order."""
+        names, (rows,) = self._read_room(code, key, lambda c: sa.select(
+            attempts.c.participant_id, attempts.c.answer, attempts.c.score, attempts.c.correct, attempts.c.created)
+            .where(attempts.c.room_code == c, attempts.c.exercise_id == str(exercise_id))
+            .order_by(attempts.c.created, attempts.c.id))
+        latest = {r.participant_id: r for r in rows}
+        return [{"nickname": names[p], "answer": json.loads(r.answer), "score": r.score, "correct": r.correct,
+                 "created": r.created} for p in names if (r := latest.get(p)) is not None]
+
+    def quiz(self, code, key) -> dict:
+        """The quiz's shares right (0..1) over each participant's latest sitting per phase: ``before_mean``,
+        ``after_mean`` (None without sittings), ``n_before``, ``n_after``, and over the participants with both,
+        ``pairs`` and ``paired_gain`` (mean of after minus before; None without pairs)."""
+        _, (rows,) = self._read_room(code, key, lambda c: sa.select(
+            sittings.c.participant_id, sittings.c.phase, sittings.c.n_right, sittings.c.n_asked)
+            .where(sittings.c.room_code == c).order_by(sittings.c.created, sittings.c.id))
+        shares = {phase: {} for phase in PHASES}
+        for r in rows:
+            if r.n_asked > 0:
+                shares[r.phase][r.participant_id] = r.n_right / r.n_asked
+        before, after = shares["before"], shares["after"]
+        gains = [after[p] - before[p] for p in after if p in before]
+
+        def mean(values):
+            return sum(values) / len(values) if values else None
+        return {"before_mean": mean(list(before.values())), "after_mean": mean(list(after.values())),
+                "paired_gain": mean(gains), "pairs": len(gains), "n_before": len(before), "n_after": len(after)}
+
+    def export_rows(self, code, key=None) -> list[dict]:
+        """Every attempt and quiz sitting of the room, oldest first, as flat rows for CSV: ``{"room", "nickname",
+        "kind" ("attempt"|"quiz"), "item" (exercise id or phase), "answer" (JSON text), "score", "correct",
+        "seconds", "right", "asked", "created", "attempt_id"}``. ``key`` None skips the key check: only for the
+        server's operator (the command line). Raises AccessDenied for a wrong key or unknown room."""
+        def read(conn):
+            code_ = normalise_code(code)
+            if key is not None:
+                code_ = self._instructor(conn, code, key)
+            elif code_ is None or conn.execute(sa.select(rooms.c.code).where(rooms.c.code == code_)).first() is None:
+                raise ValueError(_NO_ROOM)
+            names = dict(conn.execute(sa.select(participants.c.id, participants.c.nickname)
+                                      .where(participants.c.room_code == code_)).all())
+            tried = conn.execute(sa.select(attempts).where(attempts.c.room_code == code_)).all()
+            sat = conn.execute(sa.select(sittings).where(sittings.c.room_code == code_)).all()
+            return code_, names, tried, sat
+        code_, names, tried, sat = self._run(read)
+        rows = [{"room": code_, "nickname": names[r.participant_id], "kind": "attempt", "item": r.exercise_id,
+                 "answer": r.answer, "score": r.score, "correct": r.correct, "seconds": r.seconds, "right": None,
+                 "asked": None, "created": r.created, "attempt_id": r.attempt_id} for r in tried]
+        rows += [{"room": code_, "nickname": names[r.participant_id], "kind": "quiz", "item": r.phase,
+                  "answer": r.answers, "score": r.n_right / r.n_asked if r.n_asked else None, "correct": None,
+                  "seconds": None, "right": r.n_right, "asked": r.n_asked, "created": r.created,
+                  "attempt_id": r.attempt_id} for r in sat]
+        return sorted(rows, key=lambda r: (r["created"], r["kind"]))
