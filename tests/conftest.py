@@ -128,6 +128,13 @@ SLOW = {
     "tests/test_measure_page.py::test_can_this_be_fooled_ranks_grad_cam_edges_and_random_with_real_numbers",
     # the sanity cascade's last step for every method on three photos of the shared set
     "test_sanity_methods.py",
+    # lessons: the sanity check's randomised copy of Lite0, the lesson command line in subprocesses
+    "tests/test_lesson_checks.py::test_choice_sanity_separates_grad_cam_guided_backprop_and_edges",
+    "tests/test_lessons.py::test_cli_check_prints_one_line_per_problem_and_exits_2",
+    "tests/test_lessons.py::test_cli_export_of_an_unknown_room_is_one_line",
+    "tests/test_lessons.py::test_cli_export_writes_the_rooms_rows_as_csv",
+    # the workshop store against a PostgreSQL server the test starts, stops and restarts
+    "test_store_postgres.py",
 }
 
 

@@ -17,6 +17,7 @@ LAYOUT = """the library behind these commands (core/, no Streamlit):
   core.imaging   photos in (decode, check), maps out (upsample, colormap, overlay), ImageNet labels
   core.training  your own classes: datasets, cached features, the cross-validated head, fine-tuning, the stamp
   core.metrics   localisation, faithfulness, sanity (cascading randomisation), dataset evaluation
+  core.lessons   lesson files (TOML) checked, the exercises' computed answers and checks
   core.view      a view as a link (the app's URL)
   core.safetext  names from elsewhere made safe to print (control characters escaped)
   core.compat    every private TensorFlow/Keras/libc call, probed once, with a public path
@@ -364,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .metric_commands import add_parsers as add_metric_parsers
 
     add_metric_parsers(sub, DEFAULT_MODEL)  # evaluate, sanity
+    from .lesson_commands import add_parsers as add_lesson_parsers
+    add_lesson_parsers(sub)  # lesson check, lesson export
     f = sub.add_parser("prefetch", help="download Keras weights ahead of an offline workshop")
     f.add_argument("--model", action="append", default=None)
     return p
@@ -382,10 +385,11 @@ def main(argv=None) -> int:
     except ImportError as exc:
         return _fail(f"TensorFlow is not installed ({exc}); run `make install`")
     compat.probe_all()  # a missing internal: one warning line, then the public path
+    from .lesson_commands import HANDLERS as LESSON_HANDLERS
     from .metric_commands import HANDLERS as METRIC_HANDLERS
 
     handler = {"models": cmd_models, "explain": cmd_explain, "train": cmd_train, "bench": cmd_bench,
-               "prefetch": cmd_prefetch, **METRIC_HANDLERS}[args.cmd]
+               "prefetch": cmd_prefetch, **METRIC_HANDLERS, **LESSON_HANDLERS}[args.cmd]
     try:
         return handler(args)
     except KeyboardInterrupt:
