@@ -1,13 +1,18 @@
 """The check kinds on the real Lite0 and the bundled photos: each with a right and a wrong answer, the computed
 answers with real numbers, the cache, and the server CPU of a check."""
+import re
+import statistics
+import threading
 import time
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from core import lessons
 from core.lessons import checks
+from core.lessons.lru import LRU
 
 LESSON = lessons.builtin()
 EX = {e.id: e for e in LESSON.exercises}
@@ -63,11 +68,13 @@ def test_earliest_layer_from_which_the_map_stays_on_the_object(lite_engine, cd, 
         lessons.check(ex, "conv9", exp)
 
 
-def test_earliest_layer_first_rule_takes_the_first_hit(lite_engine, cd):
-    ex = replace(EX["layers-edges-to-objects"], class_index=MAU,
-                 params={**EX["layers-edges-to-objects"].params, "object": "cat", "rule": "first"})
+@pytest.mark.parametrize("cls, label", [(MAU, "cat"), (TABBY, "cat"), (SHEPHERD, "dog")])
+def test_earliest_layer_first_rule_takes_the_first_hit(lite_engine, cd, cls, label):
+    ex = replace(EX["layers-edges-to-objects"], class_index=cls,
+                 params={**EX["layers-edges-to-objects"].params, "object": label, "rule": "first"})
     exp = lessons.expected(ex, lite_engine, cd)
-    assert exp.answer == "block1a_project_bn"  # an early, noisy map lands on the big cat by chance: hence "stays"
+    assert exp.answer == "block1a_project_bn"  # an early, noisy map lands in the box by chance: hence "stays"
+    assert exp.detail["inside"]["block2a_project_bn"] is False
 
 
 def test_flip_mask_over_the_cat_flips_over_the_dog_does_not_and_too_big_is_refused(lite_engine, cd):
@@ -122,6 +129,8 @@ def test_choice_sanity_separates_grad_cam_guided_backprop_and_edges(lite_engine,
     rho = exp.detail["figures"]
     assert exp.answer == 2 and rho["edges"] == pytest.approx(1.0)
     assert abs(rho["gradcam"]) < 0.1 and 0.2 < rho["guidedbackprop"] < 0.5  # measured 0.00 and 0.33
+    said = re.search(r"Guided\s+backpropagation keeps part of its picture \(Spearman about ([0-9.]+)\)", ex.explanation)
+    assert said and abs(float(said[1]) - rho["guidedbackprop"]) < 0.05  # the explanation's figure is the measured one
     assert seen[-1] == 1.0 and seen == sorted(seen)
     assert lessons.check(ex, 2, exp).correct and not lessons.check(ex, 0, exp).correct
     assert lite_engine.run(cd).probs[MAU] == pytest.approx(0.3935, abs=1e-3)  # the shared engine was left alone
@@ -144,7 +153,7 @@ def test_value_prob_after_mask_and_after_the_hottest_pixels(lite_engine, cd):
     assert e3.answer == pytest.approx(0.3935, abs=1e-3) and lessons.check(top1, 0.39, e3).correct
 
 
-def test_expected_is_cached_per_exercise_and_pixels_and_a_check_is_cheap(lite_engine, cd):
+def test_expected_is_cached_per_exercise_and_pixels(lite_engine, cd):
     ex = EX["layers-edges-to-objects"]
     a = lessons.expected(ex, lite_engine, cd)
     assert lessons.expected(ex, lite_engine, cd) is a
@@ -152,17 +161,104 @@ def test_expected_is_cached_per_exercise_and_pixels_and_a_check_is_cheap(lite_en
     other[0, 0] ^= 1
     assert lessons.expected(ex, lite_engine, other) is not a
     assert len(lessons.CACHE) <= checks.CACHE_ENTRIES
-    for e in (EX["predict-cat"], EX["counterfactual"], EX["gray-out-the-dog"]):
-        lessons.expected(e, lite_engine, cd)
-    t = time.process_time()
-    for e, answer in ((EX["predict-cat"], CAT), (ex, "block6b_add"), (EX["counterfactual"], 1),
-                      (EX["gray-out-the-dog"], 12.9)):
-        lessons.check(e, answer, lessons.expected(e, lite_engine, cd))
-    assert (time.process_time() - t) / 4 < 0.1
+
+
+def _answer(ex, rgb):
+    """A learner's answer to each exercise of the built-in lesson (flip_mask: the cat's eye, which flips)."""
+    if ex.kind == "flip_mask":
+        return _rect(rgb, (170, 100, 300, 200))
+    return {"predict_box": CAT, "earliest_layer": "block6b_add", "choice": 1, "value": 12.9}[ex.kind]
+
+
+def test_the_first_check_of_every_cheap_exercise_costs_under_a_tenth_of_a_second_of_cpu(lite_engine, photos):
+    """The issue's target: the expected answer computed from the engine's cached pass, plus the check, < 0.1 s of
+    process CPU for every exercise but the sanity check's (its randomised model: bench/lesson.py reports it)."""
+    cost = {}
+    for ex in LESSON.exercises:
+        if ex.params.get("compute") == "sanity":
+            continue
+        rgb, answer = photos[ex.photo].rgb, _answer(ex, photos[ex.photo].rgb)
+        lite_engine.run(rgb, ex.class_index)  # the pass every check reuses
+        lessons.check(ex, answer, lessons.expected(ex, lite_engine, rgb), lite_engine, rgb)  # imports, traces
+        runs = []
+        for _ in range(3):
+            lessons.CACHE.clear()
+            assert lite_engine.cached(rgb, ex.class_index)
+            t = time.process_time()
+            lessons.check(ex, answer, lessons.expected(ex, lite_engine, rgb), lite_engine, rgb)
+            runs.append(time.process_time() - t)
+        cost[f"{ex.id} ({ex.kind} {ex.params.get('compute') or ''})".replace(" )", ")")] = statistics.median(runs)
+    print("first check, process CPU s (median of 3):", {k: round(v, 4) for k, v in cost.items()})
+    assert len(cost) == len(LESSON.exercises) - 1
+    assert {"flip-the-model (flip_mask)", "gray-out-the-dog (value prob_after_mask)",
+            "heatmap-guided-occlusion (value prob_after_hottest)"} <= set(cost)
+    assert max(cost.values()) < 0.1, cost
+
+
+def _fake_engine(probs_after):
+    """An engine whose every forward pass gives ``probs_after`` (for the feedback's wording)."""
+    return SimpleNamespace(spec=SimpleNamespace(name="fake", label=lambda i: f"class {i}"),
+                           prepare=lambda rgb: rgb[None], predict=lambda batch: np.asarray([probs_after]))
+
+
+@pytest.mark.parametrize("fill, word", [("gray", "grayed out"), ("black", "blacked out"), ("blur", "blurred"),
+                                        ("noise", "covered with noise"), ("mean", "filled with its mean colour")])
+def test_flip_mask_feedback_names_the_fill_used(fill, word):
+    ex = replace(EX["flip-the-model"], params={**EX["flip-the-model"].params, "fill": fill})
+    rgb = np.full((20, 20, 3), 200, np.uint8)
+    exp = checks.Expected("flip_mask", 0, "class 0", None, None, {"top1": 0})
+    mask = _rect(rgb, (0, 0, 2, 2))
+    flipped = lessons.check(ex, mask, exp, _fake_engine([0.2, 0.8]), rgb)
+    assert flipped.correct and f"of the photo {word} the model says class 1 (80%)" in flipped.feedback
+    kept = lessons.check(ex, mask, exp, _fake_engine([0.9, 0.1]), rgb)
+    assert kept.correct is False and f"of the photo {word} the model still says class 0" in kept.feedback
+
+
+def _ask_at_once(n, ex, engine, rgb):
+    """``n`` threads asking for the same expected answer at the same moment: their results or exceptions."""
+    out, start = [None] * n, threading.Barrier(n)
+
+    def ask(i):
+        start.wait()
+        try:
+            out[i] = lessons.expected(ex, engine, rgb)
+        except Exception as exc:  # noqa: BLE001 - the test looks at what each caller got
+            out[i] = exc
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return out
+
+
+def test_concurrent_callers_of_one_missing_expected_answer_share_one_computation(monkeypatch):
+    ex, rgb = EX["sanity-check"], np.zeros((8, 8, 3), np.uint8)
+    engine = SimpleNamespace(spec=SimpleNamespace(name="fake"))
+    calls, fail = [], [True]
+
+    def compute(exercise, eng, pixels, progress):
+        calls.append(1)
+        assert lessons.CACHE._lock.acquire(timeout=5)  # the cache's lock is free while an answer is computed
+        lessons.CACHE._lock.release()
+        time.sleep(0.5)  # a slow computation: every other caller arrives meanwhile
+        if fail[0]:
+            raise RuntimeError("the computation failed")
+        return checks.Expected("choice", 0, "x", None, len(calls), {})
+
+    monkeypatch.setattr(checks, "_compute", compute)
+    lessons.CACHE.clear()
+    failed = _ask_at_once(8, ex, engine, rgb)
+    assert len(calls) == 1 and all(isinstance(e, RuntimeError) for e in failed)  # each caller gets the error once
+    fail[0] = False
+    got = _ask_at_once(8, ex, engine, rgb)  # the key was not poisoned: computed again, once
+    assert len(calls) == 2 and all(g is got[0] for g in got) and got[0].answer == 2
+    assert lessons.expected(ex, engine, rgb) is got[0] and len(calls) == 2
 
 
 def test_the_lru_is_bounded_in_count_and_bytes():
-    lru = checks._LRU(3, 100)
+    lru = LRU(3, 100)
     for i in range(5):
         lru.put(i, i, 10)
     assert len(lru) == 3 and lru.get(0) is None and lru.get(4) == 4

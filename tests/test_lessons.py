@@ -193,3 +193,54 @@ def test_export_rows_become_csv_with_a_header():
     head, row = text.splitlines()
     assert head.split(",")[:4] == ["room", "nickname", "kind", "item"]
     assert row.startswith('R,"a,b",attempt,x')
+
+
+def test_a_fooled_choice_on_a_photo_without_a_box_asks_for_params_box(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (20, 10)).save(tmp_path / "plain.png")  # no boxes.toml beside it, not a bundled sample
+    fooled = GOOD.replace("cat.jpg", "plain.png").replace(
+        "answer = 1", 'compute = "fooled"\nmaps = ["gradcam", "edges"]\nmetric = "energy"')
+    with pytest.raises(lessons.LessonError) as err:
+        lessons.load(_write(tmp_path, "fooled.toml", fooled))
+    assert err.value.problems == [f"{tmp_path / 'fooled.toml'}: exercise 'a': field 'photo': has no object box "
+                                  "(assets/boxes.toml or boxes.toml beside the lesson); give params.box"]
+    given = fooled.replace('metric = "energy"', 'metric = "energy"\nbox = [0.1, 0.1, 0.5, 0.9]')
+    ex = lessons.load(_write(tmp_path, "given.toml", given)).exercises[0]
+    assert lessons.photo_box(None, ex) == (0.1, 0.1, 0.5, 0.9)
+
+
+@pytest.mark.parametrize("numbers", ["1, 1, 5", "1, 1, 5, 5, 9"])
+def test_a_box_without_four_numbers_is_one_line_for_the_exercises_of_that_photo_only(tmp_path, numbers):
+    from PIL import Image
+
+    for name in ("bad.png", "good.png"):
+        Image.new("RGB", (20, 10)).save(tmp_path / name)
+    _write(tmp_path, "boxes.toml", '[photos."bad.png"]\nsize = [20, 10]\n'
+           f'boxes = [{{ label = "x", box = [{numbers}] }}]\n'
+           '[photos."good.png"]\nsize = [20, 10]\nboxes = [{ label = "y", box = [1, 1, 5, 5] }]\n')
+    second = GOOD[GOOD.index("[[exercise]]"):GOOD.index("[[quiz]]")].replace('id = "a"', 'id = "b"')
+    text = GOOD.replace("cat.jpg", "bad.png") + second.replace("cat.jpg", "good.png")
+    path = _write(tmp_path, "two.toml", text)
+    with pytest.raises(lessons.LessonError) as err:
+        lessons.load(path)
+    n = len(numbers.split(","))
+    assert err.value.problems == [f"{path}: exercise 'a': field 'photo': {tmp_path / 'boxes.toml'}: photo 'bad.png': "
+                                  f"box 'x' must be 4 numbers [x0, y0, x1, y1], not {n}"]
+    assert boxes.boxes_for("good.png", tmp_path)[0].box == (1, 1, 5, 5)
+
+
+def test_the_boxes_files_read_are_kept_in_a_bounded_cache_and_reread_when_changed(tmp_path):
+    import os
+
+    for i in range(20):
+        folder = tmp_path / f"l{i}"
+        folder.mkdir()
+        _write(folder, "boxes.toml", '[photos."p.png"]\nsize = [20, 10]\n'
+               f'boxes = [{{ label = "b{i}", box = [1, 1, 5, 5] }}]\n')
+        assert boxes.boxes_for("p.png", folder)[0].label == f"b{i}"
+    assert boxes._parse.cache_info().currsize <= 16
+    changed = _write(tmp_path / "l19", "boxes.toml", '[photos."p.png"]\nsize = [20, 10]\n'
+                     'boxes = [{ label = "new", box = [2, 2, 6, 6] }]\n')
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    assert boxes.boxes_for("p.png", tmp_path / "l19")[0].label == "new"

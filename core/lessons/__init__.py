@@ -6,6 +6,8 @@ and the engine's pass (no Streamlit here).
 - :mod:`.boxes` — the object boxes of the photos (``assets/boxes.toml``, or ``boxes.toml`` beside a lesson).
 - :mod:`.checks` — :func:`expected` (the studio's side, cached), :func:`check`, :func:`quiz_score`,
   :func:`where_looked`.
+- :mod:`.lru` — the bounded, thread-safe cache of the computed answers (:data:`CACHE`); concurrent callers for one
+  missing answer share one computation.
 
 docs/lessons.md is the reference of the file format and of every check.
 """

@@ -11,7 +11,7 @@ Boxes are kept in the original's pixels and handed out as fractions of its width
 """
 from __future__ import annotations
 
-import threading
+import functools
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +19,6 @@ from pathlib import Path
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 BOXES_FILE = "boxes.toml"
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
-_LOCK = threading.Lock()
-_READ: dict = {}  # boxes file → (mtime, {photo: [Box]})
 
 
 @dataclass(frozen=True)
@@ -57,39 +55,59 @@ def photo_file(name: str, folder: Path | None) -> Path:
 
 
 def _read(path: Path) -> dict:
-    """{photo: [Box]} of one boxes file (kept until the file changes); a broken file raises ValueError."""
+    """{photo: [Box] or the one-line problem of that photo's entry} of one boxes file (kept until the file changes,
+    in a small bounded cache); a file that is not valid TOML raises ValueError."""
     try:
         mtime = path.stat().st_mtime_ns
     except OSError:
         return {}
-    with _LOCK:
-        kept = _READ.get(path)
-        if kept and kept[0] == mtime:
-            return kept[1]
+    return _parse(str(path), mtime)
+
+
+@functools.lru_cache(maxsize=16)
+def _parse(path: str, mtime: int) -> dict:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not a valid boxes file: {str(exc).splitlines()[0]}") from None
-    out = {}
-    for photo, entry in (data.get("photos") or {}).items():
-        try:
-            w, h = (int(v) for v in entry["size"])
-            out[photo] = [Box(str(b["label"]), tuple(float(v) for v in b["box"]), (w, h)) for b in entry["boxes"]]
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(f"{path}: photo {photo!r}: needs size = [w, h] and boxes = [{{label, box}}]") from None
-        for b in out[photo]:
-            x0, y0, x1, y1 = b.box
-            if len(b.box) != 4 or not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
-                raise ValueError(f"{path}: photo {photo!r}: box {b.label!r} is not inside the {w}x{h} photo")
-    with _LOCK:
-        _READ[path] = (mtime, out)
-    return out
+    photos = data.get("photos") or {}
+    if not isinstance(photos, dict):
+        raise ValueError(f"{path}: not a valid boxes file: 'photos' must be a table of photos")
+    return {photo: _entry(path, photo, entry) for photo, entry in photos.items()}
+
+
+def _entry(path: str, photo: str, entry) -> list[Box] | str:
+    """One photo's boxes, or the one-line problem of its entry (reported only where that photo is used)."""
+    where = f"{path}: photo {photo!r}"
+    try:
+        w, h = (int(v) for v in entry["size"])
+        found = []
+        for b in entry["boxes"]:
+            label, box = str(b["label"]), tuple(float(v) for v in b["box"])
+            if len(box) != 4:
+                return f"{where}: box {label!r} must be 4 numbers [x0, y0, x1, y1], not {len(box)}"
+            found.append(Box(label, box, (w, h)))
+    except (KeyError, TypeError, ValueError):
+        return f"{where}: needs size = [w, h] and boxes = [{{label, box}}]"
+    for b in found:
+        x0, y0, x1, y1 = b.box
+        if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+            return f"{where}: box {b.label!r} is not inside the {w}x{h} photo"
+    return found
 
 
 def boxes_for(photo: str, folder: Path | None = None) -> list[Box]:
-    """The photo's boxes: from ``folder/boxes.toml`` where it lists the photo, else from ``assets/boxes.toml``."""
+    """The photo's boxes: from ``folder/boxes.toml`` where it lists the photo, else from ``assets/boxes.toml``.
+
+    Raises:
+        ValueError: one line naming the boxes file and the photo, where that photo's entry is broken (or the
+            file is not valid TOML).
+    """
+    found = None
     if folder is not None:
-        local = _read(Path(folder) / BOXES_FILE)
-        if photo in local:
-            return local[photo]
-    return _read(ASSETS / BOXES_FILE).get(photo, [])
+        found = _read(Path(folder) / BOXES_FILE).get(photo)
+    if found is None:
+        found = _read(ASSETS / BOXES_FILE).get(photo, [])
+    if isinstance(found, str):
+        raise ValueError(found)
+    return found

@@ -13,13 +13,12 @@ Every map is the method's raw map upsampled (bilinear) to the photo and divided 
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
+from .lru import LRU
 from .schema import Exercise, photo_box
 
 CACHE_ENTRIES = 32
@@ -51,36 +50,7 @@ class Outcome:
     detail: dict
 
 
-class _LRU:
-    """A bounded map in count and bytes, safe across threads (the app's sessions share it)."""
-
-    def __init__(self, entries: int, max_bytes: int):
-        self.entries, self.max_bytes, self._d, self._lock = entries, max_bytes, OrderedDict(), threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            if key in self._d:
-                self._d.move_to_end(key)
-                return self._d[key][0]
-        return None
-
-    def put(self, key, value, nbytes: int) -> None:
-        with self._lock:
-            self._d[key] = (value, nbytes)
-            self._d.move_to_end(key)
-            while len(self._d) > self.entries or (len(self._d) > 1 and
-                                                   sum(n for _, n in self._d.values()) > self.max_bytes):
-                self._d.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._d.clear()
-
-    def __len__(self) -> int:
-        return len(self._d)
-
-
-CACHE = _LRU(CACHE_ENTRIES, CACHE_BYTES)
+CACHE = LRU(CACHE_ENTRIES, CACHE_BYTES)
 
 
 def _key(ex: Exercise, engine, rgb: np.ndarray) -> tuple:
@@ -155,15 +125,10 @@ def _prob(engine, rgb: np.ndarray, cls: int) -> tuple[float, int]:
 
 
 def expected(exercise: Exercise, engine, rgb: np.ndarray, progress: Callable[[float], None] | None = None) -> Expected:
-    """The studio's side of ``exercise`` on ``rgb`` with ``engine`` (kept in :data:`CACHE`)."""
-    key = _key(exercise, engine, rgb)
-    kept = CACHE.get(key)
-    if kept is not None:
-        if progress:
-            progress(1.0)
-        return kept
-    out = _compute(exercise, engine, rgb, progress)
-    CACHE.put(key, out, 0 if out.map is None else out.map.nbytes)
+    """The studio's side of ``exercise`` on ``rgb`` with ``engine`` (kept in :data:`CACHE`; callers asking for
+    the same missing entry at once wait for one computation)."""
+    out = CACHE.get_or_make(_key(exercise, engine, rgb), lambda: _compute(exercise, engine, rgb, progress),
+                            lambda e: 0 if e.map is None else e.map.nbytes)
     if progress:
         progress(1.0)
     return out
@@ -283,6 +248,10 @@ def _sanity(engine, rgb, cls: int, layer: str, maps: list, progress):
     return int(np.argmax([rho[m] for m in maps])), rho
 
 
+FILL_WORDS = {"gray": "grayed out", "black": "blacked out", "blur": "blurred", "noise": "covered with noise",
+              "mean": "filled with its mean colour"}  # core.cam.occlusion.FILLS, as the feedback says them
+
+
 def _fmt_share(x: float) -> str:
     return f"{x:.1%}"
 
@@ -375,10 +344,11 @@ def _check_mask(ex: Exercise, mask, expected: Expected, engine, rgb) -> Outcome:
     after = int(np.argmax(p))
     names = engine.spec.label(before), engine.spec.label(after)
     detail = {"share": share, "before": before, "after": after, "after_name": names[1], "p_after": float(p[after])}
+    done = FILL_WORDS.get(ex.params["fill"], "covered")
     if after != before:
-        return Outcome(True, share, f"Flipped: with {_fmt_share(share)} of the photo grayed out the model says "
+        return Outcome(True, share, f"Flipped: with {_fmt_share(share)} of the photo {done} the model says "
                        f"{names[1]} ({p[after]:.0%}) instead of {names[0]}.", detail)
-    return Outcome(False, None, f"Not flipped: with {_fmt_share(share)} of the photo covered the model still says "
+    return Outcome(False, None, f"Not flipped: with {_fmt_share(share)} of the photo {done} the model still says "
                    f"{names[0]} ({p[after]:.0%}).", detail)
 
 

@@ -143,6 +143,11 @@ def _params(kind: str, raw: dict, ex: dict, spec, photo_labels, probs: _Problems
             probs.add(where, f"params.{key}", "must be [x0, y0, x1, y1], fractions of the width and height "
                       "with 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
 
+    def no_box():
+        if "box" not in raw and not photo_labels:
+            probs.add(where, "photo", "has no object box (assets/boxes.toml or boxes.toml beside the lesson); "
+                      "give params.box")
+
     def maps_ok(n_options):
         maps = raw.get("maps")
         good = [*methods.EVERY, *baselines.BASELINES]
@@ -166,9 +171,7 @@ def _params(kind: str, raw: dict, ex: dict, spec, photo_labels, probs: _Problems
         if out["rule"] not in LAYER_RULES:
             probs.add(where, "params.rule", f"must be one of {', '.join(LAYER_RULES)}")
         label_ok("object"), box_ok("box")
-        if "box" not in raw and not photo_labels:
-            probs.add(where, "photo", "has no object box (assets/boxes.toml or boxes.toml beside the lesson); "
-                      "give params.box")
+        no_box()
     elif kind == "flip_mask":
         allowed = {"max_share", "fill"}
         out["max_share"] = num("max_share", 0.25, 0.001, 1.0)
@@ -201,6 +204,7 @@ def _params(kind: str, raw: dict, ex: dict, spec, photo_labels, probs: _Problems
             out["labels"] = labels
         if compute == "fooled":
             label_ok("object"), box_ok("box")
+            no_box()
             out["threshold"] = num("threshold", 0.5, 0.01, 1.0)
         if raw.get("needs") is not None and raw.get("needs") not in NEEDS:
             probs.add(where, "params.needs", f"must be one of {', '.join(NEEDS)}")
