@@ -1,6 +1,9 @@
-"""The workshop store on a real SQLite file: 30 participants submitting at once, a restart and a killed writer
-in the middle, the upgrade of a version-1 database, and what a key, a code and a nickname can and cannot do.
-The same load runs against a real PostgreSQL server in test_store_postgres.py."""
+"""The workshop store on a real SQLite file: 30 participants submitting at once, a writer process killed and a new
+one continuing, the instructor's views while people join, the write lock's wait, the CSV export and its command,
+the upgrade of a version-1 database, and what a key, a code and a nickname can and cannot do. The same load, views
+and upgrade run against a real PostgreSQL server in test_store_postgres.py."""
+import csv
+import io
 import json
 import os
 import signal
@@ -11,8 +14,10 @@ import threading
 import time
 
 import pytest
+import sqlalchemy as sa
 
-from core.store import (AccessDenied, RoomClosed, Store, StoreError, clean_nickname, default_url, normalise_code)
+from core.store import (AccessDenied, RoomClosed, Store, StoreError, StoreUnavailable, clean_nickname, csv_text,
+                        default_url, normalise_code)
 from core.store.schema import SchemaError
 from core.store.secure import CODE_ALPHABET, CODE_LENGTH
 
@@ -82,15 +87,15 @@ def check_load(store, load, restarted: bool) -> None:
     assert len(store.answers(room.code, room.key, "ex0")) == PEOPLE
 
 
-def test_thirty_participants_at_once_with_a_restart_store_every_answer_once(tmp_path):
+def test_thirty_participants_at_once_and_a_store_reopened_midway_store_every_answer_once(tmp_path):
     url = f"sqlite:///{tmp_path / 'workshop.sqlite3'}"
     holder = [Store(url)]
 
-    def restart():  # the server restarts: the store is closed and a new one opened on the same file
+    def reopen():  # a new Store on the same file takes over; the old one is closed under the running threads
         old, holder[0] = holder[0], Store(url)
         old.close()
 
-    load = classroom_load(lambda: holder[0], restart=restart)
+    load = classroom_load(lambda: holder[0], restart=reopen)
     check_load(holder[0], load, restarted=False)  # connections in use finish their transaction before closing
     mode = sqlite3.connect(tmp_path / "workshop.sqlite3").execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
@@ -101,27 +106,171 @@ WRITER = """
 import sys
 sys.path.insert(0, sys.argv[1])
 from core.store import Store
-store = Store(sys.argv[2])
-token = store.join(sys.argv[3], "writer")
-for i in range(100000):
-    store.record_attempt(sys.argv[3], token, "ex1", {"i": i}, 0.5, True, 1.0, f"w{i}")
-    print(f"w{i}", flush=True)
+url, code, token, first, last = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+store = Store(url)
+token = token if token != "-" else store.join(code, "writer")
+print(token, flush=True)
+for i in range(first, last):
+    new = store.record_attempt(code, token, "ex1", {"i": i}, 0.5, True, 1.0, f"w{i}")
+    print(f"w{i} {int(new)}", flush=True)
 """
 
 
-def test_a_killed_writer_loses_nothing_it_was_told_was_stored(tmp_path):
+def _writer(url, code, token, first, last):
+    return subprocess.Popen([sys.executable, "-c", WRITER, ROOT, url, code, token, str(first), str(last)],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def test_a_writer_process_killed_and_a_new_one_continuing_store_every_answer_once(tmp_path):
+    """The server process is killed (SIGKILL) mid-stream; a new process resumes after the last answer it was told
+    was stored, submitting the next one again: every answer is stored exactly once, nothing acknowledged is lost."""
     url = f"sqlite:///{tmp_path / 'workshop.sqlite3'}"
+    room = Store(url).create_room("lesson")
+    child = _writer(url, room.code, "-", 0, 100000)
+    token = child.stdout.readline().strip()
+    acked = [child.stdout.readline().split()[0] for _ in range(150)]
+    child.send_signal(signal.SIGKILL)
+    acked += [line.split()[0] for line in child.stdout.read().splitlines() if len(line.split()) == 2]
+    child.wait(30)
+    assert acked == [f"w{i}" for i in range(len(acked))] and len(acked) >= 150
+    before = {r["attempt_id"] for r in Store(url, create=False).export_rows(room.code)}
+    assert set(acked) <= before and len(before) <= len(acked) + 1  # at most the one between its commit and print
+    child = _writer(url, room.code, token, len(acked), 400)  # the restarted server
+    out, _ = child.communicate(timeout=120)
+    assert child.returncode == 0 and out.split()[0] == token
+    resumed = [line.split() for line in out.splitlines()[1:]]
+    assert [a for a, _ in resumed] == [f"w{i}" for i in range(len(acked), 400)]
+    assert [new for _, new in resumed] == ["0" if f"w{len(acked)}" in before else "1"] + ["1"] * (len(resumed) - 1)
+    rows = Store(url).export_rows(room.code)
+    assert sorted(r["attempt_id"] for r in rows) == sorted(f"w{i}" for i in range(400))
+
+
+def instructor_during_joins(store, loops: int) -> int:
+    """A thread keeps joining participants who each submit an attempt and a quiz sitting, while the instructor's
+    table, answers, quiz and export run ``loops`` times; before each instructor SELECT of attempts or quiz
+    sittings, the instructor waits until one more participant has joined and submitted (committed), so every
+    view overlaps writes. Each view must show one moment: whole participants, in joining order, none half seen.
+    Returns how many such waits the writer answered."""
+    room = store.create_room("lesson")
+    me, state, stop, done = threading.get_ident(), {"joined": 0, "waits": 0, "errors": []}, threading.Event(), \
+        threading.Condition()
+
+    def writer():
+        try:
+            n = 0
+            while not stop.is_set():
+                token = store.join(room.code, f"p{n:04d}")
+                store.record_attempt(room.code, token, "ex1", {"n": n}, 0.5, True, 1.0, "a")
+                store.record_quiz(room.code, token, "before", {"q": 0}, 1, 2, "q")
+                n += 1
+                with done:
+                    state["joined"] = n
+                    done.notify_all()
+        except Exception as e:  # noqa: BLE001 (reported by the assertion below)
+            state["errors"].append(f"{type(e).__name__}: {e}")
+            with done:
+                done.notify_all()
+
+    def overlap(conn, cursor, statement, *_):
+        if threading.get_ident() == me and (" attempts" in statement or " quiz" in statement):
+            with done:
+                target = state["joined"] + 1
+                state["waits"] += done.wait_for(lambda: state["joined"] >= target or state["errors"], timeout=20)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    sa.event.listen(store.engine, "before_cursor_execute", overlap)
+    try:
+        for _ in range(loops):
+            names = [r["nickname"] for r in store.table(room.code, room.key)]
+            assert names == [f"p{n:04d}" for n in range(len(names))]
+            exported = store.export_rows(room.code, room.key)
+            tried = [r["nickname"] for r in exported if r["kind"] == "attempt"]
+            sat = [r["nickname"] for r in exported if r["kind"] == "quiz"]
+            assert tried == [f"p{n:04d}" for n in range(len(tried))] and sat == tried[:len(sat)]
+            assert len(tried) - len(sat) <= 1  # the writer's attempt and quiz are two transactions
+            answered = [r["nickname"] for r in store.answers(room.code, room.key, "ex1")]
+            assert answered == [f"p{n:04d}" for n in range(len(answered))]
+            assert store.quiz(room.code, room.key)["n_before"] >= len(sat)
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", overlap)
+        stop.set()
+        thread.join(60)
+    assert state["errors"] == []
+    return state["waits"]
+
+
+def test_the_instructors_views_show_one_moment_while_people_join_and_submit(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'w.sqlite3'}")
+    assert instructor_during_joins(store, loops=6) == 6 * 5  # table 1, export 2, answers 1, quiz 1 per loop
+
+
+def test_a_write_waits_for_the_lock_only_within_its_retry_time(tmp_path):
+    """Another process holds the SQLite write lock for 2 s: each of three threads writing with retry_s 0.5 gives
+    up in about 0.5 s (StoreUnavailable), instead of queueing behind the others' whole retry loops."""
+    path = tmp_path / "w.sqlite3"
+    store = Store(f"sqlite:///{path}", retry_s=0.5)
+    room = store.create_room("lesson")
+    ann = store.join(room.code, "Ann")
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(2.0, other.rollback)
+    release.start()
+    results = []
+
+    def submit(i):
+        t0 = time.monotonic()
+        try:
+            store.record_attempt(room.code, ann, "ex1", {}, None, None, 1.0, f"a{i}")
+            results.append(("stored", time.monotonic() - t0))
+        except StoreUnavailable as e:
+            results.append((str(e), time.monotonic() - t0))
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    release.join()
+    assert [r for r, _ in results if r == "stored"] == []
+    assert all(s < 1.5 and "\n" not in r and r.startswith("The workshop database") for r, s in results), results
+    assert store.record_attempt(room.code, ann, "ex1", {}, None, None, 1.0, "after")  # the lock is free again
+
+
+def test_the_csv_export_neutralises_spreadsheet_formulas(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'w.sqlite3'}")
+    room = store.create_room("lesson")
+    for n, name in enumerate(['=HYPERLINK("http://x")', "@SUM(A1)", "Ann"]):
+        who = store.join(room.code, name)
+        store.record_attempt(room.code, who, "ex1", {"note": "=1+1"}, -0.25, False, 2.0, f"a{n}")
+    rows = list(csv.DictReader(io.StringIO(csv_text(store.export_rows(room.code, room.key)))))
+    assert [r["nickname"] for r in rows] == ["'=HYPERLINK(\"http://x\")", "'@SUM(A1)", "Ann"]
+    assert {r["score"] for r in rows} == {"-0.25"} and json.loads(rows[0]["answer"]) == {"note": "=1+1"}
+    row = {"room": "R", "nickname": "+1", "kind": "-x", "item": "\tx", "answer": "\rx", "score": -1, "correct": None}
+    assert csv_text([row]).split("\r\n")[1] == "R,'+1,'-x,'\tx,\"'\rx\",-1,,,,,,"
+
+
+def test_the_export_command_refuses_a_missing_sqlite_file_and_writes_safe_csv(tmp_path):
+    def export(*args):
+        return subprocess.run([sys.executable, "-m", "core", "lesson", "export", *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+
+    missing = tmp_path / "mistyped" / "path.sqlite3"
+    out = export("--room", "ABCDEFGHJK", "--db", f"sqlite:///{missing}")
+    assert out.returncode == 2 and out.stdout == "" and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [f"error: There is no workshop database at {missing}: the SQLite "
+                                               "file does not exist; check the URL."]
+    assert not (tmp_path / "mistyped").exists()  # nothing was created
+    url = f"sqlite:///{tmp_path / 'w.sqlite3'}"
     store = Store(url)
     room = store.create_room("lesson")
-    child = subprocess.Popen([sys.executable, "-c", WRITER, ROOT, url, room.code], stdout=subprocess.PIPE,
-                             text=True)
-    acked = [child.stdout.readline().strip() for _ in range(150)]
-    child.send_signal(signal.SIGKILL)
-    acked += child.stdout.read().split()
-    child.wait(30)
-    stored = {r["attempt_id"] for r in Store(url).export_rows(room.code)}
-    assert set(acked) <= stored and len(acked) >= 150
-    assert len(stored) <= len(acked) + 1  # at most the one between its commit and its print
+    store.record_attempt(room.code, store.join(room.code, "@SUM(A1)"), "ex1", {}, 0.5, True, 2.0, "a")
+    store.close()
+    out = export("--room", room.code, "--db", url)
+    assert out.returncode == 0 and out.stdout.splitlines()[1].startswith(f"{room.code},'@SUM(A1),attempt,ex1")
+    out = export("--room", "ABCDEFGHJK", "--db", url)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        "error: No room has this code; check the link you were given."]
 
 
 def v1_schema(dialect: str) -> list[str]:

@@ -1,15 +1,17 @@
 """The workshop store against a real PostgreSQL server that the test starts (tests/pg.py): 30 participants
-submitting at once with the server restarted in the middle, a version-1 schema upgraded, keys and closed rooms.
-Without PostgreSQL's binaries the tests skip in one line, or fail where GRADCAM_STUDIO_REQUIRE_EVAL or CI is set."""
+submitting at once with the server restarted in the middle, the instructor's views while people join, a missing
+database refused at once, a version-1 schema upgraded, keys and closed rooms. Without PostgreSQL's binaries the
+tests skip in one line, or fail where GRADCAM_STUDIO_REQUIRE_EVAL or CI is set."""
 import os
+import time
 
 import psycopg
 import pytest
 from conftest import REQUIRE_EVAL_ENV, eval_required
 
 import pg
-from core.store import AccessDenied, RoomClosed, Store
-from test_store import ANSWERS, PEOPLE, check_load, check_upgrade, classroom_load, v1_schema
+from core.store import AccessDenied, RoomClosed, Store, StoreError
+from test_store import ANSWERS, PEOPLE, check_load, check_upgrade, classroom_load, instructor_during_joins, v1_schema
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +31,36 @@ def test_thirty_participants_at_once_with_a_server_restart_store_every_answer_on
     load = classroom_load(lambda: store, restart=cluster.restart)
     check_load(store, load, restarted=True)
     assert load["stored"] + load["repeats"] == PEOPLE * (ANSWERS + 2)
+    retried = store.retried
+    assert retried > 0  # the restart interrupted transactions, which were run again
     store.close()
     store = Store(cluster.url)  # a new process after the restart sees the same rows
     assert len(store.export_rows(load["room"].code)) == PEOPLE * ANSWERS
-    print(f"30 x 20 answers (+60 repeats) on PostgreSQL with a restart: {load['seconds']:.2f} s")
+    print(f"30 x 20 answers (+60 repeats) on PostgreSQL with a restart: {load['seconds']:.2f} s, "
+          f"{retried} transactions run again")
     load = classroom_load(lambda: store)
     check_load(store, load, restarted=False)
     print(f"30 x 20 answers (+60 repeats) on PostgreSQL: {load['seconds']:.2f} s")
     store.close()
+
+
+def test_the_instructors_views_show_one_moment_while_people_join_and_submit_on_postgres(cluster):
+    store = Store(cluster.url)
+    assert instructor_during_joins(store, loops=6) == 6 * 5  # table 1, export 2, answers 1, quiz 1 per loop
+    store.close()
+
+
+def test_a_missing_database_or_role_fails_at_once_in_one_sentence(cluster):
+    base = cluster.url.rsplit("/", 1)[0]
+    for url, what in ((base + "/no_such_workshop", 'database "no_such_workshop" does not exist'),
+                      (base.replace("postgres@", "nobody:secret@") + "/workshop", 'role "nobody" does not exist')):
+        t0 = time.monotonic()
+        with pytest.raises(StoreError) as e:
+            Store(url)
+        took = time.monotonic() - t0
+        assert took < 2.0 and what in str(e.value) and "\n" not in str(e.value) and "secret" not in str(e.value)
+        assert str(e.value).startswith("The workshop database postgresql+psycopg://") and str(e.value).endswith(".")
+        print(f"{what}: refused in {took:.2f} s")
 
 
 def test_a_version_1_schema_is_upgraded_keeping_every_row(cluster):

@@ -2,13 +2,12 @@
 
 ``check`` loads each lesson file as the app does (:func:`core.lessons.load`): exit 0 where all are good, else one
 line per problem on stderr (file, exercise, field) and exit 2. ``export`` writes a workshop room's attempts and quiz
-sittings as CSV (to a file or stdout) from the database (:class:`core.store.Store`); an unknown room is one line
+sittings as CSV (to a file or stdout, through :func:`core.store.csv_text`, which neutralises spreadsheet formulas)
+from the database (:class:`core.store.Store`); an unknown room or a SQLite file that does not exist is one line
 and exit 2. :func:`add_parsers` registers the command; :data:`HANDLERS` maps its name to the function.
 """
 from __future__ import annotations
 
-import csv
-import io
 import sys
 from pathlib import Path
 
@@ -18,8 +17,6 @@ LESSON_HELP = """\
 check FILE...   validate lesson files (TOML; docs/lessons.md): exit 0, or one line per problem and exit 2
 export          a workshop room's attempts and quiz answers as CSV (--room CODE; --db URL, default
                 $GRADCAM_STUDIO_DB or the SQLite file in the studio's cache folder; --csv FILE, default stdout)"""
-EXPORT_FIELDS = ("room", "nickname", "kind", "item", "answer", "score", "correct", "seconds", "right", "asked",
-                 "created", "attempt_id")
 
 
 def add_parsers(sub) -> None:
@@ -54,14 +51,10 @@ def cmd_check(files) -> int:
 
 
 def rows_csv(rows: list[dict]) -> str:
-    """The export's rows as CSV text, one header line, the columns of :data:`EXPORT_FIELDS` first."""
-    fields = list(EXPORT_FIELDS) + sorted({k for r in rows for k in r} - set(EXPORT_FIELDS))
-    out = io.StringIO()
-    w = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
-    return out.getvalue()
+    """The export's rows as CSV text (:func:`core.store.csv_text`)."""
+    from ..store import csv_text
+
+    return csv_text(rows)
 
 
 def cmd_export(room: str, db: str | None, out: str | None) -> int:
@@ -71,7 +64,7 @@ def cmd_export(room: str, db: str | None, out: str | None) -> int:
         print(f"error: the workshop database is not available ({exc})", file=sys.stderr)
         return 2
     try:
-        store = Store(db)
+        store = Store(db, create=False)  # a mistyped SQLite path is an error, not a new empty database
         try:
             rows = store.export_rows(room)
         finally:

@@ -7,7 +7,6 @@ while the database is busy or restarting, see :mod:`core.store.engine`); a submi
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import threading
@@ -91,15 +90,22 @@ class Store:
     Args:
         url: an SQLAlchemy URL (``sqlite:///file``, ``postgresql+psycopg://user@host:port/db``...).
         retry_s: how long a transaction is tried again while the database is locked or restarting.
+        create: False refuses a SQLite file that does not exist (StoreError) instead of creating it.
+
+    Attributes:
+        retried: how many times a transaction was run again after a busy, lost or restarting database.
     """
 
-    def __init__(self, url: str | None = None, retry_s: float = 20.0):
+    def __init__(self, url: str | None = None, retry_s: float = 20.0, create: bool = True):
         self.retry_s = retry_s
-        self.engine = db.make_engine(url or db.default_url())
+        self.engine = db.make_engine(url or db.default_url(), busy_s=retry_s, create=create)
         self.url = self.engine.url
         # SQLite has one writer at a time: this process's threads queue here instead of in SQLite's busy handler,
-        # which sleeps up to 100 ms between tries (other processes still wait through the busy timeout)
-        self._writing = threading.Lock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        # which sleeps up to 100 ms between tries (other processes still wait through the busy timeout); the
+        # wait is taken per try, within retry_s
+        self._writing = threading.Lock() if self.engine.dialect.name == "sqlite" else None
+        self._counting = threading.Lock()
+        self.retried = 0
         self.upgraded_from = self._run(self._ensure, write=True)
 
     def __repr__(self) -> str:
@@ -125,11 +131,13 @@ class Store:
     def schema_version(self) -> int:
         return SCHEMA_VERSION
 
+    def _count_retry(self) -> None:
+        with self._counting:
+            self.retried += 1
+
     def _run(self, fn, write: bool = False):
-        if not write:
-            return db.run(self.engine, fn, write, self.retry_s)
-        with self._writing:
-            return db.run(self.engine, fn, write, self.retry_s)
+        return db.run(self.engine, fn, write, self.retry_s, lock=self._writing if write else None,
+                      on_retry=self._count_retry)
 
     # rooms ---------------------------------------------------------------------------------------------------
     def create_room(self, lesson_id: str) -> Room:
@@ -286,27 +294,32 @@ class Store:
             attempts.c.correct.is_(True))).scalar())
 
     # the instructor's views ------------------------------------------------------------------------------------
+    # Each view is one reading transaction (one snapshot on SQLite and, at REPEATABLE READ, on PostgreSQL) whose
+    # rows carry their participant's nickname from the same SELECT, so a participant who joins meanwhile is never
+    # half seen.
     def _read_room(self, code, key, *selects):
         def read(conn):
             code_ = self._instructor(conn, code, key)
-            people = conn.execute(sa.select(participants.c.id, participants.c.nickname)
-                                  .where(participants.c.room_code == code_)
-                                  .order_by(participants.c.joined, participants.c.id)).all()
-            return {r.id: r.nickname for r in people}, [conn.execute(s(code_)).all() for s in selects]
+            return [conn.execute(s(code_)).all() for s in selects]
         return self._run(read)
 
     def table(self, code, key) -> list[dict]:
         """One row per participant (in joining order): ``{"nickname", <exercise id>: {"done", "score", "correct",
         "seconds", "attempts"}, ...}`` for every exercise attempted in the room; score, correct and seconds are the
         latest attempt's, ``done`` is true once an attempt was not wrong (correct true, or no right answer)."""
-        names, (rows,) = self._read_room(code, key, lambda c: sa.select(
-            attempts.c.participant_id, attempts.c.exercise_id, attempts.c.score, attempts.c.correct,
-            attempts.c.seconds).where(attempts.c.room_code == c).order_by(attempts.c.created, attempts.c.id))
-        exercises = list(dict.fromkeys(r.exercise_id for r in rows))
+        (rows,) = self._read_room(code, key, lambda c: sa.select(
+            participants.c.id, participants.c.nickname, attempts.c.exercise_id, attempts.c.score,
+            attempts.c.correct, attempts.c.seconds, attempts.c.created, attempts.c.id.label("row"))
+            .select_from(participants.outerjoin(attempts, attempts.c.participant_id == participants.c.id))
+            .where(participants.c.room_code == c)
+            .order_by(participants.c.joined, participants.c.id, attempts.c.created, attempts.c.id))
+        names = dict((r.id, r.nickname) for r in rows)
+        tried = [r for r in rows if r.exercise_id is not None]
+        exercises = list(dict.fromkeys(r.exercise_id for r in sorted(tried, key=lambda r: (r.created, r.row))))
         cells = {(p, e): {"done": False, "score": None, "correct": None, "seconds": None, "attempts": 0}
                  for p in names for e in exercises}
-        for r in rows:
-            cell = cells[(r.participant_id, r.exercise_id)]
+        for r in tried:
+            cell = cells[(r.id, r.exercise_id)]
             cell.update(score=r.score, correct=r.correct, seconds=r.seconds, attempts=cell["attempts"] + 1,
                         done=cell["done"] or r.correct is not False)
         return [{"nickname": name, **{e: cells[(p, e)] for e in exercises}} for p, name in names.items()]
@@ -314,19 +327,21 @@ class Store:
     def answers(self, code, key, exercise_id) -> list[dict]:
         """Each participant's latest answer to ``exercise_id``: ``{"nickname", "answer", "score", "correct",
         "created"}`` in joining order."""
-        names, (rows,) = self._read_room(code, key, lambda c: sa.select(
-            attempts.c.participant_id, attempts.c.answer, attempts.c.score, attempts.c.correct, attempts.c.created)
-            .where(attempts.c.room_code == c, attempts.c.exercise_id == str(exercise_id))
-            .order_by(attempts.c.created, attempts.c.id))
-        latest = {r.participant_id: r for r in rows}
-        return [{"nickname": names[p], "answer": json.loads(r.answer), "score": r.score, "correct": r.correct,
-                 "created": r.created} for p in names if (r := latest.get(p)) is not None]
+        (rows,) = self._read_room(code, key, lambda c: sa.select(
+            participants.c.id, participants.c.nickname, attempts.c.answer, attempts.c.score, attempts.c.correct,
+            attempts.c.created)
+            .select_from(participants.join(attempts, attempts.c.participant_id == participants.c.id))
+            .where(participants.c.room_code == c, attempts.c.exercise_id == str(exercise_id))
+            .order_by(participants.c.joined, participants.c.id, attempts.c.created, attempts.c.id))
+        latest = {r.id: r for r in rows}  # the last row of each participant is their latest attempt
+        return [{"nickname": r.nickname, "answer": json.loads(r.answer), "score": r.score, "correct": r.correct,
+                 "created": r.created} for r in latest.values()]
 
     def quiz(self, code, key) -> dict:
         """The quiz's shares right (0..1) over each participant's latest sitting per phase: ``before_mean``,
         ``after_mean`` (None without sittings), ``n_before``, ``n_after``, and over the participants with both,
         ``pairs`` and ``paired_gain`` (mean of after minus before; None without pairs)."""
-        _, (rows,) = self._read_room(code, key, lambda c: sa.select(
+        (rows,) = self._read_room(code, key, lambda c: sa.select(
             sittings.c.participant_id, sittings.c.phase, sittings.c.n_right, sittings.c.n_asked)
             .where(sittings.c.room_code == c).order_by(sittings.c.created, sittings.c.id))
         shares = {phase: {} for phase in PHASES}
@@ -352,16 +367,18 @@ class Store:
                 code_ = self._instructor(conn, code, key)
             elif code_ is None or conn.execute(sa.select(rooms.c.code).where(rooms.c.code == code_)).first() is None:
                 raise ValueError(_NO_ROOM)
-            names = dict(conn.execute(sa.select(participants.c.id, participants.c.nickname)
-                                      .where(participants.c.room_code == code_)).all())
-            tried = conn.execute(sa.select(attempts).where(attempts.c.room_code == code_)).all()
-            sat = conn.execute(sa.select(sittings).where(sittings.c.room_code == code_)).all()
-            return code_, names, tried, sat
-        code_, names, tried, sat = self._run(read)
-        rows = [{"room": code_, "nickname": names[r.participant_id], "kind": "attempt", "item": r.exercise_id,
+            tried = conn.execute(sa.select(attempts, participants.c.nickname)
+                                 .select_from(attempts.join(participants))
+                                 .where(attempts.c.room_code == code_)).all()
+            sat = conn.execute(sa.select(sittings, participants.c.nickname)
+                               .select_from(sittings.join(participants))
+                               .where(sittings.c.room_code == code_)).all()
+            return code_, tried, sat
+        code_, tried, sat = self._run(read)
+        rows = [{"room": code_, "nickname": r.nickname, "kind": "attempt", "item": r.exercise_id,
                  "answer": r.answer, "score": r.score, "correct": r.correct, "seconds": r.seconds, "right": None,
                  "asked": None, "created": r.created, "attempt_id": r.attempt_id} for r in tried]
-        rows += [{"room": code_, "nickname": names[r.participant_id], "kind": "quiz", "item": r.phase,
+        rows += [{"room": code_, "nickname": r.nickname, "kind": "quiz", "item": r.phase,
                   "answer": r.answers, "score": r.n_right / r.n_asked if r.n_asked else None, "correct": None,
                   "seconds": None, "right": r.n_right, "asked": r.n_asked, "created": r.created,
                   "attempt_id": r.attempt_id} for r in sat]
