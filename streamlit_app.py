@@ -19,6 +19,8 @@ pages = [
     st.Page("app_pages/measure.py", title="Measure", icon=":material/straighten:", url_path="measure"),
     st.Page("app_pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
+    st.Page("app_pages/lesson.py", title="Lesson", icon=":material/assignment:", url_path="lesson"),
+    st.Page("app_pages/classroom.py", title="Class", icon=":material/groups:", url_path="class"),
 ]
 with SERVER.busy():  # a cold server's background import of TensorFlow waits while a page runs (server/pacing.py)
     st.navigation(pages).run()

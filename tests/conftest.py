@@ -133,8 +133,12 @@ SLOW = {
     "tests/test_lessons.py::test_cli_check_prints_one_line_per_problem_and_exits_2",
     "tests/test_lessons.py::test_cli_export_of_an_unknown_room_is_one_line",
     "tests/test_lessons.py::test_cli_export_writes_the_rooms_rows_as_csv",
+    "tests/test_store.py::test_the_export_command_refuses_a_missing_sqlite_file_and_writes_safe_csv",
     # the workshop store against a PostgreSQL server the test starts, stops and restarts
     "test_store_postgres.py",
+    # the Lesson page through every check kind, and the built-in lesson's exercises (its sanity check)
+    "tests/test_lesson_page.py::test_every_check_kind_with_a_right_and_a_wrong_answer",
+    "tests/test_lesson_page.py::test_the_builtin_lesson_end_to_end_with_scripted_answers",
 }
 
 

@@ -1,0 +1,212 @@
+"""The Class page's parts: creating a room (its two links, the key shown once) and the instructor's live view of
+it (participants × exercises, each exercise's answers and where the class looked, the quiz's gain, the CSV export,
+closing the room).
+
+Everything here reads the store with the room's key (:class:`core.store.Store`'s instructor calls); the page checks
+the key first and shows one sentence for a wrong one. Nicknames reach the screen only inside tables and charts
+(drawn as text), never through Markdown.
+"""
+from __future__ import annotations
+
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core import lessons
+from core.store import csv_text
+from core.imaging import render
+
+from . import lesson_state as ls
+from .pictures import show
+from .resources import get_engine, wait_for_start
+
+CREATED = "class_created"  # session key: the room just created, with its key, until the instructor dismisses it
+REFRESH_S = 3
+WRONG_KEY = "This link does not open a room's instructor view."
+
+
+# ---------------------------------------------------------------------------------------------- a new room
+
+def create_room() -> None:
+    """Create's callback: a room for the chosen lesson, kept (with its key) in this session only."""
+    from core.store import StoreError
+
+    lesson_id = st.session_state.get("class_lesson")
+    try:
+        room = ls.shared_store().create_room(lesson_id)
+    except StoreError as exc:
+        st.session_state["class_error"] = str(exc)
+        return
+    st.session_state[CREATED] = {"code": room.code, "key": room.key, "lesson": lesson_id}
+
+
+def forget_created() -> None:
+    st.session_state.pop(CREATED, None)
+
+
+def links(code: str, key: str) -> tuple[str, str]:
+    """The participants' link and the instructor's, absolute where the browser told the server its address."""
+    url = st.context.url or ""
+    base = url[: -len("/class")] if url.endswith("/class") else url.rstrip("/")
+    prefix = f"{base}/" if base else ""
+    return f"{prefix}lesson?room={code}", f"{prefix}class?room={code}&key={key}"
+
+
+def create(found: dict, problems: list[str]) -> None:
+    """The room creator, and the links of the room just created."""
+    st.header("Create a room")
+    if problems:
+        with st.expander(f"{len(problems)} lesson file(s) could not be read"):
+            for line in problems:
+                st.text(line)
+    if not found:
+        st.error("No lesson could be read.")
+        return
+    st.selectbox("Lesson", list(found), key="class_lesson", format_func=ls.lesson_title(found))
+    st.button("Create a room", key="class_create", type="primary", on_click=create_room)
+    error = st.session_state.pop("class_error", None)
+    if error:
+        st.error(error)
+    made = st.session_state.get(CREATED)
+    if made is None:
+        return
+    people, mine = links(made["code"], made["key"])
+    st.success(f"Room {made['code']} is open for “{ls.lesson_title(found)(made['lesson'])}”.")
+    st.markdown("**Participants' link** — give this one to the class:")
+    st.code(people, language=None)
+    st.markdown("**Your instructor link** — keep it to yourself:")
+    st.code(mine, language=None)
+    st.warning("The key in the instructor link is shown only now and cannot be shown again (only its hash is "
+               "stored): copy the link before you leave this page. Anyone with it sees the class's nicknames and "
+               "answers.")
+    c1, c2 = st.columns(2)
+    c1.link_button("Open the instructor view", mine)
+    c2.button("I have kept the link", key="class_forget", on_click=forget_created)
+
+
+# ---------------------------------------------------------------------------------------------- the live view
+
+def cell(entry: dict | None) -> str:
+    """One participant's latest attempt at one exercise: ✓ right, ✗ wrong, · no wrong answer; the score and the
+    seconds taken (empty: not tried)."""
+    if not entry or not entry.get("attempts"):
+        return ""
+    mark = {True: "✓", False: "✗"}.get(entry.get("correct"), "·")
+    score = entry.get("score")
+    parts = [mark] + ([f"{score:.2f}"] if score is not None else []) + [f"{float(entry.get('seconds') or 0):.0f} s"]
+    tries = entry.get("attempts") or 1
+    return " ".join(parts) + (f" ({tries} tries)" if tries > 1 else "")
+
+
+def table_frame(rows: list[dict], lesson: lessons.Lesson) -> pd.DataFrame:
+    """Participants × exercises as the table shows it."""
+    cols = {e.id: f"{i + 1}. {e.title}" for i, e in enumerate(lesson.exercises)}
+    out = []
+    for row in rows:
+        line = {"nickname": str(row.get("nickname", ""))}
+        line["done"] = sum(  # done: an attempt that was not wrong (right, or a kind with no wrong answer)
+            1 for e in lesson.exercises if (row.get(e.id) or {}).get("done"))
+        line.update({title: cell(row.get(eid)) for eid, title in cols.items()})
+        out.append(line)
+    return pd.DataFrame(out, columns=["nickname", "done", *cols.values()])
+
+
+def live(store, code: str, key: str, lesson: lessons.Lesson) -> None:
+    """The table, the quiz and the export (a fragment: it runs again every few seconds on its own)."""
+    rows = store.table(code, key)
+    st.caption(f"{len(rows)} participant(s) · refreshed every {REFRESH_S} s")
+    st.dataframe(table_frame(rows, lesson), hide_index=True, key="class_table")
+    q = store.quiz(code, key)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Quiz before (mean)", "—" if q.get("before_mean") is None else f"{q['before_mean']:.0%}",
+              help=f"{q.get('n_before', 0)} participant(s)")
+    c2.metric("Quiz after (mean)", "—" if q.get("after_mean") is None else f"{q['after_mean']:.0%}",
+              help=f"{q.get('n_after', 0)} participant(s)")
+    c3.metric("Paired gain", "—" if q.get("paired_gain") is None else f"{q['paired_gain']:+.0%}",
+              help=f"after − before, over the {q.get('pairs', 0)} participant(s) who sat both")
+    # formula-like cells (a nickname "=HYPERLINK(...)") are written as text: core/store/export.py
+    st.download_button("Export the room (CSV)", csv_text(store.export_rows(code, key)), file_name=f"room-{code}.csv",
+                       mime="text/csv",
+                       key="class_export")
+
+
+def distribution(exercise: lessons.Exercise, answers: list[dict], layers=()) -> pd.DataFrame:
+    """The class's answers to one exercise as counts: per option, per layer, or per bin of score or value."""
+    kind = exercise.kind
+    if kind == "choice":
+        options = list(exercise.params.get("options", []))
+        counts = [sum(1 for a in answers if a["answer"].get("choice") == i) for i in range(len(options))]
+        return pd.DataFrame({"answer": [f"{i + 1}. {o}"[:60] for i, o in enumerate(options)], "people": counts})
+    if kind == "earliest_layer":
+        chosen = [a["answer"].get("layer") for a in answers]
+        names = [n for n in layers if n in chosen] or sorted({c for c in chosen if c})
+        return pd.DataFrame({"answer": names, "people": [chosen.count(n) for n in names]})
+    if kind == "value":
+        values = np.array([a["answer"].get("value") for a in answers if a["answer"].get("value") is not None], float)
+    else:  # predict_box (its score: the IoU), flip_mask (its score: the share used)
+        values = np.array([a["score"] for a in answers if a.get("score") is not None], float)
+    if values.size == 0:
+        return pd.DataFrame({"answer": [], "people": []})
+    counts, edges = np.histogram(values, bins=min(10, max(1, len(set(values.tolist())))))
+    return pd.DataFrame({"answer": [f"{a:.3g}–{b:.3g}" for a, b in zip(edges[:-1], edges[1:])], "people": counts})
+
+
+def answers_chart(frame: pd.DataFrame):
+    """Bars of people per answer, in the frame's order (options, layers early → late, bins low → high)."""
+    import altair as alt
+
+    return alt.Chart(frame).mark_bar().encode(
+        y=alt.Y("answer:N", sort=None, title=None), x=alt.X("people:Q", title="people", axis=alt.Axis(tickMinStep=1)),
+        tooltip=["answer", "people"])
+
+
+def per_exercise(store, code: str, key: str, lesson: lessons.Lesson) -> None:
+    """One exercise at a time: the distribution of the class's answers and, for a predicted box, where the class
+    looked beside the model's map (a fragment, like :func:`live`)."""
+    ids = [e.id for e in lesson.exercises]
+    titles = {e.id: f"{i + 1}. {e.title}" for i, e in enumerate(lesson.exercises)}
+    eid = st.selectbox("Exercise", ids, key="class_exercise", format_func=titles.__getitem__)
+    ex = next(e for e in lesson.exercises if e.id == eid)
+    answers = store.answers(code, key, eid)
+    engine = None
+    if ex.kind in ("earliest_layer", "predict_box"):
+        wait_for_start()
+        engine = get_engine(ex.model)
+    layers = engine.spec.layers if engine is not None else ()
+    st.caption(f"{len(answers)} participant(s) answered (each one's latest answer).")
+    frame = distribution(ex, answers, layers)
+    if len(frame):
+        st.altair_chart(answers_chart(frame), width="stretch")
+    if ex.kind == "predict_box":
+        where_looked(lesson, ex, engine, [a["answer"]["box"] for a in answers if a["answer"].get("box")])
+
+
+def where_looked(lesson: lessons.Lesson, ex: lessons.Exercise, engine, boxes: list) -> None:
+    """All the class's boxes as a heat map over the photo, beside the model's map for the exercise."""
+    rgb = ls.exercise_photo(lesson, ex).rgb
+    base = render.display_base(rgb, 480)
+    c1, c2 = st.columns(2)
+    if boxes:
+        heat = lessons.where_looked([tuple(b) for b in boxes], base.shape[:2])
+        show(c1, render.overlay(base, heat, 0.55, "jet", vmax=1.0),
+             caption=f"Where the class looked · {len(boxes)} box(es) · red: everyone's box covers it")
+    else:
+        show(c1, base, caption="Where the class looked · no box yet")
+    exp = lessons.expected(ex, engine, rgb)
+    if exp.map is not None:
+        show(c2, render.overlay(base, exp.map, 0.55, "jet"), caption=f"The model's map · {exp.class_name}")
+
+
+def close(code: str, key: str) -> None:
+    """Close's callback."""
+    ls.shared_store().close_room(code, key)
+
+
+def close_control(code: str, key: str, closed: bool) -> None:
+    """Close the room, after a confirmation."""
+    if closed:
+        st.info("This room is closed: participants can no longer answer. Its results stay here and in the export.")
+        return
+    sure = st.checkbox(f"Yes, close room {code}: participants can no longer answer", key="class_close_sure")
+    st.button("Close the room", key="class_close", disabled=not sure, on_click=close, args=(code, key))

@@ -1,0 +1,254 @@
+"""The Lesson page's steps: the lesson picker, the quiz (before and after), one exercise (its widgets, the check
+of a submitted answer, the feedback), the navigation and the downloads.
+
+Everything a learner did is in ``st.session_state`` (:mod:`ui.lesson_state`); in a workshop room (``member``: the
+room's code, the participant's token and nickname) every handled submit is also written to the shared store with
+the submit's attempt id (:mod:`ui.lesson_exercise`), so a repeated run stores it once.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from core import lessons, models
+from core.cam import occlusion
+from core.imaging import render
+
+from . import lesson_exercise as lx
+from . import lesson_state as ls
+from .pictures import show
+from .resources import get_engine, trained_models, wait_for_start
+
+PHASES = {"before": "Quiz before the exercises", "after": "Quiz after the exercises"}
+
+
+def pick(found: dict, problems: list[str]) -> lessons.Lesson | None:
+    """The lesson chooser (solo mode), with one line per lesson file that could not be read."""
+    if problems:
+        with st.expander(f"{len(problems)} lesson file(s) could not be read"):
+            for line in problems:
+                st.text(line)
+    if not found:
+        st.error("No lesson could be read.")
+        return None
+    ids = list(found)
+    chosen = st.selectbox("Lesson", ids, key="lesson_pick", format_func=ls.lesson_title(found))
+    return found[chosen]
+
+
+def header(lesson: lessons.Lesson, run: dict):
+    """The lesson's intro (on the first step) and the place of the progress bar (filled by :func:`progress_bar`
+    once the step has handled a submit)."""
+    if run["step"] == 0 and lesson.intro:
+        st.markdown(lesson.intro)
+    return st.empty()
+
+
+def progress_bar(slot, lesson: lessons.Lesson, run: dict) -> None:
+    """A progress bar over the lesson's exercises (the optional ones count only once done)."""
+    needed = [e for e in lesson.exercises if not e.optional or e.id in run["done"]]
+    done = sum(1 for e in needed if e.id in run["done"])
+    slot.progress(done / max(1, len(needed)), text=f"{done} of {len(needed)} exercises done")
+
+
+# ---------------------------------------------------------------------------------------------- the quiz
+
+def quiz(lesson: lessons.Lesson, run: dict, phase: str, member: dict | None) -> None:
+    """The concept quiz of one phase: a radio per question, Submit, then the score (and, after, the gain)."""
+    st.header(PHASES[phase])
+    _handle_quiz(lesson, run, phase, member)
+    sat = run["quiz"].get(phase)
+    if sat is None:
+        st.caption("The same questions come back after the last exercise; your gain is the difference."
+                   if phase == "before" else "The questions you answered before the first exercise.")
+    for q in lesson.quiz:
+        st.radio(q.text, range(len(q.options)), index=None, format_func=q.options.__getitem__,
+                 key=lx.key(lesson.id, f"quiz_{phase}", q.id), disabled=sat is not None)
+    if sat is None:
+        st.button("Submit the quiz", key=lx.key(lesson.id, f"quiz_{phase}", "submit"), type="primary",
+                  on_click=lx.submit_quiz, args=(lesson.id, phase, tuple(q.id for q in lesson.quiz)))
+        return
+    st.success(f"{sat['right']} of {sat['asked']} right.")
+    if phase == "after":
+        g = ls.gain(run)
+        if g is not None:
+            before = run["quiz"]["before"]
+            st.metric("Your gain", f"{g:+.0%}", help=f"Before: {before['right']} of {before['asked']} right; "
+                                                     f"after: {sat['right']} of {sat['asked']}.")
+        for q in lesson.quiz:
+            mark = "✓" if sat["answers"].get(q.id) == q.answer else "✗"
+            st.markdown(f"{mark} **{q.text}** — {q.options[q.answer]}. {q.explanation}")
+
+
+def _handle_quiz(lesson, run, phase, member) -> None:
+    item = f"quiz:{phase}"
+    pending = st.session_state.get(ls.PENDING, {}).get((lesson.id, item))
+    if pending is None:
+        return
+    answers = pending["raw"]
+    right, asked = lessons.quiz_score(lesson.quiz, answers)
+    if member is not None and not _record(member, "record_quiz", phase, answers, right, asked,
+                                          pending["attempt_id"]):
+        st.session_state[ls.PENDING].pop((lesson.id, item), None)
+        return
+    run["quiz"][phase] = {"answers": answers, "right": right, "asked": asked}
+    st.session_state[ls.PENDING].pop((lesson.id, item), None)
+
+
+# ---------------------------------------------------------------------------------------------- an exercise
+
+def engine_for(exercise: lessons.Exercise, notice=None):
+    """The shared engine for the exercise's model, after the process's start-up work (followed on ``notice``, the
+    page's start-up bar); None with one line where it cannot be used here."""
+    if exercise.model not in models.REGISTRY:
+        return None
+    wait_for_start(notice)
+    try:
+        return get_engine(exercise.model)
+    except models.WeightsUnavailable as exc:
+        st.error(str(exc))
+        return None
+
+
+def exercise(lesson: lessons.Lesson, index: int, run: dict, member: dict | None, notice=None) -> None:
+    """One exercise: instructions, hints, the answer widgets, Submit, and once handled the feedback."""
+    ex = lesson.exercises[index]
+    st.header(f"Exercise {index + 1} of {len(lesson.exercises)} · {ex.title}")
+    st.markdown(ex.instructions)
+    if ex.hints:
+        with st.expander("Hints"):
+            st.markdown("\n".join(f"- {h}" for h in ex.hints))
+    engine = engine_for(ex, notice)
+    if engine is None:
+        st.info(f"This exercise needs the model `{ex.model}`, which this session does not have"
+                + (": it is optional, go on to the next." if ex.optional else "."))
+        return
+    if ex.params.get("needs") == "trained" and not trained_models():
+        st.info("This exercise needs a model you trained on the Train page in this session"
+                + (": it is optional, go on to the next." if ex.optional else "."))
+        return
+    rgb = ls.exercise_photo(lesson, ex).rgb
+    base = render.display_base(rgb, 640)
+    ls.started(run, ex.id)
+    try:
+        _handle(lesson, ex, run, member, engine, rgb)
+    except (ValueError, occlusion.MaskError) as exc:  # an answer of the wrong form (a box of no width…): one line
+        st.error(str(exc)[:1].upper() + str(exc)[1:])
+    done = run["done"].get(ex.id)
+    kind = ex.kind
+    if kind == "predict_box":
+        if done is None:
+            lx.predict_box(lesson.id, ex, base, False)
+    elif kind == "earliest_layer":
+        cls = ex.class_index if ex.class_index is not None else engine.run(rgb).class_index
+        lx.earliest_layer(lesson.id, ex, engine, rgb, base, cls, lessons.photo_box(lesson, ex))
+    elif kind == "flip_mask":
+        lx.flip_mask(lesson.id, ex, rgb, base, done is not None)
+    elif kind == "choice":
+        lx.choice(lesson.id, ex, done is not None)
+    else:
+        lx.value(lesson.id, ex, done is not None)
+    if done is None:
+        st.button("Submit", key=lx.key(lesson.id, ex.id, "submit"), type="primary",
+                  on_click=lx.submit_exercise, args=(lesson.id, ex))
+        return
+    feedback(lesson, ex, run, member, engine, rgb, base)
+
+
+def _handle(lesson, ex, run, member, engine, rgb) -> None:
+    """Check a pending submit of this exercise: the computed side (with a bar), the check, the store, the session."""
+    item = ex.id
+    pending = st.session_state.get(ls.PENDING, {}).get((lesson.id, item))
+    if pending is None:
+        return
+    try:
+        bar = st.progress(0.0, text="Checking your answer…")
+        exp = lessons.expected(ex, engine, rgb, progress=ls.bar_progress(bar, "Checking your answer…"))
+        answer = lx.to_answer(ex, pending["raw"], rgb.shape[:2])
+        outcome = lessons.check(ex, answer, exp, engine=engine, rgb=rgb)
+        bar.empty()
+    except Exception:
+        st.session_state[ls.PENDING].pop((lesson.id, item), None)  # a bad answer is not retried forever
+        raise
+    raw = dict(pending["raw"])
+    if ex.kind == "flip_mask":
+        raw["share"] = float(answer.mean())
+    score = None if outcome.score is None else float(outcome.score)
+    correct = None if outcome.correct is None else bool(outcome.correct)
+    if member is not None and not _record(member, "record_attempt", ex.id, raw, score, correct,
+                                          float(pending["seconds"]), pending["attempt_id"]):
+        st.session_state[ls.PENDING].pop((lesson.id, item), None)
+        return
+    if ex.kind == "flip_mask" and correct and score is not None:
+        ls.keep_best(run, ex.id, score)
+    run["done"][ex.id] = {"kind": ex.kind, "answer": raw, "score": score, "correct": correct,
+                          "seconds": float(pending["seconds"]), "feedback": outcome.feedback,
+                          "detail": ls.plain(outcome.detail), "attempt_id": pending["attempt_id"]}
+    st.session_state[ls.PENDING].pop((lesson.id, item), None)
+
+
+def _record(member: dict, what: str, *args) -> bool:
+    """Write to the room's store; False (with one sentence) where the room closed meanwhile."""
+    from core.store import RoomClosed
+
+    store = ls.shared_store()
+    try:
+        getattr(store, what)(member["code"], member["participant"], *args)
+    except RoomClosed:
+        st.error("This room is closed: your answer was not recorded.")
+        return False
+    except ValueError as exc:  # the store's one sentence (no longer a participant, …)
+        st.error(str(exc))
+        return False
+    return True
+
+
+def feedback(lesson, ex, run: dict, member, engine, rgb, base) -> None:
+    """What the learner sees once their answer was checked."""
+    done = run["done"][ex.id]
+    if ex.kind == "predict_box":
+        exp = lessons.expected(ex, engine, rgb)
+        c1, c2 = st.columns(2)
+        show(c1, lx.draw_boxes(base, [done["answer"]["box"]]), caption="Your box")
+        if exp.map is not None:
+            show(c2, lx.draw_boxes(render.overlay(base, exp.map, 0.5), [done["answer"]["box"]]),
+                 caption=f"The model's map for {exp.class_name}, with your box")
+    if ex.kind == "flip_mask":
+        _flip_result(ex, done, member, run, base)
+    shown = {True: st.success, False: st.warning, None: st.info}[done["correct"]]
+    shown(done["feedback"])
+    if ex.explanation:
+        st.markdown(ex.explanation)
+    if ex.kind != "predict_box":
+        st.button("Try again", key=lx.key(lesson.id, ex.id, "again"), on_click=lx.again, args=(lesson.id, ex.id))
+
+
+def _flip_result(ex, done: dict, member, run: dict, base) -> None:
+    raw = done["answer"]
+    masked = occlusion.apply_fill(base, lx.rects_mask(raw["rects"], *base.shape[:2]), raw["fill"])
+    detail = done.get("detail", {})
+    top = detail.get("after_name")
+    show(st, masked, caption=f"Masked · {raw['share']:.1%} of the photo" + (f" · now top-1: {top}" if top else ""),
+         width="content")
+    best, own = ls.best_share(ex, member, run)
+    if best is not None:
+        st.caption(f"Your best share so far: {best:.1%}." if own else f"The best share in the room so far: {best:.1%}.")
+
+
+# ---------------------------------------------------------------------------------------------- around the steps
+
+def navigation(lesson: lessons.Lesson, run: dict) -> None:
+    """Back and Next."""
+    step, last = run["step"], ls.steps(lesson) - 1
+    c1, c2, _ = st.columns([1, 1, 4])
+    c1.button("Back", key=f"lesson_back_{lesson.id}", disabled=step == 0, on_click=ls.go, args=(lesson.id, step - 1))
+    c2.button("Next", key=f"lesson_next_{lesson.id}", disabled=step >= last, on_click=ls.go,
+              args=(lesson.id, step + 1), type="primary")
+
+
+def downloads(lesson: lessons.Lesson, run: dict) -> None:
+    """The learner's progress as JSON and as CSV."""
+    c1, c2 = st.columns(2)
+    c1.download_button("Download progress (JSON)", ls.to_json(run), file_name=f"{lesson.id}-progress.json",
+                       mime="application/json", key=f"lesson_json_{lesson.id}")
+    c2.download_button("Download progress (CSV)", ls.to_csv(run), file_name=f"{lesson.id}-progress.csv",
+                       mime="text/csv", key=f"lesson_csv_{lesson.id}")
