@@ -19,6 +19,7 @@ pages = [
     st.Page("app_pages/measure.py", title="Measure", icon=":material/straighten:", url_path="measure"),
     st.Page("app_pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
+    st.Page("app_pages/live.py", title="Live", icon=":material/videocam:", url_path="live"),
     st.Page("app_pages/lesson.py", title="Lesson", icon=":material/assignment:", url_path="lesson"),
     st.Page("app_pages/classroom.py", title="Class", icon=":material/groups:", url_path="class"),
 ]

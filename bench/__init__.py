@@ -45,6 +45,7 @@ def collect(model: str, repeats: int = 25, switch: bool = False, app: bool = Tru
         return run_switch()
     from .classroom import run_classroom_bench
     from .lesson import run_lesson_bench
+    from .live import run_live_bench
     from .metrics import run_measure_bench
     from .perturbation import speed as perturbation_speed
     from .road import run_road_bench
@@ -57,6 +58,7 @@ def collect(model: str, repeats: int = 25, switch: bool = False, app: bool = Tru
     result.update(run_road_bench(model, repeats=min(3, repeats)))
     result.update(run_lesson_bench(model, repeats=min(7, repeats)))
     result.update(run_classroom_bench())
+    result.update(run_live_bench())
     result.update(cold_start(model))
     if app:
         from .server import run

@@ -33,7 +33,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
+
+# The Live page's WebRTC: aiortc's SRTP library crashes the process (a segmentation fault in its srtp_init) when it
+# first loads after TensorFlow's libraries; loaded here, before the start-up work imports TensorFlow, it works (40 ms).
+# Where TensorFlow came first (a test process), it is left alone and the Live page offers snapshots (ui/live.py).
+if "tensorflow" not in sys.modules:
+    with contextlib.suppress(ImportError):
+        import pylibsrtp  # noqa: F401
 
 OFF_VARIABLE = "GRADCAM_STUDIO_OFF"
 # every adjustment's switch name (the table above); core/engine/warmup.py reads the start-up ones itself

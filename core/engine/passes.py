@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,9 @@ _TRACE_LOCK = threading.Lock()  # one trace at a time, so each knows which regis
 # small ones, bound that (docs/performance.md has the figures); turning oneDNN off would keep nothing but
 # makes every pass much slower.
 BATCH_SIZES = (1, 2, 4, 8)
+# The one-layer passes an engine keeps compiled (:meth:`Engine.live_pass`), the most recently used: each is a
+# trace of its own (about a second to make, a few MB of graph)
+ONE_LAYER_PASSES = 3
 # Guided backpropagation (Springenberg et al. 2015): every ReLU-family activation passes a gradient back only where
 # its input is positive (and, for ReLU6, below 6) and the incoming gradient is positive. The graph's gradient
 # override map swaps these in for the ops' own gradients inside the guided pass's trace only.
@@ -254,6 +258,8 @@ class Engine:
 
         self._explain, self._forward, self._input_gradient, self._features, self._guided = map(
             _Compiled, (explain, forward, input_gradient, features, guided_gradient))
+        self._one_layer: OrderedDict = OrderedDict()  # layer → its compiled one-layer pass (:meth:`live_pass`)
+        self._one_layer_lock = threading.Lock()
         # (photo, class) results: a Lite0 result is 8 MB, a VGG16 one 12 MB (its first layer is block1_pool, 112×112×64)
         self.cache = ResultCache(size=8, max_bytes=64 * 2**20)
         # input-sized results by (photo, class): the guided gradient, which Guided Grad-CAM reuses at every layer
@@ -376,6 +382,67 @@ class Engine:
 
         pair = in_buckets(both, x)
         return pair[:, 0], pair[:, 1]
+
+    def live_pass(self, x: np.ndarray, layer: str, class_index: int | None = None) -> PassResult:
+        """The compiled pass for one (1, S, S, 3) preprocessed input that back-propagates to ``layer`` only: the
+        probabilities, and that layer's activations and gradients (what a live view shows). The gradient of a late
+        layer needs only the network's last few operations backwards, and one layer is copied out instead of all.
+
+        Each layer's pass is traced on its first use; the engine keeps :data:`ONE_LAYER_PASSES` of them, the most
+        recently used (they go with the engine). Batch size 1 only (:data:`BATCH_SIZES`); no cache.
+
+        Raises:
+            ValueError: an unknown layer, or an input that is not one preprocessed photo.
+        """
+        import tensorflow as tf
+
+        if layer not in self.layers:
+            raise ValueError(f"unknown layer {layer!r} for {self.spec.name}; choose one of {', '.join(self.layers)}")
+        size = self.spec.input_size
+        if x.shape != (1, size, size, 3):
+            raise ValueError(f"the live pass takes one preprocessed photo, shape (1, {size}, {size}, 3); got {x.shape}")
+        fn = self._one_layer_pass(layer)
+        t = time.perf_counter()
+        c = -1 if class_index is None else int(self.spec.check_class(class_index))
+        probs, logits, cls, act, grad = fn(tf.constant(x, tf.float32), tf.constant([c], tf.int32))
+        return PassResult(
+            probs=_read_only(probs.numpy()[0].astype(np.float64)),
+            logits=_read_only(logits.numpy()[0].astype(np.float64)),
+            class_index=int(cls.numpy()[0]), acts=_copy_out([layer], [act]), grads=_copy_out([layer], [grad]),
+            seconds=time.perf_counter() - t)
+
+    def _one_layer_pass(self, layer: str) -> "_Compiled":
+        with self._one_layer_lock:
+            fn = self._one_layer.get(layer)
+            if fn is not None:
+                self._one_layer.move_to_end(layer)
+                return fn
+            fn = self._one_layer[layer] = _Compiled(self._make_one_layer(self.layers.index(layer)))
+            while len(self._one_layer) > ONE_LAYER_PASSES:
+                self._one_layer.popitem(last=False)
+            return fn
+
+    def _make_one_layer(self, i: int):
+        import contextlib
+
+        import tensorflow as tf
+
+        weights = self.held.scope if self.held is not None else contextlib.nullcontext
+        n_layers, size = len(self.layers), self.spec.input_size
+
+        @tf.function(input_signature=[tf.TensorSpec((1, size, size, 3), tf.float32), tf.TensorSpec((1,), tf.int32)],
+                     autograph=False)
+        def one_layer(x, cls):
+            with tf.GradientTape(watch_accessed_variables=False) as tape, weights():
+                tape.watch(x)
+                outs = self._multi(x, training=False)
+                act, logits = outs[i], outs[n_layers]
+                top = tf.argmax(logits, axis=-1, output_type=tf.int32)
+                c = tf.where(cls < 0, top, cls)
+                score = tf.gather(logits, c, axis=1, batch_dims=1)
+            return tf.nn.softmax(logits), logits, c, act, tape.gradient(score, act)
+
+        return one_layer
 
     def layer_weights(self, layer: str) -> list[np.ndarray]:
         """The weights of one of the model's layers (as ``layer.get_weights()`` gives them)."""
