@@ -1,7 +1,8 @@
 """Lesson: a guided lesson with exercises that check themselves and a concept quiz before and after.
 
 Solo by default (progress in the session, downloadable); with ``?room=CODE`` the learner joins a workshop room with
-a nickname and every answer is also recorded for the instructor (the Class page).
+a nickname and every answer is also recorded for the instructor (the Class page); the participant's token then
+rides in the address (``&p=…``) so that a reload or a restarted server continues as the same participant.
 """
 import streamlit as st
 
@@ -29,11 +30,11 @@ else:
         st.error("This room's lesson is not available on this server.")
         st.stop()
     st.subheader(lesson.title)
-    member = room.member(opened["code"])
+    member = room.member(opened["code"], lesson)
     if member is None:
         st.stop()
 
-run = ls.progress(lesson)
+run = ls.progress(lesson, None if member is None else member["code"])
 slot = flow.header(lesson, run)
 n = len(lesson.exercises)
 step = min(run["step"], n + 1)

@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 PEOPLE, EXERCISES = 30, 10
 
 
@@ -30,13 +32,44 @@ def _filled(store):
     return room
 
 
-def refresh(store, room) -> int:
-    """What the instructor's live view reads each time: the table, every exercise's answers and the quiz."""
-    rows = len(store.table(room.code, room.key))
-    for e in range(EXERCISES):
-        rows += len(store.answers(room.code, room.key, f"ex{e}"))
-    store.quiz(room.code, room.key)
-    return rows
+def _lesson():
+    """The built-in lesson's first predicted box as ten exercises ``ex0``…``ex9`` (the ids :func:`_filled` uses)."""
+    import dataclasses
+
+    from core import lessons
+
+    lesson = lessons.builtin()
+    box = next(e for e in lesson.exercises if e.kind == "predict_box")
+    return dataclasses.replace(lesson, exercises=tuple(
+        dataclasses.replace(box, id=f"ex{e}", title=f"exercise {e}") for e in range(EXERCISES)))
+
+
+def refresh(store, room, lesson, selected: str = "ex0", seen: dict | None = None) -> int:
+    """One tick of the instructor's live view, as its two fragments do it (ui/lesson_class.py): the store's reads
+    (the table, the quiz, the selected exercise's answers), the frames built from them and what Streamlit makes of
+    them (the table's Arrow bytes, the chart's spec), and the where-looked picture only when the boxes changed
+    since the last tick (``seen``: the fingerprint of the last boxes drawn). Returns the rows read."""
+    from streamlit.dataframe_util import convert_pandas_df_to_arrow_bytes
+
+    from core.imaging import render
+    from ui import lesson_class as lc
+
+    frame, _ = lc.live_data(store, room.code, room.key, lesson)
+    convert_pandas_df_to_arrow_bytes(frame)
+    ex = next(e for e in lesson.exercises if e.id == selected)
+    answers, counts = lc.exercise_data(store, room.code, room.key, ex)
+    if len(counts):
+        lc.answers_chart(counts).to_dict()
+    boxes = lc.boxes_of(answers)
+    mark = lc.fingerprint([ex.photo, boxes])
+    if seen is not None and seen.get(selected) != mark:
+        base = seen.setdefault("base", render.display_base(np.zeros((480, 640, 3), np.uint8), 480))
+        from core import lessons
+
+        lc.data_url(render.overlay(base, lessons.where_looked([tuple(b) for b in boxes], base.shape[:2]), 0.55,
+                                   "jet", vmax=1.0))
+        seen[selected] = mark
+    return len(frame) + len(answers)
 
 
 def _thirty_at_once(store, answers: int = 20) -> float:
@@ -61,21 +94,22 @@ def _thirty_at_once(store, answers: int = 20) -> float:
 
 
 def run_classroom_bench(repeats: int = 25) -> dict:
-    """``instructor_refresh_cpu_s``: the median CPU seconds of one instructor refresh (table, answers of each of
-    10 exercises, quiz) of 30 participants in a temporary SQLite store; ``classroom_600_answers_s``: the wall
-    seconds of 30 threads submitting 20 answers each into it."""
+    """``instructor_refresh_cpu_s``: the median CPU seconds of one tick of the instructor's live view (see
+    :func:`refresh`: the table of 30 participants × 10 exercises, the quiz, one exercise's answers and chart; the
+    boxes unchanged since the tick before, so no picture) in a temporary SQLite store; ``classroom_600_answers_s``:
+    the wall seconds of 30 threads submitting 20 answers each into it."""
     from core.store import Store
 
     with tempfile.TemporaryDirectory(prefix="gradcam-classroom-") as folder:
         store = Store(f"sqlite:///{Path(folder) / 'workshop.sqlite3'}")
         try:
-            room = _filled(store)
-            if refresh(store, room) != PEOPLE * (EXERCISES + 1):
+            room, lesson, seen = _filled(store), _lesson(), {}
+            if refresh(store, room, lesson, seen=seen) != 2 * PEOPLE:  # the first tick draws the picture
                 raise RuntimeError("The instructor's view did not show every participant's answers.")
             cpu = []
             for _ in range(repeats):
                 t = time.process_time()
-                refresh(store, room)
+                refresh(store, room, lesson, seen=seen)
                 cpu.append(time.process_time() - t)
             wall = _thirty_at_once(store)
         finally:

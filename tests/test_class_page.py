@@ -116,7 +116,7 @@ def chart_rows(at):
     return pa.ipc.open_stream(data).read_all().to_pandas()
 
 
-def test_creating_a_room_shows_both_links_and_the_key_once(env):
+def test_the_key_is_shown_until_it_is_kept_or_the_page_is_left(env):
     at = open_page()
     at.selectbox(key="class_lesson").set_value("class-test")
     at.button(key="class_create").click()
@@ -128,9 +128,24 @@ def test_creating_a_room_shows_both_links_and_the_key_once(env):
     store = Store(env["url"])
     assert store.is_instructor(code, key) and store.room(code)["lesson_id"] == "class-test"
     assert len(key) >= 22 and "shown only now" in at.warning[0].value
+    ok(at.run())  # still there while the instructor stays on the page
+    assert key in everything(at)
     at.button(key="class_forget").click()
     ok(at.run())
     assert key not in everything(at) and not at.code  # gone once the instructor has kept it
+
+    # or once the instructor leaves the page: coming back shows no key
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300)
+    ok(at.run())
+    ok(at.switch_page("app_pages/classroom.py").run())
+    at.button(key="class_create").click()
+    ok(at.run())
+    mine = at.code[1].value
+    assert "key=" in mine and mine in everything(at)
+    ok(at.switch_page("app_pages/lesson.py").run())
+    assert mine not in everything(at)
+    ok(at.switch_page("app_pages/classroom.py").run())
+    assert mine not in everything(at) and not at.code and lc.CREATED not in at.session_state
 
 
 def test_the_instructor_view_counts_what_was_submitted(room, lite_engine):
@@ -197,3 +212,50 @@ def test_the_lesson_and_class_pages_are_in_the_navigation(env):
     assert at.title[0].value == "Class" and at.button(key="class_create")
     ok(at.switch_page("app_pages/lesson.py").run())
     assert at.title[0].value == "Lesson" and at.selectbox(key="lesson_pick").value == "gradcam-in-45-minutes"
+
+
+def test_a_tick_reads_the_store_again_and_draws_only_what_changed(room, lite_engine, monkeypatch):
+    from core.store import csv_text
+
+    made, exports = [], []
+    monkeypatch.setattr(lc, "data_url", lambda rgb, fmt="JPEG": made.append(rgb.shape) or render_url(rgb))
+    real_export = Store.export_rows
+    monkeypatch.setattr(Store, "export_rows", lambda self, *a: exports.append(a) or real_export(self, *a))
+    at = open_page({"room": room["code"], "key": room["key"]})
+    assert len(made) == 2 and not exports  # the two pictures; the CSV only on a click
+    assert lc.room_csv(room["store"], room["code"], room["key"])() == csv_text(real_export(room["store"], room["code"],
+                                                                                       room["key"]))
+    ok(at.run())  # a tick with nothing new: the same pictures, nothing drawn
+    assert len(made) == 2 and len(at.image) == 2 and at.dataframe[0].value.shape[0] == 3
+    # another participant answers meanwhile: the next tick shows them and draws the class's boxes again, only them
+    store = room["store"]
+    dee = store.join(room["code"], "dee")
+    store.record_attempt(room["code"], dee, "box", {"box": [0.5, 0.0, 1.0, 1.0]}, 0.3, None, 12.0, "d1")
+    ok(at.run())
+    df = at.dataframe[0].value
+    assert list(df["nickname"]) == [*NAMES, "dee"] and df["1. box"].tolist()[-1] == "· 0.30 12 s"
+    assert len(made) == 3 and "3 box(es)" in pictures_captions(at) and "4 participant(s)" in everything(at)
+
+
+def render_url(rgb):
+    from ui.pictures import data_url
+
+    return data_url(rgb)
+
+
+def pictures_captions(at) -> str:
+    return " ".join(c for e in at.image for c in e.captions)
+
+
+def test_a_model_without_weights_is_one_sentence_and_the_answers_still_show(room, monkeypatch):
+    from core import models
+    from ui import lesson_flow
+
+    def no_weights(name):
+        raise models.WeightsUnavailable(f"The weights of {name} are not in the cache and cannot be downloaded.")
+
+    monkeypatch.setattr(lesson_flow, "get_engine", no_weights)
+    at = open_page({"room": room["code"], "key": room["key"]})
+    assert len(at.error) == 1 and at.error[0].value.startswith("The weights of ") and not at.exception
+    assert "2 participant(s) answered" in everything(at)
+    assert pictures_captions(at).startswith("Where the class looked · 2 box(es)") and len(at.image) == 1

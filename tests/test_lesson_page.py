@@ -146,8 +146,8 @@ def again(at, lesson, ex_id):
     return ok(at.run())
 
 
-def run_of(at, lesson) -> dict:
-    return at.session_state[ls.RUNS][lesson.id]
+def run_of(at, lesson, room=None) -> dict:
+    return at.session_state[ls.RUNS][ls.run_key(lesson.id, room)]
 
 
 def set_box(at, lesson_id, ex_id, name, box):
@@ -305,10 +305,10 @@ def test_a_room_participant_joins_by_a_nickname_shown_as_text_and_each_submit_is
     mine = store.own_progress(room.code, member["participant"])
     assert [(a["exercise_id"], a["answer"], a["correct"]) for a in mine] == [("pick", {"choice": 1}, True)]
     ok(at.run())  # the script runs again: nothing new stored
-    attempt = at.session_state[ls.RUNS][lesson.id]["done"]["pick"]["attempt_id"]
+    rk = ls.run_key(lesson.id, room.code)
+    attempt = at.session_state[ls.RUNS][rk]["done"]["pick"]["attempt_id"]
     # the same submit handled again (a run interrupted after the store's write and repeated): stored once
-    at.session_state[ls.PENDING] = {(lesson.id, "pick"): {"raw": {"choice": 1}, "attempt_id": attempt,
-                                                          "seconds": 3.0}}
+    at.session_state[ls.PENDING] = {(rk, "pick"): {"raw": {"choice": 1}, "attempt_id": attempt, "seconds": 3.0}}
     ok(at.run())
     assert len(store.own_progress(room.code, member["participant"])) == 1
     again(at, lesson, "pick")
@@ -384,3 +384,113 @@ def test_the_builtin_lesson_end_to_end_with_scripted_answers(env, lite_engine):
     assert run["quiz"]["before"]["right"] == 1 and run["quiz"]["after"]["right"] == n
     assert ls.gain(run) == pytest.approx((n - 1) / n) and json.loads(ls.to_json(run))["gain"] == ls.gain(run)
     assert at.metric[0].label == "Your gain" and at.metric[0].value == f"{(n - 1) / n:+.0%}"
+
+
+def warnings_of(at) -> list[str]:
+    return [w.value for w in at.warning]
+
+
+def test_the_quiz_comes_first_or_is_skipped_and_a_missing_answer_is_one_line(env, lite_engine):
+    lesson = env["lesson"]
+    at = page()
+    at.selectbox(key="lesson_pick").set_value(lesson.id)
+    ok(at.run())
+    assert at.button(key=f"lesson_next_{lesson.id}").disabled  # the quiz before comes first
+    at.radio(key=k(lesson.id, "quiz_before", "q1")).set_value(1)
+    at.button(key=k(lesson.id, "quiz_before", "submit")).click()
+    ok(at.run())
+    assert warnings_of(at) == [lx.QUIZ_MISSING] and "before" not in run_of(at, lesson)["quiz"]
+    assert at.button(key=f"lesson_next_{lesson.id}").disabled
+    ok(at.run())
+    assert not at.warning  # said once
+    at.button(key=k(lesson.id, "quiz_before", "skip")).click()
+    ok(at.run())
+    assert run_of(at, lesson)["step"] == 1 and "Exercise 1 of 5" in at.header[0].value
+    for _ in range(3):
+        next_step(at, lesson)
+    submit(at, lesson, "pick")  # no option chosen
+    assert warnings_of(at) == ["Choose an answer before you submit."] and "pick" not in run_of(at, lesson)["done"]
+    at.radio(key=k(lesson.id, "pick", "choice")).set_value(1)
+    submit(at, lesson, "pick")
+    assert run_of(at, lesson)["done"]["pick"]["correct"] is True and not at.warning
+    next_step(at, lesson)
+    submit(at, lesson, "num")  # no number entered
+    assert warnings_of(at) == ["Enter a number before you submit."] and "num" not in run_of(at, lesson)["done"]
+
+    # an exercise is done: the quiz before can no longer be sat (no radio, no submit, the callback refuses)
+    at.session_state[ls.RUNS][ls.run_key(lesson.id)]["step"] = 0
+    ok(at.run())
+    assert all(r.disabled for r in at.radio) and not [b for b in at.button if b.label == "Submit the quiz"]
+    assert "can no longer be sat" in texts(at) and not at.button(key=f"lesson_next_{lesson.id}").disabled
+
+    # the quiz after: only once every exercise is done, or the learner ends the lesson; no quiz before → no gain
+    at.session_state[ls.RUNS][ls.run_key(lesson.id)]["step"] = len(lesson.exercises) + 1
+    ok(at.run())
+    assert not at.radio and "4 left" in texts(at)
+    at.button(key=k(lesson.id, "quiz_after", "end")).click()
+    ok(at.run())
+    answer_quiz(at, lesson, "after", {"q1": 1, "q2": 0})
+    assert "2 of 2 right." in alerts(at)["success"] and ls.gain(run_of(at, lesson)) is None
+    assert at.metric[0].label == "Your gain" and at.metric[0].value == "—"
+
+
+def test_solo_progress_stays_out_of_a_room(env):
+    lesson = env["lesson"]
+    store = Store(env["url"])
+    room = store.create_room(lesson.id)
+    at = page()
+    at.selectbox(key="lesson_pick").set_value(lesson.id)
+    ok(at.run())
+    answer_quiz(at, lesson, "before", {"q1": 1, "q2": 0})
+    assert "2 of 2 right." in alerts(at)["success"]
+    at.query_params["room"] = room.code  # the same session opens the room's link
+    ok(at.run())
+    at.text_input(key=f"room_nick_{room.code}").set_value("Ann")
+    at.button(key=f"room_join_{room.code}").click()
+    ok(at.run())
+    assert run_of(at, lesson, room.code)["quiz"] == {} and run_of(at, lesson)["quiz"]["before"]["right"] == 2
+    assert at.button(key=k(lesson.id, "quiz_before", "submit")) and not at.success
+    assert at.button(key=f"lesson_next_{lesson.id}").disabled
+
+
+def test_a_participant_comes_back_as_themselves_from_the_address_and_a_double_submit_stores_one_row(env):
+    lesson = env["lesson"]
+    store = Store(env["url"])
+    room = store.create_room(lesson.id)
+    at = page({"room": room.code})
+    at.text_input(key=f"room_nick_{room.code}").set_value("Ann")
+    at.button(key=f"room_join_{room.code}").click()
+    ok(at.run())
+    token = at.session_state["lesson_members"][room.code]["participant"]
+    assert at.query_params["p"] == token and token not in texts(at)
+    answer_quiz(at, lesson, "before", {"q1": 1, "q2": 1})
+    run = run_of(at, lesson, room.code)
+    run["step"] = 4  # straight to the choice (no model needed)
+    ok(at.run())
+    at.radio(key=k(lesson.id, "pick", "choice")).set_value(1)
+    # a submit of this exercise is pending (its run was cut short): a second click adds nothing, the pending one is
+    # handled with its own attempt id and stored once
+    rk = ls.run_key(lesson.id, room.code)
+    at.session_state[ls.PENDING] = {(rk, "pick"): {"raw": {"choice": 1}, "attempt_id": "pending-1", "seconds": 2.0}}
+    submit(at, lesson, "pick")
+    assert [(a["attempt_id"], a["answer"]) for a in store.own_progress(room.code, token)] == [("pending-1",
+                                                                                             {"choice": 1})]
+    assert not at.session_state[ls.PENDING]
+
+    # a reload, a new browser session or a restarted server: the same address finds Ann and her progress
+    back = page({"room": room.code, "p": token})
+    assert [t.value for t in back.text] == [f"You are in room {room.code} as Ann."] and not back.text_input
+    again_ = run_of(back, lesson, room.code)
+    assert again_["quiz"]["before"]["right"] == 1 and again_["done"]["pick"]["attempt_id"] == "pending-1"
+    assert again_["step"] == 1 and token not in texts(back)  # the first exercise left to do
+    again_["step"] = 4
+    ok(back.run())
+    assert back.success[0].value.startswith("Right") and back.button(key=k(lesson.id, "pick", "again"))
+    assert [r["nickname"] for r in store.table(room.code, room.key)] == ["Ann"]  # no second participant
+
+    # a token of nobody in this room: the join form, and the address forgets it
+    other = store.create_room(lesson.id)
+    stranger = store.join(other.code, "Bob")
+    at = page({"room": room.code, "p": stranger})
+    assert at.text_input(key=f"room_nick_{room.code}") and "p" not in at.query_params
+    assert "Bob" not in texts(at) and [r["nickname"] for r in store.table(room.code, room.key)] == ["Ann"]

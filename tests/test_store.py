@@ -403,6 +403,21 @@ def test_a_participant_sees_only_their_own_rows_and_a_code_never_reveals_another
     assert normalise_code(a.code[:-1]) is None
 
 
+def test_own_quiz_and_nickname_find_only_this_participants_rows_in_this_room(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'w.sqlite3'}")
+    a, b = store.create_room("lesson"), store.create_room("lesson")
+    ann, bob, cy = store.join(a.code, "Ann"), store.join(a.code, "Bob"), store.join(b.code, "Cy")
+    store.record_quiz(a.code, ann, "before", {"q1": 0}, 0, 1, "1")
+    store.record_quiz(a.code, bob, "before", {"q1": 1}, 1, 1, "1")
+    store.record_quiz(a.code, ann, "after", {"q1": 1}, 1, 1, "2")
+    assert [(r["phase"], r["answers"], r["right"], r["asked"], r["attempt_id"]) for r in store.own_quiz(a.code, ann)] \
+        == [("before", {"q1": 0}, 0, 1, "1"), ("after", {"q1": 1}, 1, 1, "2")]
+    assert store.own_quiz(b.code, ann) == [] and store.own_quiz(a.code, cy) == [] and store.own_quiz(a.code, None) == []
+    assert store.nickname(a.code, ann) == "Ann" and store.nickname(a.code.lower(), bob) == "Bob"
+    assert store.nickname(b.code, ann) is None and store.nickname(a.code, "x" * 65) is None
+    assert store.nickname("nonsense", ann) is None
+
+
 def test_a_closed_room_refuses_joins_and_submits_and_keeps_what_was_stored(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'w.sqlite3'}")
     room = store.create_room("lesson")

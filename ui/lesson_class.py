@@ -5,23 +5,34 @@ closing the room).
 Everything here reads the store with the room's key (:class:`core.store.Store`'s instructor calls); the page checks
 the key first and shows one sentence for a wrong one. Nicknames reach the screen only inside tables and charts
 (drawn as text), never through Markdown.
+
+The live view runs again every :data:`REFRESH_S` seconds, so each tick does only what changed: the store's reads
+and the small tables built from them (:func:`live_data`, :func:`exercise_data`); the room's CSV is made only when
+the button is clicked (a deferred download); the pictures are kept in the session (:data:`PICTURES`) as data URLs,
+the model's map per room, exercise and photo, the class's heat map until the class's boxes change.
+
+The key of a room just created is shown once: until "I have kept the link" is clicked or the instructor leaves
+the page (Streamlit forgets the page's widgets then, :func:`create` notices).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import lessons
+from core import lessons, models
 from core.store import csv_text
 from core.imaging import render
 
 from . import lesson_state as ls
-from .pictures import show
-from .resources import get_engine, wait_for_start
+from .lesson_flow import engine_for
+from .pictures import data_url
 
-CREATED = "class_created"  # session key: the room just created, with its key, until the instructor dismisses it
+CREATED = "class_created"  # session key: the room just created, with its key, until dismissed or the page is left
+PICTURES = "class_pictures"  # session key: (what, room, exercise id) → (fingerprint, data URL [+ class name])
 REFRESH_S = 3
 WRONG_KEY = "This link does not open a room's instructor view."
 
@@ -55,6 +66,8 @@ def links(code: str, key: str) -> tuple[str, str]:
 
 def create(found: dict, problems: list[str]) -> None:
     """The room creator, and the links of the room just created."""
+    if CREATED in st.session_state and "class_lesson" not in st.session_state:
+        forget_created()  # the page was left (its widgets forgotten): the key is not shown again
     st.header("Create a room")
     if problems:
         with st.expander(f"{len(problems)} lesson file(s) could not be read"):
@@ -112,12 +125,27 @@ def table_frame(rows: list[dict], lesson: lessons.Lesson) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["nickname", "done", *cols.values()])
 
 
+def live_data(store, code: str, key: str, lesson: lessons.Lesson) -> tuple[pd.DataFrame, dict]:
+    """What one tick of the live view reads and builds: the participants × exercises table and the quiz."""
+    return table_frame(store.table(code, key), lesson), store.quiz(code, key)
+
+
+class room_csv:
+    """The room's CSV, made when the download is clicked (Streamlit calls it then, on a thread of its own):
+    formula-like cells (a nickname "=HYPERLINK(...)") are written as text (core/store/export.py)."""
+
+    def __init__(self, store, code: str, key: str):
+        self.store, self.code, self.key = store, code, key
+
+    def __call__(self) -> str:
+        return csv_text(self.store.export_rows(self.code, self.key))
+
+
 def live(store, code: str, key: str, lesson: lessons.Lesson) -> None:
     """The table, the quiz and the export (a fragment: it runs again every few seconds on its own)."""
-    rows = store.table(code, key)
-    st.caption(f"{len(rows)} participant(s) · refreshed every {REFRESH_S} s")
-    st.dataframe(table_frame(rows, lesson), hide_index=True, key="class_table")
-    q = store.quiz(code, key)
+    frame, q = live_data(store, code, key, lesson)
+    st.caption(f"{len(frame)} participant(s) · refreshed every {REFRESH_S} s")
+    st.dataframe(frame, hide_index=True, key="class_table")
     c1, c2, c3 = st.columns(3)
     c1.metric("Quiz before (mean)", "—" if q.get("before_mean") is None else f"{q['before_mean']:.0%}",
               help=f"{q.get('n_before', 0)} participant(s)")
@@ -125,10 +153,8 @@ def live(store, code: str, key: str, lesson: lessons.Lesson) -> None:
               help=f"{q.get('n_after', 0)} participant(s)")
     c3.metric("Paired gain", "—" if q.get("paired_gain") is None else f"{q['paired_gain']:+.0%}",
               help=f"after − before, over the {q.get('pairs', 0)} participant(s) who sat both")
-    # formula-like cells (a nickname "=HYPERLINK(...)") are written as text: core/store/export.py
-    st.download_button("Export the room (CSV)", csv_text(store.export_rows(code, key)), file_name=f"room-{code}.csv",
-                       mime="text/csv",
-                       key="class_export")
+    st.download_button("Export the room (CSV)", room_csv(store, code, key), file_name=f"room-{code}.csv",
+                       mime="text/csv", key="class_export")
 
 
 def distribution(exercise: lessons.Exercise, answers: list[dict], layers=()) -> pd.DataFrame:
@@ -161,41 +187,107 @@ def answers_chart(frame: pd.DataFrame):
         tooltip=["answer", "people"])
 
 
+def boxes_of(answers: list[dict]) -> list:
+    """The class's predicted boxes (fractions) in the answers of a predict_box exercise."""
+    return [a["answer"]["box"] for a in answers if isinstance(a.get("answer"), dict) and a["answer"].get("box")]
+
+
+def exercise_data(store, code: str, key: str, ex: lessons.Exercise, layers=()) -> tuple[list, pd.DataFrame]:
+    """What one tick of the per-exercise view reads and builds: the answers and their distribution."""
+    answers = store.answers(code, key, ex.id)
+    return answers, distribution(ex, answers, layers)
+
+
+def fingerprint(value) -> str:
+    """A short hash of JSON-able data or of an array's bytes (what a kept picture was drawn from)."""
+    data = value.tobytes() if isinstance(value, np.ndarray) else json.dumps(value, sort_keys=True).encode()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def kept_picture(slot: tuple, mark: str, draw) -> str:
+    """The data URL kept in the session under ``slot`` if it was drawn from ``mark``, else ``draw()`` kept anew."""
+    pics = st.session_state.setdefault(PICTURES, {})
+    held = pics.get(slot)
+    if held is None or held[0] != mark:
+        held = pics[slot] = (mark, draw())
+    return held[1]
+
+
 def per_exercise(store, code: str, key: str, lesson: lessons.Lesson) -> None:
     """One exercise at a time: the distribution of the class's answers and, for a predicted box, where the class
-    looked beside the model's map (a fragment, like :func:`live`)."""
+    looked beside the model's map (a fragment, like :func:`live`). A model that cannot be used here is one
+    sentence; the answers are shown all the same."""
     ids = [e.id for e in lesson.exercises]
     titles = {e.id: f"{i + 1}. {e.title}" for i, e in enumerate(lesson.exercises)}
     eid = st.selectbox("Exercise", ids, key="class_exercise", format_func=titles.__getitem__)
     ex = next(e for e in lesson.exercises if e.id == eid)
-    answers = store.answers(code, key, eid)
     engine = None
     if ex.kind in ("earliest_layer", "predict_box"):
-        wait_for_start()
-        engine = get_engine(ex.model)
+        engine = engine_for(ex)
+        if engine is None and ex.model not in models.REGISTRY:
+            st.info(f"The model `{ex.model}` of this exercise is not available on this server.")
     layers = engine.spec.layers if engine is not None else ()
+    answers, frame = exercise_data(store, code, key, ex, layers)
     st.caption(f"{len(answers)} participant(s) answered (each one's latest answer).")
-    frame = distribution(ex, answers, layers)
     if len(frame):
         st.altair_chart(answers_chart(frame), width="stretch")
     if ex.kind == "predict_box":
-        where_looked(lesson, ex, engine, [a["answer"]["box"] for a in answers if a["answer"].get("box")])
+        where_looked(lesson, ex, engine, boxes_of(answers), code)
 
 
-def where_looked(lesson: lessons.Lesson, ex: lessons.Exercise, engine, boxes: list) -> None:
-    """All the class's boxes as a heat map over the photo, beside the model's map for the exercise."""
+def where_looked(lesson: lessons.Lesson, ex: lessons.Exercise, engine, boxes: list, code: str = "") -> None:
+    """All the class's boxes as a heat map over the photo (drawn again only when the boxes change), beside the
+    model's map for the exercise (drawn once per room, exercise and photo; a bar while it is first computed)."""
     rgb = ls.exercise_photo(lesson, ex).rgb
-    base = render.display_base(rgb, 480)
+
+    def base():
+        return render.display_base(rgb, 480)
+
+    def looked():
+        b = base()
+        if not boxes:
+            return data_url(b)
+        heat = lessons.where_looked([tuple(x) for x in boxes], b.shape[:2])
+        return data_url(render.overlay(b, heat, 0.55, "jet", vmax=1.0))
+
     c1, c2 = st.columns(2)
-    if boxes:
-        heat = lessons.where_looked([tuple(b) for b in boxes], base.shape[:2])
-        show(c1, render.overlay(base, heat, 0.55, "jet", vmax=1.0),
-             caption=f"Where the class looked · {len(boxes)} box(es) · red: everyone's box covers it")
-    else:
-        show(c1, base, caption="Where the class looked · no box yet")
-    exp = lessons.expected(ex, engine, rgb)
-    if exp.map is not None:
-        show(c2, render.overlay(base, exp.map, 0.55, "jet"), caption=f"The model's map · {exp.class_name}")
+    c1.image(kept_picture(("looked", code, ex.id), fingerprint([ex.photo, boxes]), looked), width="stretch",
+             caption=f"Where the class looked · {len(boxes)} box(es) · red: everyone's box covers it" if boxes
+             else "Where the class looked · no box yet")
+    if engine is None:
+        return
+    slot, mark = ("model", code, ex.id), fingerprint(rgb) + ex.model
+    held = st.session_state.get(PICTURES, {}).get(slot)
+    if held is None or held[0] != mark:
+        try:
+            exp = _expected_with_bar(ex, engine, rgb)
+        except (ValueError, models.WeightsUnavailable) as exc:
+            st.error(_sentence(exc))
+            return
+        if exp.map is None:
+            return
+        kept_picture(slot, mark, lambda: (data_url(render.overlay(base(), exp.map, 0.55, "jet")), exp.class_name))
+    url, name = st.session_state[PICTURES][slot][1]
+    c2.image(url, caption=f"The model's map · {name}", width="stretch")
+
+
+def _sentence(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:1].upper() + text[1:]
+
+
+def _expected_with_bar(ex: lessons.Exercise, engine, rgb):
+    """:func:`core.lessons.expected`, with a progress bar only while it is computed (a cached one is instant)."""
+    slot = st.empty()
+
+    def progress(fraction: float) -> None:
+        if fraction < 1.0:
+            ls.bar_progress(slot, "Computing the model's map…")(fraction)
+
+    try:
+        return lessons.expected(ex, engine, rgb, progress=progress)
+    finally:
+        slot.empty()
 
 
 def close(code: str, key: str) -> None:

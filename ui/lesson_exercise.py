@@ -8,7 +8,9 @@ keeps; :func:`to_answer` turns it into what :func:`core.lessons.check` takes.
 A click on Submit (:func:`submit`, the button's callback, before the run) snapshots that raw answer with a fresh
 attempt id into the session's pending submits, once: a second click while one is pending or after the exercise is
 done is ignored, and a run that is interrupted and repeated handles the same pending submit with the same id, which
-the store keeps once.
+the store keeps once. A submit without a complete answer is remembered under :data:`MISSING` for the page to say
+so in one line (:data:`MISSING_TEXT`). Callbacks name the learner's run by its key
+(:func:`ui.lesson_state.run_key`); widget keys name the lesson only.
 """
 from __future__ import annotations
 
@@ -22,12 +24,20 @@ from PIL import Image, ImageDraw
 from core.cam import methods, occlusion
 from core.imaging import render
 
-from .lesson_state import PENDING, RUNS
+from .lesson_state import MISSING, PENDING, RUNS, before_open
 from .pictures import show
 
 BOX_COLOUR = (255, 0, 200)
 OBJECT_COLOUR = (0, 220, 90)
 MAX_RECTS = 3
+QUIZ_MISSING = "Answer every question before you submit."
+MISSING_TEXT = {  # per kind: what a submit without an answer says
+    "predict_box": "Draw a box with some width and height before you submit.",
+    "earliest_layer": "Choose an answer before you submit.",
+    "flip_mask": "Draw a rectangle with some width and height before you submit.",
+    "choice": "Choose an answer before you submit.",
+    "value": "Enter a number before you submit.",
+}
 
 
 def key(lesson_id: str, exercise_id: str, name: str) -> str:
@@ -98,38 +108,64 @@ def to_answer(exercise, raw: dict, shape: tuple[int, int]):
     return float(raw["value"])
 
 
-def submit(lesson_id: str, item: str, raw: dict | None) -> None:
-    """Submit's callback: keep the answer with a fresh attempt id, once (see the module's docstring)."""
-    run = st.session_state.get(RUNS, {}).get(lesson_id)
+def _area(box) -> bool:
+    return box[2] > box[0] and box[3] > box[1]
+
+
+def submit(rk: str, item: str, raw: dict | None) -> None:
+    """Submit's callback: keep the answer with a fresh attempt id, once (see the module's docstring); a missing
+    answer is remembered for the page to say so."""
+    run = st.session_state.get(RUNS, {}).get(rk)
+    if run is None:
+        return
+    if raw is None:
+        st.session_state[MISSING] = (rk, item)
+        return
     pending = st.session_state.setdefault(PENDING, {})
-    done = item.startswith("quiz:") and item[5:] in run["quiz"] if run is not None else False
-    if run is None or raw is None or (lesson_id, item) in pending or done or item in run["done"]:
+    if item.startswith("quiz:"):
+        phase = item[5:]
+        done = phase in run["quiz"] or (phase == "before" and not before_open(run))
+    else:
+        done = item in run["done"]
+    if (rk, item) in pending or done:
         return
     began = run["started"].get(item, time.monotonic())
-    pending[(lesson_id, item)] = {"raw": raw, "attempt_id": uuid.uuid4().hex,
-                                  "seconds": max(0.0, time.monotonic() - began)}
+    pending[(rk, item)] = {"raw": raw, "attempt_id": uuid.uuid4().hex,
+                           "seconds": max(0.0, time.monotonic() - began)}
 
 
-def submit_exercise(lesson_id: str, exercise) -> None:
-    """Submit's callback for an exercise: reads the widgets' answer and calls :func:`submit`."""
+def submit_exercise(rk: str, lesson_id: str, exercise) -> None:
+    """Submit's callback for an exercise: reads the widgets' answer and calls :func:`submit` (a box or rectangle
+    of no width or height is no answer)."""
     raw = raw_answer(lesson_id, exercise)
-    if raw is not None and exercise.kind == "flip_mask" and not raw["rects"]:
+    if raw is not None and exercise.kind == "flip_mask":
+        raw["rects"] = [r for r in raw["rects"] if _area(r)]
+        raw = raw if raw["rects"] else None
+    if raw is not None and exercise.kind == "predict_box" and not _area(raw["box"]):
         raw = None
-    submit(lesson_id, exercise.id, raw)
+    submit(rk, exercise.id, raw)
 
 
-def submit_quiz(lesson_id: str, phase: str, question_ids: tuple[str, ...]) -> None:
-    """Submit's callback for the quiz of ``phase``: every question answered, or nothing happens."""
+def submit_quiz(rk: str, lesson_id: str, phase: str, question_ids: tuple[str, ...]) -> None:
+    """Submit's callback for the quiz of ``phase``: every question answered, or only the missing line."""
     answers = {q: st.session_state.get(key(lesson_id, f"quiz_{phase}", q)) for q in question_ids}
     if any(v is None for v in answers.values()):
-        st.session_state[f"lesson_quiz_missing_{lesson_id}"] = True
+        submit(rk, f"quiz:{phase}", None)
         return
-    submit(lesson_id, f"quiz:{phase}", {q: int(v) for q, v in answers.items()})
+    submit(rk, f"quiz:{phase}", {q: int(v) for q, v in answers.items()})
 
 
-def again(lesson_id: str, exercise_id: str) -> None:
+def missing(rk: str, item: str) -> bool:
+    """Whether the last submit of ``item`` lacked an answer (said once: the flag is cleared)."""
+    if st.session_state.get(MISSING) == (rk, item):
+        del st.session_state[MISSING]
+        return True
+    return False
+
+
+def again(rk: str, exercise_id: str) -> None:
     """Try again: forget the exercise's result in this session (the store keeps every attempt)."""
-    run = st.session_state.get(RUNS, {}).get(lesson_id)
+    run = st.session_state.get(RUNS, {}).get(rk)
     if run is not None:
         run["done"].pop(exercise_id, None)
         run["started"][exercise_id] = time.monotonic()

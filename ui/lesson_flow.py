@@ -21,6 +21,10 @@ from .resources import get_engine, trained_models, wait_for_start
 PHASES = {"before": "Quiz before the exercises", "after": "Quiz after the exercises"}
 
 
+def _rk(run: dict) -> str:
+    return ls.run_key(run["lesson"], run.get("room"))
+
+
 def pick(found: dict, problems: list[str]) -> lessons.Lesson | None:
     """The lesson chooser (solo mode), with one line per lesson file that could not be read."""
     if problems:
@@ -53,45 +57,67 @@ def progress_bar(slot, lesson: lessons.Lesson, run: dict) -> None:
 # ---------------------------------------------------------------------------------------------- the quiz
 
 def quiz(lesson: lessons.Lesson, run: dict, phase: str, member: dict | None) -> None:
-    """The concept quiz of one phase: a radio per question, Submit, then the score (and, after, the gain)."""
+    """The concept quiz of one phase: a radio per question, Submit, then the score (and, after, the gain). The
+    quiz before can be skipped (no gain then) and is closed once an exercise is done; the quiz after opens once
+    every exercise that is not optional is done, or when the learner ends the lesson."""
+    rk = _rk(run)
     st.header(PHASES[phase])
     _handle_quiz(lesson, run, phase, member)
     sat = run["quiz"].get(phase)
-    if sat is None:
+    if phase == "after" and sat is None and not ls.after_open(lesson, run):
+        left = ls.left_to_do(lesson, run)
+        st.caption(f"The quiz after comes once you have done every exercise: {len(left)} left "
+                   f"({', '.join(e.title for e in left[:3])}{'…' if len(left) > 3 else ''}). "
+                   "Go back to them, or end the lesson now.")
+        st.button("End the lesson now", key=lx.key(lesson.id, "quiz_after", "end"), on_click=ls.end_lesson,
+                  args=(rk,))
+        return
+    closed = phase == "before" and sat is None and not ls.before_open(run)
+    if closed:
+        st.caption("You skipped the quiz before and have started the exercises: it can no longer be sat, so no gain "
+                   "is recorded.")
+    elif sat is None:
         st.caption("The same questions come back after the last exercise; your gain is the difference."
                    if phase == "before" else "The questions you answered before the first exercise.")
     for q in lesson.quiz:
         st.radio(q.text, range(len(q.options)), index=None, format_func=q.options.__getitem__,
-                 key=lx.key(lesson.id, f"quiz_{phase}", q.id), disabled=sat is not None)
+                 key=lx.key(lesson.id, f"quiz_{phase}", q.id), disabled=sat is not None or closed)
     if sat is None:
+        if closed:
+            return
         st.button("Submit the quiz", key=lx.key(lesson.id, f"quiz_{phase}", "submit"), type="primary",
-                  on_click=lx.submit_quiz, args=(lesson.id, phase, tuple(q.id for q in lesson.quiz)))
+                  on_click=lx.submit_quiz, args=(rk, lesson.id, phase, tuple(q.id for q in lesson.quiz)))
+        if lx.missing(rk, f"quiz:{phase}"):
+            st.warning(lx.QUIZ_MISSING)
+        if phase == "before":
+            st.button("Skip the quiz", key=lx.key(lesson.id, "quiz_before", "skip"), on_click=ls.skip_before,
+                      args=(rk,), help="Straight to the first exercise; without the quiz before, no gain is shown.")
         return
     st.success(f"{sat['right']} of {sat['asked']} right.")
     if phase == "after":
         g = ls.gain(run)
-        if g is not None:
-            before = run["quiz"]["before"]
-            st.metric("Your gain", f"{g:+.0%}", help=f"Before: {before['right']} of {before['asked']} right; "
-                                                     f"after: {sat['right']} of {sat['asked']}.")
+        before = run["quiz"].get("before")
+        st.metric("Your gain", "—" if g is None else f"{g:+.0%}",
+                  help="No quiz before was sat, so there is no gain." if before is None else
+                  f"Before: {before['right']} of {before['asked']} right; after: {sat['right']} of {sat['asked']}.")
         for q in lesson.quiz:
             mark = "✓" if sat["answers"].get(q.id) == q.answer else "✗"
             st.markdown(f"{mark} **{q.text}** — {q.options[q.answer]}. {q.explanation}")
 
 
 def _handle_quiz(lesson, run, phase, member) -> None:
-    item = f"quiz:{phase}"
-    pending = st.session_state.get(ls.PENDING, {}).get((lesson.id, item))
+    item, rk = f"quiz:{phase}", _rk(run)
+    pending = st.session_state.get(ls.PENDING, {}).get((rk, item))
     if pending is None:
         return
     answers = pending["raw"]
     right, asked = lessons.quiz_score(lesson.quiz, answers)
     if member is not None and not _record(member, "record_quiz", phase, answers, right, asked,
                                           pending["attempt_id"]):
-        st.session_state[ls.PENDING].pop((lesson.id, item), None)
+        st.session_state[ls.PENDING].pop((rk, item), None)
         return
     run["quiz"][phase] = {"answers": answers, "right": right, "asked": asked}
-    st.session_state[ls.PENDING].pop((lesson.id, item), None)
+    st.session_state[ls.PENDING].pop((rk, item), None)
 
 
 # ---------------------------------------------------------------------------------------------- an exercise
@@ -149,15 +175,19 @@ def exercise(lesson: lessons.Lesson, index: int, run: dict, member: dict | None,
         lx.value(lesson.id, ex, done is not None)
     if done is None:
         st.button("Submit", key=lx.key(lesson.id, ex.id, "submit"), type="primary",
-                  on_click=lx.submit_exercise, args=(lesson.id, ex))
+                  on_click=lx.submit_exercise, args=(_rk(run), lesson.id, ex))
+        if lx.missing(_rk(run), ex.id):
+            st.warning(lx.MISSING_TEXT[ex.kind])
         return
+    if "feedback" not in done:
+        _refeed(ex, done, engine, rgb)
     feedback(lesson, ex, run, member, engine, rgb, base)
 
 
 def _handle(lesson, ex, run, member, engine, rgb) -> None:
     """Check a pending submit of this exercise: the computed side (with a bar), the check, the store, the session."""
-    item = ex.id
-    pending = st.session_state.get(ls.PENDING, {}).get((lesson.id, item))
+    item, rk = ex.id, _rk(run)
+    pending = st.session_state.get(ls.PENDING, {}).get((rk, item))
     if pending is None:
         return
     try:
@@ -167,7 +197,7 @@ def _handle(lesson, ex, run, member, engine, rgb) -> None:
         outcome = lessons.check(ex, answer, exp, engine=engine, rgb=rgb)
         bar.empty()
     except Exception:
-        st.session_state[ls.PENDING].pop((lesson.id, item), None)  # a bad answer is not retried forever
+        st.session_state[ls.PENDING].pop((rk, item), None)  # a bad answer is not retried forever
         raise
     raw = dict(pending["raw"])
     if ex.kind == "flip_mask":
@@ -176,14 +206,24 @@ def _handle(lesson, ex, run, member, engine, rgb) -> None:
     correct = None if outcome.correct is None else bool(outcome.correct)
     if member is not None and not _record(member, "record_attempt", ex.id, raw, score, correct,
                                           float(pending["seconds"]), pending["attempt_id"]):
-        st.session_state[ls.PENDING].pop((lesson.id, item), None)
+        st.session_state[ls.PENDING].pop((rk, item), None)
         return
     if ex.kind == "flip_mask" and correct and score is not None:
         ls.keep_best(run, ex.id, score)
     run["done"][ex.id] = {"kind": ex.kind, "answer": raw, "score": score, "correct": correct,
                           "seconds": float(pending["seconds"]), "feedback": outcome.feedback,
                           "detail": ls.plain(outcome.detail), "attempt_id": pending["attempt_id"]}
-    st.session_state[ls.PENDING].pop((lesson.id, item), None)
+    st.session_state[ls.PENDING].pop((rk, item), None)
+
+
+def _refeed(ex, done: dict, engine, rgb) -> None:
+    """The feedback of an answer restored from the store: its check run again (the expected side is cached)."""
+    try:
+        answer = lx.to_answer(ex, done["answer"], rgb.shape[:2])
+        outcome = lessons.check(ex, answer, lessons.expected(ex, engine, rgb), engine=engine, rgb=rgb)
+        done["feedback"], done["detail"] = outcome.feedback, ls.plain(outcome.detail)
+    except (ValueError, KeyError, TypeError, occlusion.MaskError):
+        done["feedback"], done["detail"] = "Your answer from before.", {}
 
 
 def _record(member: dict, what: str, *args) -> bool:
@@ -219,7 +259,7 @@ def feedback(lesson, ex, run: dict, member, engine, rgb, base) -> None:
     if ex.explanation:
         st.markdown(ex.explanation)
     if ex.kind != "predict_box":
-        st.button("Try again", key=lx.key(lesson.id, ex.id, "again"), on_click=lx.again, args=(lesson.id, ex.id))
+        st.button("Try again", key=lx.key(lesson.id, ex.id, "again"), on_click=lx.again, args=(_rk(run), ex.id))
 
 
 def _flip_result(ex, done: dict, member, run: dict, base) -> None:
@@ -237,12 +277,13 @@ def _flip_result(ex, done: dict, member, run: dict, base) -> None:
 # ---------------------------------------------------------------------------------------------- around the steps
 
 def navigation(lesson: lessons.Lesson, run: dict) -> None:
-    """Back and Next."""
-    step, last = run["step"], ls.steps(lesson) - 1
+    """Back and Next (Next leaves the quiz before only once it was sat or skipped)."""
+    step, last, rk = run["step"], ls.steps(lesson) - 1, _rk(run)
     c1, c2, _ = st.columns([1, 1, 4])
-    c1.button("Back", key=f"lesson_back_{lesson.id}", disabled=step == 0, on_click=ls.go, args=(lesson.id, step - 1))
-    c2.button("Next", key=f"lesson_next_{lesson.id}", disabled=step >= last, on_click=ls.go,
-              args=(lesson.id, step + 1), type="primary")
+    c1.button("Back", key=f"lesson_back_{lesson.id}", disabled=step == 0, on_click=ls.go, args=(rk, step - 1))
+    held = step >= last or (step == 0 and not ls.may_leave_start(run))
+    c2.button("Next", key=f"lesson_next_{lesson.id}", disabled=held, on_click=ls.go, args=(rk, step + 1),
+              type="primary")
 
 
 def downloads(lesson: lessons.Lesson, run: dict) -> None:

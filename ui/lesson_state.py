@@ -1,9 +1,15 @@
 """The Lesson and Class pages' shared parts: the lessons on offer, the one workshop store per process, the
-lesson photos, and a learner's progress (kept in ``st.session_state`` only, one record per lesson).
+lesson photos, and a learner's progress (kept in ``st.session_state``, one record per room and lesson: solo
+work and a workshop room's never mix; a room's is rebuilt from the store when a participant comes back).
 
 A learner's progress is a plain dict (JSON-able) so that it downloads as it is:
-``{"lesson", "title", "step", "quiz": {"before": {...}, "after": {...}}, "done": {exercise_id: {...}},
-"started": {exercise_id: seconds}}``; ``step`` 0 is the quiz before, 1…n the exercises, n + 1 the quiz after.
+``{"lesson", "title", "room", "step", "quiz": {"before": {...}, "after": {...}}, "done": {exercise_id: {...}},
+"started": {exercise_id: seconds}, "skipped": [phase...], "ended": bool}``; ``step`` 0 is the quiz before, 1…n the
+exercises, n + 1 the quiz after. Callbacks name a run by its key (:func:`run_key`).
+
+The quiz's order: the quiz before is sat (or skipped, which records no gain) before the first exercise and can no
+longer be sat once an exercise is done; the quiz after opens once every exercise that is not optional is done, or
+once the learner chose to end the lesson.
 """
 from __future__ import annotations
 
@@ -21,8 +27,10 @@ from core.imaging import images
 from core.store.export import cell
 
 LESSONS_ENV = "GRADCAM_STUDIO_LESSONS"  # more folders of lesson files (os.pathsep between them)
-RUNS = "lesson_runs"  # session key: lesson id → progress
-PENDING = "lesson_pending"  # session key: (lesson id, exercise id or "quiz:<phase>") → a submit not yet handled
+RUNS = "lesson_runs"  # session key: run key ("solo:<lesson id>" or "<room code>:<lesson id>") → progress
+PENDING = "lesson_pending"  # session key: (run key, exercise id or "quiz:<phase>") → a submit not yet handled
+MISSING = "lesson_missing"  # session key: (run key, item) of a submit that lacked an answer, until it is said
+SOLO = "solo"
 
 
 # ---------------------------------------------------------------------------------------------- lessons on offer
@@ -93,11 +101,24 @@ def store_or_say():
 
 # ---------------------------------------------------------------------------------------------- progress
 
-def progress(lesson: lessons.Lesson) -> dict:
-    """This session's progress in ``lesson`` (created empty)."""
+def run_key(lesson_id: str, room: str | None = None) -> str:
+    """The key of a learner's progress: per room (``"solo"`` outside one) and lesson."""
+    return f"{room or SOLO}:{lesson_id}"
+
+
+def new_run(lesson: lessons.Lesson, room: str | None = None) -> dict:
+    return {"lesson": lesson.id, "title": lesson.title, "room": room, "step": 0, "quiz": {}, "done": {},
+            "started": {}, "skipped": [], "ended": False}
+
+
+def progress(lesson: lessons.Lesson, room: str | None = None) -> dict:
+    """This session's progress in ``lesson`` in ``room`` (None: solo), created empty."""
     runs = st.session_state.setdefault(RUNS, {})
-    return runs.setdefault(lesson.id, {"lesson": lesson.id, "title": lesson.title, "step": 0,
-                                       "quiz": {}, "done": {}, "started": {}})
+    return runs.setdefault(run_key(lesson.id, room), new_run(lesson, room))
+
+
+def the_run(rk: str) -> dict | None:
+    return st.session_state.get(RUNS, {}).get(rk)
 
 
 def steps(lesson: lessons.Lesson) -> int:
@@ -105,11 +126,50 @@ def steps(lesson: lessons.Lesson) -> int:
     return len(lesson.exercises) + 2
 
 
-def go(lesson_id: str, step: int) -> None:
-    """Move to ``step`` (a button's callback)."""
-    run = st.session_state.get(RUNS, {}).get(lesson_id)
+def before_open(run: dict) -> bool:
+    """Whether the quiz before can still be sat: not sat yet, and no exercise done."""
+    return "before" not in run["quiz"] and not run["done"]
+
+
+def may_leave_start(run: dict) -> bool:
+    """Whether Next may leave step 0: the quiz before was sat or skipped (or can no longer be sat)."""
+    return "before" in run["quiz"] or "before" in run.get("skipped", ()) or bool(run["done"])
+
+
+def left_to_do(lesson: lessons.Lesson, run: dict) -> list:
+    """The exercises that are not optional and not done yet."""
+    return [e for e in lesson.exercises if not e.optional and e.id not in run["done"]]
+
+
+def after_open(lesson: lessons.Lesson, run: dict) -> bool:
+    """Whether the quiz after may be sat: every exercise that is not optional done, or the lesson ended."""
+    return "after" in run["quiz"] or run.get("ended", False) or not left_to_do(lesson, run)
+
+
+def go(rk: str, step: int) -> None:
+    """Move to ``step`` (a button's callback); leaving step 0 needs the quiz before sat or skipped."""
+    run = the_run(rk)
+    if run is None:
+        return
+    if run["step"] == 0 and step > 0 and not may_leave_start(run):
+        return
+    run["step"] = max(0, int(step))
+
+
+def skip_before(rk: str) -> None:
+    """Skip the quiz before (a button's callback): no gain is recorded; on to the first exercise."""
+    run = the_run(rk)
+    if run is not None and before_open(run):
+        if "before" not in run["skipped"]:
+            run["skipped"].append("before")
+        run["step"] = 1
+
+
+def end_lesson(rk: str) -> None:
+    """End the lesson now (a button's callback): the quiz after opens although exercises are left."""
+    run = the_run(rk)
     if run is not None:
-        run["step"] = max(0, int(step))
+        run["ended"] = True
 
 
 def started(run: dict, exercise_id: str) -> float:
@@ -118,7 +178,7 @@ def started(run: dict, exercise_id: str) -> float:
 
 
 def gain(run: dict) -> float | None:
-    """The quiz's after − before share of right answers (None until both were answered)."""
+    """The quiz's after − before share of right answers (None unless both were sat)."""
     q = run["quiz"]
     if "before" not in q or "after" not in q:
         return None
@@ -128,7 +188,7 @@ def gain(run: dict) -> float | None:
 
 def to_json(run: dict) -> str:
     """The progress as a small JSON document (what the download gives)."""
-    out = {k: run[k] for k in ("lesson", "title", "quiz", "done")}
+    out = {k: run.get(k) for k in ("lesson", "title", "room", "quiz", "done")}
     out["gain"] = gain(run)
     return json.dumps(out, indent=2, default=str)
 
@@ -153,6 +213,29 @@ def to_csv(run: dict) -> str:
     for row in rows:  # formula-like text written as text, as in the room's export
         writer.writerow({k: cell(v) for k, v in row.items()})
     return buf.getvalue()
+
+
+def from_store(lesson: lessons.Lesson, room: str, attempts: list[dict], sittings: list[dict]) -> dict:
+    """A participant's progress rebuilt from the store (their own attempts and quiz sittings, oldest first): each
+    exercise's latest attempt is its result (its feedback is computed again when shown), each phase's latest
+    sitting its quiz; the step is the first exercise left to do (the quiz after once none is left)."""
+    run = new_run(lesson, room)
+    kinds = {e.id: e.kind for e in lesson.exercises}
+    for a in attempts:
+        if a["exercise_id"] in kinds:
+            run["done"][a["exercise_id"]] = {
+                "kind": kinds[a["exercise_id"]], "answer": a["answer"], "score": a["score"], "correct": a["correct"],
+                "seconds": float(a["seconds"] or 0.0), "attempt_id": a["attempt_id"], "restored": True}
+    for q in sittings:
+        run["quiz"][q["phase"]] = {"answers": q["answers"], "right": q["right"], "asked": q["asked"]}
+    left = [i for i, e in enumerate(lesson.exercises) if not e.optional and e.id not in run["done"]]
+    if left:
+        run["step"] = left[0] + 1 if run["done"] or "before" in run["quiz"] else 0
+    else:
+        run["step"] = len(lesson.exercises) + 1
+    if run["done"] and "before" not in run["quiz"]:
+        run["skipped"].append("before")
+    return run
 
 
 class lesson_title:

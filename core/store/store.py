@@ -283,6 +283,27 @@ class Store:
                  "correct": r.correct, "seconds": r.seconds, "created": r.created, "attempt_id": r.attempt_id}
                 for r in rows]
 
+    def own_quiz(self, code, participant) -> list[dict]:
+        """This participant's quiz sittings in this room, oldest first (nothing for a token of another room):
+        ``{"phase", "answers", "right", "asked", "created", "attempt_id"}``."""
+        code_ = normalise_code(code)
+        if code_ is None or not isinstance(participant, str) or len(participant) > 64:
+            return []
+        rows = self._run(lambda c: c.execute(
+            sa.select(sittings).where(sittings.c.room_code == code_, sittings.c.participant_id == participant)
+            .order_by(sittings.c.created, sittings.c.id)).all())
+        return [{"phase": r.phase, "answers": json.loads(r.answers), "right": r.n_right, "asked": r.n_asked,
+                 "created": r.created, "attempt_id": r.attempt_id} for r in rows]
+
+    def nickname(self, code, participant) -> str | None:
+        """The nickname of the participant with this token in room ``code`` (None for another room's or no token):
+        a page that kept the token finds who it is again."""
+        code_ = normalise_code(code)
+        if code_ is None or not isinstance(participant, str) or len(participant) > 64:
+            return None
+        return self._run(lambda c: c.execute(sa.select(participants.c.nickname).where(
+            participants.c.id == participant, participants.c.room_code == code_)).scalar())
+
     def best_score(self, code, exercise_id) -> float | None:
         """The lowest score among the room's right attempts at ``exercise_id`` (for flip_mask: the smallest share
         of the photo that changed the model's mind), None without one; names nothing, so any participant may ask."""
