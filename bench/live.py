@@ -5,7 +5,10 @@ one viewer and then several at once on one shared engine.
 ``live_fps``: frames explained per second for one viewer (EfficientNet-Lite0, Grad-CAM, its last layer, a 640×480
 camera at 30 frames a second); ``live_latency_ms_p50``/``_p95``: from a frame's arrival to its overlay being ready;
 ``live_fps_3_viewers``: the three viewers' frames per second together, and ``live_3_viewers_share`` that total over
-one viewer's.
+one viewer's; ``live_explain_rerender_ms_0_viewers`` / ``_3_viewers`` and ``live_explain_rerender_ratio``: a
+fourth session's Explain re-render for a changed layer (``explain()`` on its cached photo at another layer, the
+overlay at the photo's size), median, alone and while three viewers stream on the same engine, and the second over
+the first.
 """
 from __future__ import annotations
 
@@ -66,6 +69,56 @@ def _viewers(engine, frames, viewers: int, seconds: float, fps: float, layer: st
     return [(w.stats(), w.latencies()) for w in workers]
 
 
+def explain_rerender_s(engine, rgb: np.ndarray, layers: list[str], seconds: float) -> np.ndarray:
+    """The times (seconds) of Explain's re-render for a changed layer, one after another for ``seconds``: the
+    explain use case on a photo whose pass is cached (each layer in turn), then the overlay at the photo's size."""
+    from core.cam.explain import explain
+    from core.imaging import render
+
+    times, start, k = [], time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        t = time.perf_counter()
+        got = explain(engine, rgb, layer=layers[k % len(layers)])
+        render.overlay(rgb, got.cam, 0.45, "jet")
+        times.append(time.perf_counter() - t)
+        k += 1
+    return np.array(times)
+
+
+def rerender_beside_viewers(engine, frames, viewers: int, seconds: float, fps: float, layer: str,
+                            method: str, lanes="shared") -> dict:
+    """Explain's re-render times alone and while ``viewers`` viewers stream on the same engine (milliseconds,
+    median) and their ratio."""
+    from core.imaging import images
+    from core.live import LiveSettings, LiveWorker
+
+    rgb = images.load_path(ROOT / "assets" / "cat_and_dog.jpg").rgb
+    layers = [n for n in engine.layers if n != layer][-4:] + [layer]
+    engine.run(rgb)  # the photo's pass, cached: what a re-render for another layer reuses
+    explain_rerender_s(engine, rgb, layers, 1.0)  # warm
+    alone = explain_rerender_s(engine, rgb, layers, seconds)
+    kw = {} if lanes == "shared" else {"lanes": lanes}
+    workers = [LiveWorker(LiveSettings(lambda: engine, layer=layer, method=method), name=f"bench-live-{i}", **kw)
+               for i in range(viewers)]
+    stop = threading.Event()
+    feeders = [threading.Thread(target=feed, args=(w, frames, seconds + 30, fps, stop)) for w in workers]
+    for t in feeders:
+        t.start()
+    try:
+        time.sleep(1.0)  # the streams flowing
+        beside = explain_rerender_s(engine, rgb, layers, seconds)
+    finally:
+        stop.set()
+        for t in feeders:
+            t.join()
+        for w in workers:
+            w.stop()
+    a, b = float(np.median(alone)) * 1000, float(np.median(beside)) * 1000
+    fps_total = sum(w.stats().processed for w in workers) / (seconds + 1.0)
+    return {f"live_fps_{viewers}_viewers_beside_explain": round(fps_total, 2), "live_explain_rerender_ms_0_viewers": round(a, 2), f"live_explain_rerender_ms_{viewers}_viewers": round(b, 2),
+            "live_explain_rerender_ratio": round(b / a, 3)}
+
+
 def run_live_bench(engine=None, seconds: float = 6.0, camera_fps: float = 30.0, layer: str | None = None,
                    method: str = "gradcam", viewers: int = 3) -> dict:
     """The live figures (see the module's docstring). ``engine``: Lite0's by default (loaded here)."""
@@ -92,6 +145,7 @@ def run_live_bench(engine=None, seconds: float = 6.0, camera_fps: float = 30.0, 
             out[f"live_fps_{n}_viewers"] = round(total, 2)
             out[f"live_{n}_viewers_share"] = round(total / max(out["live_fps"], 1e-9), 3)
             out[f"live_latency_ms_p50_{n}_viewers"] = round(float(np.percentile(lat, 50)), 1)
+    out.update(rerender_beside_viewers(engine, frames, viewers, seconds, camera_fps, layer, method))
     out.update(live_camera_fps=camera_fps, live_layer=layer, live_method=method, live_model=engine.spec.name)
     return out
 

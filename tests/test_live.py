@@ -212,3 +212,91 @@ def test_the_worker_explains_the_espresso_live_and_follows_a_model_switch(lite_e
     assert w.stats().error is None
     w.stop()
     assert threading.active_count() <= threads and live_threads() == 0
+
+
+def test_the_worker_count_and_its_log_lines_follow_each_thread(caplog):
+    from core.live import running_workers
+
+    caplog.set_level("INFO", logger="core.live")
+    before = running_workers()
+    a, b = SlowWorker(step=0.01, idle_s=0.3), SlowWorker(step=0.01, idle_s=0.3)
+    a.submit(frame(1))
+    b.submit(frame(2))
+    assert running_workers() == before + 2
+    a.stop()
+    assert running_workers() == before + 1
+    time.sleep(0.6)  # b's idle end: no frame for longer than idle_s (a closed tab)
+    assert running_workers() == before and live_threads() == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "core.live"]
+    assert sum("started" in m for m in lines) == 2 and sum("ended" in m for m in lines) == 2
+    assert any("ended (stopped)" in m for m in lines) and any("ended (no frame for 0.3 s)" in m for m in lines)
+
+
+def test_a_model_trained_here_runs_live_with_its_own_class_names(lite_engine, photos):
+    """Two classes made from two bundled photos (flips and crops), trained head-only as the Train page does; the
+    pool's engine for it, and the same model saved to a ``.keras`` file and opened again (the Train page's "Open a
+    model saved here before"), name the camera's mug and dog with the model's class names, switched live."""
+    from bench.live import PHOTO, ROOT, camera_frames, feed
+    from core.engine.pool import EnginePool
+    from core.models.trained import load_file
+    from tests.live_model import PHOTOS, train_mug_or_dog
+
+    model = train_mug_or_dog(lite_engine, photos)
+    reopened = load_file(model.to_bytes(), "mug or dog.keras")
+    assert reopened.classes == model.classes == tuple(PHOTOS)
+    pool = EnginePool()
+    camera = {"my mug": camera_frames(PHOTO, n=8), "my dog": camera_frames(ROOT / "assets" / "dog.jpg", n=8)}
+    current = {"model": model}
+    w = LiveWorker(LiveSettings(lambda: pool.get(current["model"])), name="test-live")
+    for source in (model, reopened):
+        current["model"] = source
+        for want in ("my mug", "my dog", "my mug"):
+            for _ in range(20):  # the model's first frame builds its engine and traces its pass (seconds)
+                feed(w, camera[want], 0.4, 30)
+                got = w.latest
+                if got is not None and got.model == source.name and any(got.rgb is f for f in camera[want]):
+                    break
+            assert got.model == source.name and got.label == want, (want, got.label, got.top)
+            assert [t[1] for t in got.top] == [want, next(c for c in PHOTOS if c != want)]  # two classes: top-2
+            assert got.top[0][2] > 0.5 and got.layer == "top_activation"
+    assert w.stats().error is None
+    w.stop()
+    assert live_threads() == 0
+
+
+def test_the_viewers_frames_share_the_lanes_and_never_use_more_at_once(toy_engine):
+    """Three workers on one lane: their passes never overlap, and each still explains frames (the newest)."""
+    class Probe:
+        def __init__(self, engine):
+            self.engine, self.now, self.most, self.lock = engine, 0, 0, threading.Lock()
+
+        def __getattr__(self, name):
+            return getattr(self.engine, name)
+
+        def live_pass(self, *a, **kw):
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            time.sleep(0.01)
+            try:
+                return self.engine.live_pass(*a, **kw)
+            finally:
+                with self.lock:
+                    self.now -= 1
+
+    from bench.live import feed
+
+    probe, lane = Probe(toy_engine), threading.BoundedSemaphore(1)
+    frames = [np.full((32, 32, 3), i * 20, np.uint8) for i in range(5)]
+    toy_engine.live_pass(toy_engine.prepare(frames[0]), "last")  # traced before the clock starts
+    workers = [LiveWorker(LiveSettings(lambda: probe, layer="last"), name="test-live", lanes=lane) for _ in range(3)]
+    feeders = [threading.Thread(target=feed, args=(w, frames, 1.0, 60)) for w in workers]
+    for t in feeders:
+        t.start()
+    for t in feeders:
+        t.join()
+    for w in workers:
+        w.stop()
+    assert probe.most == 1
+    assert all(w.stats().processed >= 5 and w.stats().error is None for w in workers), [w.stats() for w in workers]
+    assert live_threads() == 0

@@ -9,7 +9,9 @@ overlay at once, never waiting for the network. Every control takes effect at th
 from __future__ import annotations
 
 import functools
+import logging
 import sys
+import threading
 
 import numpy as np
 import streamlit as st
@@ -42,6 +44,22 @@ def stream_unavailable() -> str | None:
     except ImportError:
         return "The live stream needs streamlit-webrtc (pip install -r requirements.txt); snapshots work meanwhile."
     return None
+
+
+_log_lock = threading.Lock()
+
+
+def log_workers() -> None:
+    """Send the live workers' start and end lines (``core.live``: which worker, why, how many run) to the server's
+    log (stderr), once per process."""
+    log = logging.getLogger("core.live")
+    with _log_lock:
+        if not log.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+            log.addHandler(handler)
+            log.setLevel(logging.INFO)
+            log.propagate = False
 
 
 def worker() -> LiveWorker:
@@ -185,6 +203,7 @@ def page() -> None:
     settings = controls()
     if settings is None:
         st.stop()
+    log_workers()
     live = worker()
     live.configure(settings)
     why = stream_unavailable()

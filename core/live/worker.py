@@ -12,9 +12,12 @@ frees it) or at :meth:`LiveWorker.stop`, and a later frame starts a new one.
 """
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
 from collections import deque
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -27,6 +30,29 @@ from .slot import NewestSlot
 IDLE_S = 3.0  # a worker without frames for this long ends its thread (a closed tab, a stopped stream)
 WINDOW_S = 2.0  # the frame rate is counted over the last WINDOW_S seconds
 LATENCIES = 200  # the latency percentiles are over the last LATENCIES frames
+
+# Every viewer's frames are explained on this many cores at most together (all but one): the last core stays free
+# for the other sessions' pages, so streams never slow an Explain page down; a viewer whose frame waits for a lane
+# meanwhile keeps receiving frames, and the newest of them is the one explained.
+LANES = max(1, len(os.sched_getaffinity(0)) - 1)
+SHARED_LANES = threading.BoundedSemaphore(LANES)
+
+LOG = logging.getLogger("core.live")  # one line as each worker thread starts and ends (the Live page shows it)
+_count_lock = threading.Lock()
+_running = 0  # worker threads alive in this process
+
+
+def running_workers() -> int:
+    """How many live worker threads this process runs now (every session's together)."""
+    return _running
+
+
+def _count(step: int, name: str, why: str) -> None:
+    global _running
+    with _count_lock:
+        _running += step
+        now = _running
+    LOG.info("live worker %s %s (%s); %d running", name, "started" if step > 0 else "ended", why, now)
 
 
 def live_methods() -> list[str]:
@@ -117,10 +143,14 @@ class LiveWorker:
         settings: the first :class:`LiveSettings` (None: frames are dropped until :meth:`configure`).
         idle_s: the thread ends after this long without a frame.
         name: the thread's name.
+        lanes: the semaphore every worker's frame holds while it is explained (:data:`SHARED_LANES`: the process's
+            :data:`LANES`); None: none.
     """
 
-    def __init__(self, settings: LiveSettings | None = None, idle_s: float = IDLE_S, name: str = "gradcam-live"):
+    def __init__(self, settings: LiveSettings | None = None, idle_s: float = IDLE_S, name: str = "gradcam-live",
+                 lanes: threading.Semaphore | None = SHARED_LANES):
         self._settings = settings
+        self._lanes = lanes
         self.idle_s = float(idle_s)
         self.name = name
         self._slot = NewestSlot()
@@ -217,6 +247,15 @@ class LiveWorker:
 
     # --- the thread ------------------------------------------------------------------------------------------
     def _run(self, stop: threading.Event) -> None:
+        _count(1, self.name, "a frame came")
+        why = "stopped"
+        try:
+            self._loop(stop)
+            why = "stopped" if stop.is_set() else f"no frame for {self.idle_s:g} s"
+        finally:
+            _count(-1, self.name, why)
+
+    def _loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
             item = self._slot.take(self.idle_s)
             if item is None:
@@ -241,12 +280,14 @@ class LiveWorker:
         spec = engine.spec
         layer = s.layer if s.layer in engine.layers else spec.default_layer
         cls = s.class_index if s.class_index is not None and 0 <= s.class_index < spec.num_classes else None
-        res = engine.live_pass(engine.prepare(rgb), layer, cls)
         name = s.method if s.method in methods.REGISTRY and methods.REGISTRY[s.method].live else methods.DEFAULT
-        cam, used, why = methods.from_pass(name, res, layer, engine)
+        with self._lanes if self._lanes is not None else nullcontext():
+            res = engine.live_pass(engine.prepare(rgb), layer, cls)
+            cam, used, why = methods.from_pass(name, res, layer, engine)
+            heat = render.heatmap(cam, rgb.shape[1], rgb.shape[0], s.colormap, signed=used.signed)
+            over = blend(rgb, heat, s.alpha)
         if name != s.method:
             why = why_not_live(s.method) if s.method in methods.EVERY else f"unknown method {s.method!r}"
-        over = blend(rgb, render.heatmap(cam, rgb.shape[1], rgb.shape[0], s.colormap, signed=used.signed), s.alpha)
         top = tuple((i, spec.label(i), p) for i, p in res.top_k(s.top_k))
         latency = time.perf_counter() - arrived
         self._processed += 1

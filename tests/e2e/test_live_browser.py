@@ -63,6 +63,24 @@ def start_stream(pg):
     return frame
 
 
+PROCESSED_JS = """(n) => { const m = document.querySelector('[data-testid="stMain"]').innerText
+                            .match(/Processed frames: (\\d+)/); return !!m && Number(m[1]) >= n; }"""
+HEADLINE = re.compile(r"^(.+?) · (.+?) at `?(\w+)`? of (.+)$", re.M)
+
+
+def wait_processed(pg, n: int = MIN_FRAMES, timeout_s: float = 60) -> None:
+    """Wait until the page counts at least ``n`` explained frames."""
+    pg.wait_for_function(PROCESSED_JS, arg=n, timeout=timeout_s * 1000, polling=250)
+
+
+def headline(pg) -> tuple[str, str, str, str]:
+    """The figures' first line: (explained class, method, layer, model)."""
+    text = pg.locator("[data-testid='stMain']").inner_text()
+    m = HEADLINE.search(text)
+    assert m, text
+    return tuple(g.strip("*") for g in m.groups())
+
+
 PICTURE_JS = """(v) => { if (!v || v.readyState < 2 || !v.videoWidth) return null;
   const c = document.createElement('canvas'); c.width = 64; c.height = 48;
   const g = c.getContext('2d'); g.drawImage(v, 0, 0, 64, 48);
@@ -77,10 +95,7 @@ def test_the_fake_camera_is_explained_live_and_freeze_opens_explain(server, espr
         main = pg.locator("[data-testid='stMain']")
         processed = main.get_by_text(re.compile(r"Processed frames: \d+"))
         processed.wait_for(timeout=60_000)
-        pg.wait_for_function(
-            """(n) => { const m = document.querySelector('[data-testid="stMain"]').innerText
-                        .match(/Processed frames: (\\d+)/); return !!m && Number(m[1]) >= n; }""",
-            arg=MIN_FRAMES, timeout=60_000, polling=250)
+        wait_processed(pg)
         text = main.inner_text()
         assert re.search(r"\*?espresso\*?", text), text  # the photo's top-1, as Explain names it
         assert "Grad-CAM at `top_activation`" in text or "Grad-CAM at top_activation" in text, text
@@ -113,4 +128,25 @@ def test_without_a_camera_the_page_says_so_and_offers_snapshots(server):
         idle(pg)
         pg.locator("[data-testid='stCameraInput']").wait_for(timeout=30_000)
         pg.screenshot(path=str(ARTIFACTS / "live-no-camera.png"), full_page=True)
+        assert pg.locator("[data-testid='stException']").count() == 0
+
+
+def test_a_denied_camera_permission_is_said_and_snapshots_are_offered(server):
+    # a camera exists (the fake device), but the camera's permission for this site is "denied", as a person sets it
+    with chromium_page(1000, ["--use-fake-device-for-media-stream"]) as pg:
+        cdp = pg.context.browser.new_browser_cdp_session()
+        for name in ("camera", "microphone"):
+            cdp.send("Browser.setPermission", {"permission": {"name": name}, "setting": "denied", "origin": server})
+        open_live(pg, server)
+        frame = start_stream(pg)
+        # streamlit-webrtc's box: "NotAllowedError: Permission denied" (or "Access denied (…)" in its other path)
+        frame.get_by_text(re.compile(r"Permission denied|Access denied", re.I)).first.wait_for(timeout=30_000)
+        assert "Device not available" not in frame.locator("body").inner_text()  # denied, not missing
+        main = pg.locator("[data-testid='stMain']")
+        assert "the browser was denied the camera" in main.inner_text()
+        assert "Processed frames" not in main.inner_text()  # nothing streamed
+        pg.get_by_text("Snapshots instead of the live stream").click()
+        idle(pg)
+        pg.locator("[data-testid='stCameraInput']").wait_for(timeout=30_000)
+        pg.screenshot(path=str(ARTIFACTS / "live-denied.png"), full_page=True)
         assert pg.locator("[data-testid='stException']").count() == 0
