@@ -194,8 +194,8 @@ def test_help_and_readme_describe_every_part_of_core(capsys):
     layout = (ROOT / "README.md").read_text().split("## Layout", 1)[1]
     packages = sorted(p.name for p in (ROOT / "core").iterdir() if (p / "__init__.py").exists())
     modules = sorted(p.stem for p in (ROOT / "core").glob("*.py") if p.stem not in ("__init__", "__main__"))
-    assert packages == ["cam", "cli", "engine", "imaging", "metrics", "models", "training"] and modules == ["compat", "safetext",
-                                                                                            "view"]
+    assert packages == ["cam", "cli", "engine", "imaging", "lessons", "live", "metrics", "models", "store", "training"]
+    assert modules == ["compat", "safetext", "view"]
     for part in packages + modules:
         assert f"core.{part} " in out, part
         assert f"  {part}/ " in layout or f"  {part}.py " in layout, part

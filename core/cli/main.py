@@ -18,6 +18,8 @@ LAYOUT = """the library behind these commands (core/, no Streamlit):
   core.training  your own classes: datasets, cached features, the cross-validated head, fine-tuning, the stamp
   core.metrics   localisation, faithfulness, sanity (cascading randomisation), dataset evaluation
   core.lessons   lesson files (TOML) checked, the exercises' computed answers and checks
+  core.store     the workshop database: rooms, participants, answers (SQLite by default, any SQLAlchemy URL)
+  core.live      the live view: the newest-frame slot and one worker per viewer
   core.view      a view as a link (the app's URL)
   core.safetext  names from elsewhere made safe to print (control characters escaped)
   core.compat    every private TensorFlow/Keras/libc call, probed once, with a public path
