@@ -16,6 +16,9 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+import apptest_pages
+from apptest_pages import ok, texts
+
 from core import lessons
 from core.imaging import images, render
 from core.store import Store
@@ -82,21 +85,11 @@ def room(env):
     return {"store": store, "code": made.code, "key": made.key, **env}
 
 
-def ok(at):
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def open_page(query=None) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=300)
-    at.query_params.update(query or {})
-    return ok(at.run())
+    return apptest_pages.open_page(PAGE, query)
 
 
-def everything(at) -> str:
-    parts = [e.value for kind in ("markdown", "text", "caption", "success", "warning", "info", "error", "code",
-                                  "header", "subheader", "title") for e in getattr(at, kind)]
-    return "\n".join(map(str, parts))
+everything = texts
 
 
 def pictures(at) -> dict:

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from apptest_pages import ok, open_page, texts
+
 from core import lessons
 from core.imaging import images
 from core.store import Store
@@ -98,22 +100,8 @@ def env(tmp_path, monkeypatch):
     return {"url": url, "folder": folder, "lesson": lessons.load(folder / "kinds.toml")}
 
 
-def ok(at):
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def page(query=None) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=300)
-    at.query_params.update(query or {})
-    return ok(at.run())
-
-
-def texts(at) -> str:
-    """Every piece of text on the page (markdown, text, captions, alerts, code)."""
-    parts = [e.value for kind in ("markdown", "text", "caption", "success", "warning", "info", "error", "code",
-                                  "header", "subheader", "title") for e in getattr(at, kind)]
-    return "\n".join(str(p) for p in parts)
+    return open_page(PAGE, query)
 
 
 def alerts(at) -> dict:

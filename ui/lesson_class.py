@@ -24,11 +24,11 @@ import pandas as pd
 import streamlit as st
 
 from core import lessons, models
-from core.store import csv_text
 from core.imaging import render
+from core.store import csv_text
 
 from . import lesson_state as ls
-from .lesson_flow import engine_for
+from .lesson_flow import engine_for, readable
 from .pictures import data_url
 
 CREATED = "class_created"  # session key: the room just created, with its key, until dismissed or the page is left
@@ -69,12 +69,7 @@ def create(found: dict, problems: list[str]) -> None:
     if CREATED in st.session_state and "class_lesson" not in st.session_state:
         forget_created()  # the page was left (its widgets forgotten): the key is not shown again
     st.header("Create a room")
-    if problems:
-        with st.expander(f"{len(problems)} lesson file(s) could not be read"):
-            for line in problems:
-                st.text(line)
-    if not found:
-        st.error("No lesson could be read.")
+    if not readable(found, problems):
         return
     st.selectbox("Lesson", list(found), key="class_lesson", format_func=ls.lesson_title(found))
     st.button("Create a room", key="class_create", type="primary", on_click=create_room)

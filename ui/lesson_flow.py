@@ -25,14 +25,20 @@ def _rk(run: dict) -> str:
     return ls.run_key(run["lesson"], run.get("room"))
 
 
-def pick(found: dict, problems: list[str]) -> lessons.Lesson | None:
-    """The lesson chooser (solo mode), with one line per lesson file that could not be read."""
+def readable(found: dict, problems: list[str]) -> bool:
+    """One line per lesson file that could not be read (in an expander); False, with a sentence, when none could."""
     if problems:
         with st.expander(f"{len(problems)} lesson file(s) could not be read"):
             for line in problems:
                 st.text(line)
     if not found:
         st.error("No lesson could be read.")
+    return bool(found)
+
+
+def pick(found: dict, problems: list[str]) -> lessons.Lesson | None:
+    """The lesson chooser (solo mode), with one line per lesson file that could not be read."""
+    if not readable(found, problems):
         return None
     ids = list(found)
     chosen = st.selectbox("Lesson", ids, key="lesson_pick", format_func=ls.lesson_title(found))
