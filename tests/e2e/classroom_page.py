@@ -116,14 +116,15 @@ async def enter_value(le, pg) -> None:
 
 async def read_grid(pg, rows_at_most: int, need: set[str]) -> dict:
     """Every row of the instructor's table, scrolling its grid down and across (only the cells in view are in the
-    page; the grid draws them a moment after a scroll, so it goes over the table again, up to three times, until
-    every row has the columns ``need``): nickname → {column title: cell text}."""
+    page; the grid draws them a moment after a scroll, and redraws them at each of the page's refreshes, so it goes
+    over the table again, up to six times, until every row has the columns ``need``): nickname → {column title: cell
+    text}."""
     scroller = pg.locator('[data-testid="stDataFrame"] .dvn-scroller').first
     await scroller.wait_for(timeout=TIMEOUT_MS)
     await pg.locator('[data-testid="stDataFrame"] table[role="grid"] tbody tr').first.wait_for(
         state="attached", timeout=TIMEOUT_MS)
     rows: dict[str, dict] = {}
-    for _ in range(3):
+    for _ in range(6):
         await scroller.evaluate("e => { e.scrollTop = 0; }")
         for _ in range(4 * rows_at_most):
             for across in (0.0, 0.5, 1.0):

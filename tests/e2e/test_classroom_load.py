@@ -197,7 +197,7 @@ def grid_problems(learners: list[Learner], grid: dict, lesson) -> list[str]:
     """Where the instructor's table on the page differs from the script: one row per participant, its done count
     and its marks (· no wrong answer, ✓ right, ✗ wrong) in the three exercises' columns."""
     titles = {e.id: f"{i + 1}. {e.title}" for i, e in enumerate(lesson.exercises)}
-    out = [] if len(grid) == len(learners) else [f"the page's table has {len(grid)} rows: {sorted(grid)}"]
+    out = [] if len(grid) == len(learners) else [f"the page's table has {len(grid)} rows: {sorted(map(str, grid))}"]
     for le in learners:
         row = grid.get(le.nickname)
         if row is None:
