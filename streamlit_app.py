@@ -5,6 +5,7 @@ adjustments), which runs this script for every page view; ``streamlit run stream
 """
 import streamlit as st
 
+from core.live.gate import PAGES
 from server.pacing import SERVER
 
 # An emoji favicon: Streamlit's frontend draws it as an inline (data:) picture. A ":material/…:" favicon is a
@@ -23,5 +24,7 @@ pages = [
     st.Page("app_pages/lesson.py", title="Lesson", icon=":material/assignment:", url_path="lesson"),
     st.Page("app_pages/classroom.py", title="Class", icon=":material/groups:", url_path="class"),
 ]
-with SERVER.busy():  # a cold server's background import of TensorFlow waits while a page runs (server/pacing.py)
+# While a page runs, a cold server's background import of TensorFlow waits (server/pacing.py) and so do the live
+# streams' workers (core/live/gate.py): a page beside streams re-renders as fast as without them.
+with SERVER.busy(), PAGES.page():
     st.navigation(pages).run()

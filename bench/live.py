@@ -7,8 +7,10 @@ camera at 30 frames a second); ``live_latency_ms_p50``/``_p95``: from a frame's 
 ``live_fps_3_viewers``: the three viewers' frames per second together, and ``live_3_viewers_share`` that total over
 one viewer's; ``live_explain_rerender_ms_0_viewers`` / ``_3_viewers`` and ``live_explain_rerender_ratio``: a
 fourth session's Explain re-render for a changed layer (``explain()`` on its cached photo at another layer, the
-overlay at the photo's size), median, alone and while three viewers stream on the same engine, and the second over
-the first.
+overlay at the photo's size, inside the pages' gate as the app's script runs are: :mod:`core.live.gate`), median,
+alone and while three viewers stream on the same engine, and the second over the first;
+``live_fps_3_viewers_beside_explain``: the three viewers' frames per second together meanwhile (they give way to
+the re-renders, which run back to back here).
 """
 from __future__ import annotations
 
@@ -74,21 +76,23 @@ def explain_rerender_s(engine, rgb: np.ndarray, layers: list[str], seconds: floa
     explain use case on a photo whose pass is cached (each layer in turn), then the overlay at the photo's size."""
     from core.cam.explain import explain
     from core.imaging import render
+    from core.live.gate import PAGES
 
     times, start, k = [], time.perf_counter(), 0
     while time.perf_counter() - start < seconds:
         t = time.perf_counter()
-        got = explain(engine, rgb, layer=layers[k % len(layers)])
-        render.overlay(rgb, got.cam, 0.45, "jet")
+        with PAGES.page():
+            got = explain(engine, rgb, layer=layers[k % len(layers)])
+            render.overlay(rgb, got.cam, 0.45, "jet")
         times.append(time.perf_counter() - t)
         k += 1
     return np.array(times)
 
 
 def rerender_beside_viewers(engine, frames, viewers: int, seconds: float, fps: float, layer: str,
-                            method: str, lanes="shared") -> dict:
+                            method: str, lanes="shared", gate="shared") -> dict:
     """Explain's re-render times alone and while ``viewers`` viewers stream on the same engine (milliseconds,
-    median) and their ratio."""
+    median) and their ratio. ``lanes``, ``gate``: the workers' (None: without; the process's by default)."""
     from core.imaging import images
     from core.live import LiveSettings, LiveWorker
 
@@ -98,6 +102,8 @@ def rerender_beside_viewers(engine, frames, viewers: int, seconds: float, fps: f
     explain_rerender_s(engine, rgb, layers, 1.0)  # warm
     alone = explain_rerender_s(engine, rgb, layers, seconds)
     kw = {} if lanes == "shared" else {"lanes": lanes}
+    if gate != "shared":
+        kw["gate"] = gate
     workers = [LiveWorker(LiveSettings(lambda: engine, layer=layer, method=method), name=f"bench-live-{i}", **kw)
                for i in range(viewers)]
     stop = threading.Event()

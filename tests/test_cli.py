@@ -118,7 +118,8 @@ def test_bench_json_has_every_figure(capsys):
     # training (issue 12) and measuring (issue 13)
     for k in ("train_features_ms_per_image", "forward_batch_ms_per_image", "train_head_ms", "finetune_ms",
               "deletion_ms", "forward20_ms", "sanity_ms", "lesson_check_cpu_s", "instructor_refresh_cpu_s",
-              "live_fps", "live_latency_ms_p50", "live_latency_ms_p95"):
+              "live_fps", "live_latency_ms_p50", "live_latency_ms_p95", "live_explain_rerender_ratio",
+              "live_fps_3_viewers_beside_explain"):
         assert isinstance(d[k], float) and d[k] > 0, k
     # the dataset figures come from the shared evaluation set, which the benchmark finds beside the checkout; a clone
     # without it gets every other figure, and where the set is required (.ci/run) they must be there

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..cam import methods
 from ..imaging import render
+from .gate import PAGES, PageGate
 from .slot import NewestSlot
 
 IDLE_S = 3.0  # a worker without frames for this long ends its thread (a closed tab, a stopped stream)
@@ -145,12 +146,15 @@ class LiveWorker:
         name: the thread's name.
         lanes: the semaphore every worker's frame holds while it is explained (:data:`SHARED_LANES`: the process's
             :data:`LANES`); None: none.
+        gate: the pages' gate (:data:`core.live.gate.PAGES`) the thread waits at before each stage of a frame while
+            another session's page runs; None: none.
     """
 
     def __init__(self, settings: LiveSettings | None = None, idle_s: float = IDLE_S, name: str = "gradcam-live",
-                 lanes: threading.Semaphore | None = SHARED_LANES):
+                 lanes: threading.Semaphore | None = SHARED_LANES, gate: PageGate | None = PAGES):
         self._settings = settings
         self._lanes = lanes
+        self._gate = gate
         self.idle_s = float(idle_s)
         self.name = name
         self._slot = NewestSlot()
@@ -266,13 +270,18 @@ class LiveWorker:
                         return
                 continue
             try:
-                self._latest = self.process(*item)
+                self._latest = self.process(*item, pause=self._gate.wait if self._gate is not None else None)
                 self._error = None
             except Exception as exc:  # one bad frame (a model gone, a bad setting) must not end the stream
                 self._error = f"{type(exc).__name__}: {exc}".splitlines()[0]
 
-    def process(self, rgb: np.ndarray, arrived: float) -> LiveFrame | None:
-        """Explain one frame with the current settings (what the thread does with each frame it takes)."""
+    def process(self, rgb: np.ndarray, arrived: float, pause: Callable[[], object] | None = None) -> LiveFrame | None:
+        """Explain one frame with the current settings (what the thread does with each frame it takes).
+
+        ``pause``: called before the pass and before the drawing (the thread's wait at the pages' gate); the
+        latency includes its waits."""
+        pause = pause or (lambda: None)
+        pause()
         s = self._settings
         if s is None:
             return None
@@ -283,6 +292,7 @@ class LiveWorker:
         name = s.method if s.method in methods.REGISTRY and methods.REGISTRY[s.method].live else methods.DEFAULT
         with self._lanes if self._lanes is not None else nullcontext():
             res = engine.live_pass(engine.prepare(rgb), layer, cls)
+            pause()
             cam, used, why = methods.from_pass(name, res, layer, engine)
             heat = render.heatmap(cam, rgb.shape[1], rgb.shape[0], s.colormap, signed=used.signed)
             over = blend(rgb, heat, s.alpha)
