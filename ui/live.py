@@ -1,5 +1,6 @@
 """The Live page's Streamlit side: its controls, the browser's camera through streamlit-webrtc, the figures that
-follow the stream, Freeze, and the snapshot fallback.
+follow the stream, Freeze, the sentence that says what stops the stream (:mod:`ui.live_problems`) and the snapshot
+fallback.
 
 The session's :class:`core.live.LiveWorker` lives in ``st.session_state`` (nothing per viewer in this module). The
 camera's callback runs in streamlit-webrtc's own thread: it hands each frame to the worker and sends back the newest
@@ -21,15 +22,13 @@ from core.cam import methods
 from core.imaging import render
 from core.live import LiveSettings, LiveWorker, banner, live_methods, why_not_live
 
+from . import live_problems
 from .pictures import show
 from .resources import decode_upload, engine_pool, start_notice, trained_models
 from .sidebar import _load, init_state, model_texts
 
 FOLLOW, FIXED = "Follow the top-1 of each frame", "A fixed class"
 STATS_EVERY_S = 1.0  # the figures beside the stream are redrawn this often while it plays
-NO_STREAM = ("No live picture? The box above says which: no camera was found, the browser was denied the camera, or "
-             "the WebRTC connection to this server could not be made (a network that blocks it, or a hosted server "
-             "without ICE servers) — take snapshots instead, below.")
 CAMERA = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}, "frameRate": {"ideal": 30}}, "audio": False}
 
 
@@ -69,15 +68,36 @@ def worker() -> LiveWorker:
     return st.session_state["live_worker"]
 
 
+POLICIES = ("all", "relay")  # RTCConfiguration.iceTransportPolicy: "relay" sends media only through TURN servers
+
+
+def rtc_config_from(section) -> dict:
+    """The WebRTC configuration of a ``[webrtc]`` secrets section: its ``ice_servers`` (none: enough on localhost
+    and a local network, where browser and server reach each other directly) and its optional
+    ``ice_transport_policy`` (one of :data:`POLICIES`; ValueError with a sentence for another)."""
+    section = section or {}
+    servers = section.get("ice_servers")
+    config = {"iceServers": [dict(s) for s in servers] if servers else []}
+    policy = section.get("ice_transport_policy")
+    if policy is not None:
+        if policy not in POLICIES:
+            raise ValueError(f'The secrets\' [webrtc] ice_transport_policy must be "all" or "relay", not {policy!r}.')
+        config["iceTransportPolicy"] = policy
+    return config
+
+
 def rtc_configuration() -> dict:
-    """The WebRTC configuration: the ICE servers of Streamlit's secrets (``[webrtc] ice_servers = [...]``, see
-    docs/live.md), or none — enough on localhost and a local network, where browser and server reach each other
-    directly."""
+    """The WebRTC configuration from Streamlit's secrets (``[webrtc]``, see docs/live.md); a bad policy is said in
+    one line on the page and left out."""
     try:
-        servers = st.secrets.get("webrtc", {}).get("ice_servers")
+        section = st.secrets.get("webrtc", {})
     except Exception:  # no secrets file at all: Streamlit raises where it is read
-        servers = None
-    return {"iceServers": [dict(s) for s in servers] if servers else []}
+        section = {}
+    try:
+        return rtc_config_from(section)
+    except ValueError as exc:
+        st.warning(str(exc))
+        return rtc_config_from({"ice_servers": section.get("ice_servers")})
 
 
 def controls() -> LiveSettings | None:
@@ -222,7 +242,6 @@ def page() -> None:
             ctx = webrtc_streamer(key="live", mode=WebRtcMode.SENDRECV, video_frame_callback=frame_callback(live),
                                   rtc_configuration=rtc_configuration(), media_stream_constraints=CAMERA,
                                   async_processing=True)
-            st.caption(NO_STREAM)
         with right:
             if ctx.state.playing:
                 st.fragment(figures, run_every=STATS_EVERY_S)(live)
@@ -230,6 +249,12 @@ def page() -> None:
                 live.stop()
                 st.caption("Press START: every frame of your camera is explained as it comes, with the settings in "
                            "the sidebar (they apply at once, without restarting the stream).")
+        stopped_by = live_problems.sentence(live_problems.probe(), live_problems.watch(ctx))
+        if stopped_by:
+            st.warning(stopped_by)
+            snapshots(live)
+        elif not ctx.state.playing:
+            st.caption(live_problems.UNKNOWN)
     if st.button("Freeze: explain this frame on Explain", key="live_freeze", type="primary",
                  help="The newest explained frame becomes the photo of Explain, Occlude and Measure."):
         freeze(live)
