@@ -61,7 +61,7 @@ class SlowWorker(LiveWorker):
         super().__init__(LiveSettings(lambda: None), name="test-live", **kw)
         self.step, self.seen = step, []
 
-    def process(self, rgb, arrived, pause=None):
+    def process(self, rgb, arrived, gate=None):
         time.sleep(self.step)
         self.seen.append(int(rgb[0, 0, 0]))
         self._processed += 1

@@ -79,3 +79,38 @@ def test_a_snapshot_explained_inside_a_page_run_does_not_wait_for_itself(toy_eng
         got = w.explain(np.full((32, 32, 3), 90, np.uint8))
         assert got is not None and time.perf_counter() - started < 2.0
     w.forget()
+
+
+def test_a_page_run_that_begins_during_a_pass_delays_the_drawing_without_holding_the_lane(toy_engine):  # noqa: F811
+    gate, lane = PageGate(max_wait_s=5.0), threading.BoundedSemaphore(1)
+    page_on, page_off = threading.Event(), threading.Event()
+
+    def a_page():
+        with gate.page():
+            page_on.set()
+            page_off.wait(5)
+
+    class Probe:  # the engine, with a page run beginning while the frame's pass runs
+        def __getattr__(self, name):
+            return getattr(toy_engine, name)
+
+        def live_pass(self, *a, **kw):
+            threading.Thread(target=a_page).start()
+            page_on.wait(5)
+            return toy_engine.live_pass(*a, **kw)
+
+    toy_engine.live_pass(toy_engine.prepare(np.zeros((32, 32, 3), np.uint8)), "last")  # traced first
+    w = LiveWorker(LiveSettings(lambda: Probe(), layer="last"), name="test-live", lanes=lane, gate=gate)
+    w.submit(np.full((32, 32, 3), 70, np.uint8))
+    assert page_on.wait(5)
+    time.sleep(0.2)
+    assert w.stats().processed == 0  # passed, not drawn: waiting for the page
+    assert lane.acquire(timeout=1)  # and not holding the lane meanwhile
+    lane.release()
+    page_off.set()
+    deadline = time.perf_counter() + 5
+    while w.stats().processed == 0 and time.perf_counter() < deadline:
+        time.sleep(0.02)
+    assert w.stats().processed == 1 and w.stats().error is None and w.latest.latency_s >= 0.2
+    w.stop()
+    assert live_threads() == 0

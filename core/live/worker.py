@@ -270,18 +270,19 @@ class LiveWorker:
                         return
                 continue
             try:
-                self._latest = self.process(*item, pause=self._gate.wait if self._gate is not None else None)
+                self._latest = self.process(*item, gate=self._gate)
                 self._error = None
             except Exception as exc:  # one bad frame (a model gone, a bad setting) must not end the stream
                 self._error = f"{type(exc).__name__}: {exc}".splitlines()[0]
 
-    def process(self, rgb: np.ndarray, arrived: float, pause: Callable[[], object] | None = None) -> LiveFrame | None:
+    def process(self, rgb: np.ndarray, arrived: float, gate: PageGate | None = None) -> LiveFrame | None:
         """Explain one frame with the current settings (what the thread does with each frame it takes).
 
-        ``pause``: called before the pass and before the drawing (the thread's wait at the pages' gate); the
-        latency includes its waits."""
-        pause = pause or (lambda: None)
-        pause()
+        ``gate``: the pages' gate to wait at before the pass and, where a page run began meanwhile, before the
+        drawing (the worker's thread passes its own; a snapshot explained in a page's run passes none); the latency
+        includes the waits."""
+        if gate is not None:
+            gate.wait()
         s = self._settings
         if s is None:
             return None
@@ -290,12 +291,21 @@ class LiveWorker:
         layer = s.layer if s.layer in engine.layers else spec.default_layer
         cls = s.class_index if s.class_index is not None and 0 <= s.class_index < spec.num_classes else None
         name = s.method if s.method in methods.REGISTRY and methods.REGISTRY[s.method].live else methods.DEFAULT
-        with self._lanes if self._lanes is not None else nullcontext():
-            res = engine.live_pass(engine.prepare(rgb), layer, cls)
-            pause()
+
+        def draw():
             cam, used, why = methods.from_pass(name, res, layer, engine)
             heat = render.heatmap(cam, rgb.shape[1], rgb.shape[0], s.colormap, signed=used.signed)
-            over = blend(rgb, heat, s.alpha)
+            return blend(rgb, heat, s.alpha), used, why
+
+        lane = self._lanes if self._lanes is not None else nullcontext()
+        with lane:  # the pass and the drawing in one hold of the lane, unless a page run began meanwhile
+            res = engine.live_pass(engine.prepare(rgb), layer, cls)
+            drawn = draw() if gate is None or gate.inside == 0 else None
+        if drawn is None:
+            gate.wait()  # without the lane: the other viewers' frames go on meanwhile
+            with lane:
+                drawn = draw()
+        over, used, why = drawn
         if name != s.method:
             why = why_not_live(s.method) if s.method in methods.EVERY else f"unknown method {s.method!r}"
         top = tuple((i, spec.label(i), p) for i, p in res.top_k(s.top_k))
