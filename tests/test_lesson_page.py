@@ -170,6 +170,9 @@ def test_every_check_kind_with_a_right_and_a_wrong_answer(env, lite_engine, phot
     ok(at.run())
     answer_quiz(at, lesson, "before", {"q1": 0, "q2": 0})
     assert "1 of 2 right." in alerts(at)["success"]
+    for q in ("q1", "q2"):  # the answers sent with the form's Submit stay on screen, no longer changeable
+        radio = at.radio(key=k(lesson.id, "quiz_before_sent", q))
+        assert radio.value == 0 and radio.disabled
     next_step(at, lesson)
 
     # predict_box: no map before the submit; a box on the map's region scores high, one in a far corner low

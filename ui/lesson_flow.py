@@ -85,19 +85,20 @@ def quiz(lesson: lessons.Lesson, run: dict, phase: str, member: dict | None) -> 
     elif sat is None:
         st.caption("The same questions come back after the last exercise; your gain is the difference."
                    if phase == "before" else "The questions you answered before the first exercise.")
-    for q in lesson.quiz:
-        st.radio(q.text, range(len(q.options)), index=None, format_func=q.options.__getitem__,
-                 key=lx.key(lesson.id, f"quiz_{phase}", q.id), disabled=sat is not None or closed)
-    if sat is None:
-        if closed:
-            return
-        st.button("Submit the quiz", key=lx.key(lesson.id, f"quiz_{phase}", "submit"), type="primary",
-                  on_click=lx.submit_quiz, args=(rk, lesson.id, phase, tuple(q.id for q in lesson.quiz)))
+    if sat is None and not closed:  # the answers go to the server once, with Submit (a form), not per click
+        with st.form(lx.key(lesson.id, f"quiz_{phase}", "form"), border=False):
+            _questions(lesson, phase)
+            st.form_submit_button("Submit the quiz", key=lx.key(lesson.id, f"quiz_{phase}", "submit"),
+                                  type="primary", on_click=lx.submit_quiz,
+                                  args=(rk, lesson.id, phase, tuple(q.id for q in lesson.quiz)))
         if lx.missing(rk, f"quiz:{phase}"):
             st.warning(lx.QUIZ_MISSING)
         if phase == "before":
             st.button("Skip the quiz", key=lx.key(lesson.id, "quiz_before", "skip"), on_click=ls.skip_before,
                       args=(rk,), help="Straight to the first exercise; without the quiz before, no gain is shown.")
+        return
+    _questions(lesson, phase, {} if sat is None else sat["answers"])
+    if sat is None:
         return
     st.success(f"{sat['right']} of {sat['asked']} right.")
     if phase == "after":
@@ -109,6 +110,15 @@ def quiz(lesson: lessons.Lesson, run: dict, phase: str, member: dict | None) -> 
         for q in lesson.quiz:
             mark = "✓" if sat["answers"].get(q.id) == q.answer else "✗"
             st.markdown(f"{mark} **{q.text}** — {q.options[q.answer]}. {q.explanation}")
+
+
+def _questions(lesson: lessons.Lesson, phase: str, answers: dict | None = None) -> None:
+    """The quiz's radios: to answer (inside the form), or showing the ``answers`` sent (disabled)."""
+    for q in lesson.quiz:
+        shown = None if answers is None else answers.get(q.id)
+        st.radio(q.text, range(len(q.options)), index=shown, format_func=q.options.__getitem__,
+                 key=lx.key(lesson.id, f"quiz_{phase}" if answers is None else f"quiz_{phase}_sent", q.id),
+                 disabled=answers is not None)
 
 
 def _handle_quiz(lesson, run, phase, member) -> None:
