@@ -3,8 +3,11 @@ https, or no WebRTC connection to the server.
 
 streamlit-webrtc sends Python only ``playing``, the SDP offer and the ICE candidates; a failed ``getUserMedia``
 stays in its own box. So a small component (``camera_probe/index.html``, Streamlit's component protocol in plain
-JavaScript) reports what the browser can give: whether ``navigator.mediaDevices`` exists (``secure``), the camera
-permission's state and how many cameras ``enumerateDevices`` lists; it reports again when either changes. The
+JavaScript) reports what the browser can give: whether ``navigator.mediaDevices`` exists (``secure``), whether the
+camera permission is ``"denied"`` (else ``"not denied"``) and whether ``enumerateDevices`` lists a camera
+(``cameras``: 0, 1 for some, -1 unknown). It sends nothing while all is well, then a value only where one of these
+changes: each value re-runs the page, and a re-run while streamlit-webrtc hands the browser its SDP answer can cost
+the connection. The
 connection is judged here from streamlit-webrtc's state: an offer sent (signalling) that is not playing
 :data:`CONNECT_TIMEOUT_S` later, or that ended without ever playing, is a connection that could not be made.
 """
@@ -94,8 +97,8 @@ def watch(ctx, key: str = "live_attempt") -> Attempt:
             now = follow(st.session_state.get(key, Attempt()), ctx.state.playing, ctx.state.signalling,
                          time.monotonic())
             st.session_state[key] = now
-            if now.failed or now.since is None:
-                st.rerun(scope="app")
+            if now.failed:  # only then: a stream that starts or stops re-runs the page itself (its value changes),
+                st.rerun(scope="app")  # and a re-run from here beside that one can reset the stream to START
 
         look()
     return attempt

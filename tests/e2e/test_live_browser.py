@@ -96,7 +96,12 @@ def test_the_fake_camera_is_explained_live_and_freeze_opens_explain(server, espr
         frame = start_stream(pg)
         main = pg.locator("[data-testid='stMain']")
         processed = main.get_by_text(re.compile(r"Processed frames: \d+"))
-        processed.wait_for(timeout=60_000)
+        try:
+            processed.wait_for(timeout=60_000)
+        except Exception:  # what the page showed instead, for the report
+            pg.screenshot(path=str(ARTIFACTS / "live-stream-failed.png"), full_page=True)
+            raise AssertionError("no explained frame within 60 s after START; the page said:\n" + main.inner_text()
+                                 + "\nthe component said:\n" + frame.locator("body").inner_text())
         wait_processed(pg)
         text = main.inner_text()
         assert re.search(r"\*?espresso\*?", text), text  # the photo's top-1, as Explain names it
