@@ -67,9 +67,8 @@ SLOW = {
     "tests/test_measure_cli.py::test_evaluate_and_sanity_refuse_in_one_line",
     # fresh interpreters importing TensorFlow, and the public path's own engine
     "tests/test_compat.py::test_lite0_on_the_public_path_computes_what_the_held_path_computes",
-    "tests/test_compat.py::test_the_start_up_work_freezes_only_for_its_length_and_a_page_s_cycle_is_collected_after",
+    "tests/test_compat.py::test_the_start_up_work_collects_what_a_page_let_go_then_freezes_what_is_alive",
     "tests/test_compat.py::test_a_failed_probe_is_one_warning_line_and_the_public_path",
-    "tests/test_compat.py::test_tensorflow_libraries_load_without_holding_the_interpreter",
     "tests/test_compat.py::test_keras_imports_without_pyplot_or_pandas_and_both_still_import_afterwards",
     "tests/test_pacing.py::test_tensorflow_import_gives_way_and_the_pages_imports_go_on",
     "tests/test_server.py::test_tensorflows_native_start_up_lines_stay_off_stderr",
