@@ -5,8 +5,8 @@ one viewer and then several at once on one shared engine.
 ``live_fps``: frames explained per second for one viewer (EfficientNet-Lite0, Grad-CAM, its last layer, a 640×480
 camera at 30 frames a second); ``live_latency_ms_p50``/``_p95``: from a frame's arrival to its overlay being ready;
 ``live_fps_3_viewers``: the three viewers' frames per second together, and ``live_3_viewers_share`` that total over
-one viewer's; ``live_explain_rerender_ms_0_viewers`` / ``_3_viewers`` and ``live_explain_rerender_ratio``: a
-fourth session's Explain re-render for a changed layer (``explain()`` on its cached photo at another layer, the
+one viewer's; ``live_explain_rerender_ms_0_viewers`` / ``_3_viewers`` and ``live_explain_rerender_ratio``: an
+Explain page's re-render for a changed layer (``explain()`` on its cached photo at another layer, the
 overlay at the photo's size, inside the pages' gate as the app's script runs are: :mod:`core.live.gate`), median,
 alone and while three viewers stream on the same engine, and the second over the first;
 ``live_fps_3_viewers_beside_explain``: the three viewers' frames per second together meanwhile (they give way to
