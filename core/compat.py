@@ -239,7 +239,7 @@ def _probe_kernel_cache() -> bool:
 
 
 # --- glibc malloc --------------------------------------------------------------------------------------------
-M_ARENA_MAX, M_MMAP_THRESHOLD = -8, -3  # glibc's mallopt parameters
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # glibc's mallopt parameters
 
 
 def malloc_option(param: int, value: int) -> bool:

@@ -125,51 +125,81 @@ def noise_rng(seed: int, most_relevant_first: bool, percentile: float) -> np.ran
     return np.random.default_rng((int(seed), int(bool(most_relevant_first)), int(round(100 * float(percentile)))))
 
 
-def imputed_batch(photo: np.ndarray, cam: np.ndarray, percentiles=PERCENTILES, noise: float = NOISE, seed: int = 0,
-                  progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(2P, S, S, 3) float32 imputed images, MoRF at each percentile then LeRF, and (P,) the share removed.
-
-    ``photo`` is the model-size photo (S, S, 3) in 0..255; ``cam`` the raw map at any resolution. Each order's
-    removed sets grow as p falls: they are solved from the highest p down, each from the one before."""
-    ps = check_percentiles(percentiles)
+def _imputed(photo: np.ndarray, cam: np.ndarray, ps: tuple, noise: float, seed: int):
+    """(index in :func:`imputed_batch`'s order, imputed image) in the order they are solved: each order's removed
+    sets grow as p falls, so they are solved from the highest p down, each from the one before."""
     s_h, s_w = photo.shape[:2]
     c = render.upsample(cam, s_w, s_h)
     order = relevance_order(c)
     img = channels_first(photo)
-    out = [None] * (2 * len(ps))
     for m, morf in enumerate((True, False)):
         solved = img
         for i in sorted(range(len(ps)), key=lambda i: -ps[i]):
             kept = kept_mask(c, ps[i], morf, order)
             solved = solve(img, kept, solved)
-            out[m * len(ps) + i] = noisy(solved, kept, noise, noise_rng(seed, morf, ps[i]) if noise else None)
-            if progress:
-                progress(sum(o is not None for o in out) / len(out))
-    removed = np.array([1.0 - kept_count(s_h * s_w, p) / (s_h * s_w) for p in ps])
-    return np.stack(out), removed
+            yield m * len(ps) + i, noisy(solved, kept, noise, noise_rng(seed, morf, ps[i]) if noise else None)
+
+
+def _removed(photo: np.ndarray, ps: tuple) -> np.ndarray:
+    n = photo.shape[0] * photo.shape[1]
+    return np.array([1.0 - kept_count(n, p) / n for p in ps])
+
+
+def imputed_batch(photo: np.ndarray, cam: np.ndarray, percentiles=PERCENTILES, noise: float = NOISE, seed: int = 0,
+                  progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(2P, S, S, 3) float32 imputed images, MoRF at each percentile then LeRF, and (P,) the share removed.
+
+    ``photo`` is the model-size photo (S, S, 3) in 0..255; ``cam`` the raw map at any resolution."""
+    ps = check_percentiles(percentiles)
+    out = [None] * (2 * len(ps))
+    for done, (k, image) in enumerate(_imputed(photo, cam, ps, noise, seed), 1):
+        out[k] = image
+        if progress:
+            progress(done / len(out))
+    return np.stack(out), _removed(photo, ps)
 
 
 def road(engine, rgb: np.ndarray, cam: np.ndarray, class_index: int, percentiles=PERCENTILES,
          noise: float = NOISE, seed: int = 0, progress: Callable[[float], None] | None = None) -> Road:
-    """ROAD of one map (see the module's notes): the photo and the 2P imputed images through the model in one
-    batched call.
+    """ROAD of one map (see the module's notes): the photo and the 2P imputed images through the model, in
+    batches of the engine's largest batch size as they are ready. Each batch's forward pass runs on a helper
+    thread while the next images are imputed (TensorFlow's pass leaves the interpreter free; the imputation
+    needs it): the curve takes about the imputations plus the last batch's pass, not plus all of them.
 
     Args:
         engine: a :class:`core.engine.Engine` (its batched forward pass).
         rgb: (H, W, 3) uint8 photo.
         cam: the raw map at any resolution.
         class_index: whose probability to follow.
-        progress: the fraction done (the imputations, then the model's pass).
+        progress: the fraction done (the imputations, then the model's last pass).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..engine.passes import BATCH_SIZES
     from .faithfulness import model_photo
 
+    ps = check_percentiles(percentiles)
     photo = model_photo(engine, rgb)
-    step = (lambda f: progress(0.9 * f)) if progress else None
-    batch, removed = imputed_batch(photo, cam, percentiles, noise, seed, step)
-    probs = engine.predict(engine.spec.preprocess(np.concatenate([photo[None], batch])))[:, int(class_index)]
+    cls, total = int(class_index), 2 * len(ps)
+    probs = np.empty(1 + total)
+
+    def forward(rows: list) -> None:
+        probs[[k for k, _ in rows]] = engine.predict(engine.spec.preprocess(np.stack([x for _, x in rows])))[:, cls]
+
+    rows, passes = [(0, photo)], []
+    with ThreadPoolExecutor(1, thread_name_prefix="road-forward") as pool:
+        for done, (k, image) in enumerate(_imputed(photo, cam, ps, noise, seed), 1):
+            rows.append((1 + k, image))
+            if len(rows) == BATCH_SIZES[-1] and done < total:
+                passes.append(pool.submit(forward, rows))
+                rows = []
+            if progress:
+                progress(0.9 * done / total)
+        forward(rows)
+        for p in passes:
+            p.result()
     if progress:
         progress(1.0)
-    p = len(removed)
+    p = len(ps)
     original = float(probs[0])
-    return Road(check_percentiles(percentiles), removed, original, probs[1:p + 1] - original,
-                probs[p + 1:] - original)
+    return Road(ps, _removed(photo, ps), original, probs[1:p + 1] - original, probs[p + 1:] - original)
