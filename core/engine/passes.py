@@ -62,9 +62,10 @@ def _register_guided_gradients() -> None:
         _guided_registered = True
 
 
-def in_buckets(fn, x: np.ndarray) -> np.ndarray:
-    """``fn`` (an array → array function of a batch, row by row independent) on ``x`` in chunks whose sizes
-    are in :data:`BATCH_SIZES`: at most the largest, the last one padded with zero rows, which are cut off."""
+def in_buckets(fn, x: np.ndarray):
+    """``fn`` (an array → array, or → tuple of arrays, function of a batch, row by row independent) on ``x`` in
+    chunks whose sizes are in :data:`BATCH_SIZES`: at most the largest, the last one padded with zero rows, which
+    are cut off."""
     n, most = len(x), BATCH_SIZES[-1]
     if n == 0:
         return fn(x)
@@ -75,8 +76,11 @@ def in_buckets(fn, x: np.ndarray) -> np.ndarray:
         size = next(b for b in BATCH_SIZES if b >= m)
         if size > m:
             chunk = np.concatenate([chunk, np.zeros((size - m, *chunk.shape[1:]), chunk.dtype)])
-        parts.append(fn(chunk)[:m])
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        out = fn(chunk)
+        parts.append(tuple(o[:m] for o in out) if isinstance(out, tuple) else out[:m])
+    if len(parts) == 1:
+        return parts[0]
+    return tuple(map(np.concatenate, zip(*parts))) if isinstance(parts[0], tuple) else np.concatenate(parts)
 
 
 def _copy_out(names, tensors: list) -> dict:
@@ -345,6 +349,17 @@ class Engine:
         c = -1 if class_index is None else int(class_index)
         return in_buckets(lambda b: self._input_gradient(tf.constant(b, tf.float32),
                                                           tf.constant([c] * len(b), tf.int32))[1].numpy(), x)
+
+    def scores_and_input_gradient(self, x: np.ndarray, class_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The class logit (N,) float64 and its gradient with respect to the input, from the same passes."""
+        import tensorflow as tf
+
+        c = int(class_index)
+
+        def both(b):
+            logits, grads = self._input_gradient(tf.constant(b, tf.float32), tf.constant([c] * len(b), tf.int32))
+            return logits.numpy()[:, c].astype(np.float64), grads.numpy()
+        return in_buckets(both, x)
 
     def guided_gradient(self, x: np.ndarray, class_index: int | None = None) -> np.ndarray:
         """Guided backpropagation: the gradient of the class logit with respect to the input (N, S, S, 3), with
