@@ -48,6 +48,8 @@ if method.extra_passes:
     ran = f"ran {got.passes} pass{'es' * (got.passes != 1)} of its own" if got.passes else "reused its cached pass"
     st.caption(f"{method.title} {ran} in {got.seconds:.1f} s, once for this view: alpha, colormap and top-k "
                "redraw it without running anything again.")
+for note in got.notes:
+    st.caption(note)
 if render.is_empty(cam):
     st.info(render.NO_EVIDENCE)
 

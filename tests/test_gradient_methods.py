@@ -285,12 +285,23 @@ def test_every_new_method_on_every_zoo_model(name):
     assert same == (name == "efficientnet_b0")  # B0's swish has no gate; every other zoo model has ReLU or ReLU6
 
 
-def test_explain_cli_takes_the_new_flags(tmp_path, capsys):
+def test_explain_cli_takes_the_new_flags(tmp_path, capsys, lite_engine):
     photo = str(ASSETS / "dog.jpg")
     rc = main(["explain", photo, "--method", "integratedgradients", "--steps", "4", "--baseline", "blur", "--json",
                "--out", str(tmp_path)])
     r = json.loads(capsys.readouterr().out)
     assert rc == 0 and r["method"] == "integratedgradients" and r["layer"] == "input"
+    rgb = images.load_path(photo).rgb
+    x, base = lite_engine.prepare(rgb), gradients.baseline_input(lite_engine, rgb, "blur")
+    ig = gradients.integrated_gradients(lite_engine, x, base, r["class_index"], 4)
+    assert r["notes"] == [gradients.completeness_note(ig)] and f"({ig.gap:.1%} off with 4 points" in r["notes"][0]
+    for points, steps in (("even", "16"), ("adaptive", "16")):
+        main(["explain", photo, "--method", "integratedgradients", "--steps", steps, "--points", points])
+        out = capsys.readouterr().out
+        ig = gradients.integrated_gradients(lite_engine, lite_engine.prepare(rgb),
+                                            gradients.baseline_input(lite_engine, rgb, "black"), r["class_index"], 16,
+                                            points=points)
+        assert "  Completeness: " in out and f"({ig.gap:.1%} off with 16 points" in out, (points, out)
     assert np.array(r["cam"]).shape == (224, 224) and np.array(r["cam"]).max() > 0
     assert (tmp_path / "dog_integratedgradients_input.png").stat().st_size > 1000
     rc = main(["explain", photo, "--method", "smoothgrad", "--samples", "2", "--noise", "10", "--seed", "3", "--json"])

@@ -226,6 +226,8 @@ def test_every_registered_method_on_explain_once_per_view(spied):
         raw = next(c for e in at.image for c in e.captions if c.startswith("Raw map"))
         assert ("224×224 at the model input's resolution" in raw) == m.pixels, (name, raw)
         assert not m.reading or m.reading in captions(at), name
+        complete = [c for c in captions(at) if c.startswith("Completeness: the attributions add up to")]
+        assert len(complete) == (name == "integratedgradients"), name  # its sum beside the score's change
         assert (m.layer is not None) == any("ignores the layer" in c.value for c in at.sidebar.caption), name
         if m.on_pass is None:
             assert runs[name] == 1, name

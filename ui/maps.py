@@ -40,6 +40,7 @@ class Computed:
     method: Method
     passes: int
     seconds: float
+    notes: tuple = ()
 
 
 def input_side(engine) -> int:
@@ -107,7 +108,7 @@ def kept(store: dict, m: Method, engine, rgb: np.ndarray, res, layer: str, optio
     finally:
         if bar is not None:
             bar.empty()
-    store[key] = out = Computed(np.asarray(cam), m, job.passes, time.perf_counter() - t)
+    store[key] = out = Computed(np.asarray(cam), m, job.passes, time.perf_counter() - t, tuple(job.notes))
     return out
 
 

@@ -21,6 +21,7 @@ class Explanation:
     method: str
     cam: np.ndarray
     seconds: float
+    notes: tuple = ()
 
     @property
     def class_index(self) -> int:
@@ -60,8 +61,10 @@ def explain(engine: Engine, rgb: np.ndarray, class_index: int | None = None, lay
         raise ValueError(f"unknown layer {layer!r} for {engine.spec.name}; choose one of {', '.join(engine.layers)}")
     t = time.perf_counter()
     res = engine.run(rgb, class_index)
-    cam = entry.run(methods.Context(res, layer, engine, rgb, progress, options))
-    return Explanation(result=res, spec=engine.spec, layer=layer, method=method, cam=cam, seconds=time.perf_counter() - t)
+    job = methods.Context(res, layer, engine, rgb, progress, options)
+    cam = entry.run(job)
+    return Explanation(result=res, spec=engine.spec, layer=layer, method=method, cam=cam,
+                       seconds=time.perf_counter() - t, notes=tuple(job.notes))
 
 
 def spread_layers(layers, n: int = 3) -> list[str]:

@@ -211,7 +211,15 @@ def _integratedgradients(ctx: Context) -> np.ndarray:
     out = integrated_gradients(ctx.engine, x, base, ctx.result.class_index, ctx.options["steps"], ctx.progress,
                                ctx.options["points"])
     ctx.passes = out.passes
+    ctx.notes.append(completeness_note(out))
     return sum_magnitude(out.attributions)
+
+
+def completeness_note(ig: Integrated) -> str:
+    """One sentence: how far the attributions' sum is from the logit's change (completeness)."""
+    return (f"Completeness: the attributions add up to {float(ig.attributions.sum()):.3g}, the class score's change "
+            f"from the baseline to the photo is {ig.change:.3g} ({ig.gap:.1%} off with {len(ig.alphas)} points; "
+            "more steps bring them closer).")
 
 
 # --- SmoothGrad -------------------------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ class Context:
         options: values of the method's tunables by :attr:`Tunable.name`; one missing or None takes the
             tunable's default (:meth:`Method.run` fills them in).
         passes: the forward passes the method ran for this map (it counts them here).
+        notes: sentences the method has to say about this map (integrated gradients: how complete its sum is);
+            the pages show them under the map, the command line prints them.
     """
 
     result: PassResult
@@ -41,6 +43,7 @@ class Context:
     progress: Callable[[float], None] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     passes: int = 0
+    notes: list = field(default_factory=list)
 
     @property
     def acts(self) -> np.ndarray:

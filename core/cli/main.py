@@ -149,6 +149,8 @@ def cmd_explain(args) -> int:
                 "class_prob": ex.class_prob, "top_k": ex.top_k_records(args.top_k),
                 "cam": ex.cam.tolist(), "seconds": round(ex.seconds, 4), **extra,
             }
+            if ex.notes:
+                rec["notes"] = list(ex.notes)
             if out_dir:
                 base = render.display_base(rgb, 1024)
                 dest = out_dir / f"{Path(path).stem}_{ex.method}_{ex.layer}.png"
@@ -170,6 +172,8 @@ def cmd_explain(args) -> int:
             line = (f"{path}: explaining {rec['class_label']} [{ex.class_index}] p={ex.class_prob:.1%} at {ex.layer}"
                     f"{empty}; top-{args.top_k}: {tops}" + (f"; overlay: {rec['overlay']}" if out_dir else ""))
             print(printable(line), flush=True)
+            for note in ex.notes:
+                print(printable(f"  {note}"), flush=True)
     return 1 if failed else 0
 
 
