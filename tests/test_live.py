@@ -168,12 +168,12 @@ def test_the_one_layer_pass_gives_the_full_pass_s_maps_at_its_layer(lite_engine,
 
 
 def test_the_engine_keeps_a_bounded_number_of_one_layer_passes(toy_engine):
-    from core.engine import passes
+    from core.engine import one_layer
 
     x = toy_engine.prepare(np.zeros((32, 32, 3), np.uint8))
     for layer in toy_engine.layers * 3:
         toy_engine.live_pass(x, layer)
-    assert 0 < len(toy_engine._one_layer) <= passes.ONE_LAYER_PASSES
+    assert 0 < len(toy_engine._one_layer) <= one_layer.ONE_LAYER_PASSES
 
 
 def test_the_worker_explains_the_espresso_live_and_follows_a_model_switch(lite_engine, toy_engine, photos):

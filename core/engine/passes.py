@@ -18,6 +18,7 @@ from .. import compat
 from ..imaging.images import pixel_hash, resize_for_model
 from ..models import ModelSpec
 from .cache import ResultCache
+from .guided import GUIDED_OVERRIDES, register_guided_gradients
 
 _TRACE_LOCK = threading.Lock()  # one trace at a time, so each knows which registrations are its own
 # The batch sizes the compiled functions ever see. TensorFlow's oneDNN kernels keep what they prepare for each
@@ -26,42 +27,6 @@ _TRACE_LOCK = threading.Lock()  # one trace at a time, so each knows which regis
 # small ones, bound that (docs/performance.md has the figures); turning oneDNN off would keep nothing but
 # makes every pass much slower.
 BATCH_SIZES = (1, 2, 4, 8)
-# The one-layer passes an engine keeps compiled (:meth:`Engine.live_pass`), the most recently used: each is a
-# trace of its own (about a second to make, a few MB of graph)
-ONE_LAYER_PASSES = 3
-# Guided backpropagation (Springenberg et al. 2015): every ReLU-family activation passes a gradient back only where
-# its input is positive (and, for ReLU6, below 6) and the incoming gradient is positive. The graph's gradient
-# override map swaps these in for the ops' own gradients inside the guided pass's trace only.
-GUIDED_OVERRIDES = {"Relu": "GuidedRelu", "Relu6": "GuidedRelu6"}
-_GUIDED_LOCK = threading.Lock()
-_guided_registered = False
-
-
-def _register_guided_gradients() -> None:
-    """Register the gated gradients of :data:`GUIDED_OVERRIDES` with TensorFlow, once per process (TensorFlow
-    refuses a name registered twice)."""
-    global _guided_registered
-    with _GUIDED_LOCK:
-        if _guided_registered:
-            return
-        import tensorflow as tf
-
-        # ReLU's (ReLU6's) own backward kernel applied to the positive part of the incoming gradient: two ops per
-        # activation (comparisons, their conjunction and a select measured slower)
-        def guided_relu(op, grad):
-            return tf.raw_ops.ReluGrad(gradients=tf.nn.relu(grad), features=op.outputs[0])
-
-        def guided_relu6(op, grad):
-            return tf.raw_ops.Relu6Grad(gradients=tf.nn.relu(grad), features=op.inputs[0])
-
-        for name, fn in (("GuidedRelu", guided_relu), ("GuidedRelu6", guided_relu6)):
-            try:
-                tf.RegisterGradient(name)(fn)
-            except KeyError:  # registered already in this process (a reloaded module)
-                pass
-        _guided_registered = True
-
-
 def in_buckets(fn, x: np.ndarray):
     """``fn`` (an array → array, or → tuple of arrays, function of a batch, row by row independent) on ``x`` in
     chunks whose sizes are in :data:`BATCH_SIZES`: at most the largest, the last one padded with zero rows, which
@@ -243,7 +208,7 @@ class Engine:
 
         @tf.function(input_signature=[sig_x, sig_c], reduce_retracing=True, autograph=False)
         def guided_gradient(x, cls):
-            _register_guided_gradients()  # at its first trace: an engine that never guides registers nothing
+            register_guided_gradients()  # at its first trace: an engine that never guides registers nothing
             # symbolic gradients honour the graph's override map (a GradientTape does not)
             with tf.compat.v1.get_default_graph().gradient_override_map(GUIDED_OVERRIDES), weights():
                 logits = self.model(x, training=False)
@@ -399,65 +364,11 @@ class Engine:
         return pair[:, 0], pair[:, 1]
 
     def live_pass(self, x: np.ndarray, layer: str, class_index: int | None = None) -> PassResult:
-        """The compiled pass for one (1, S, S, 3) preprocessed input that back-propagates to ``layer`` only: the
-        probabilities, and that layer's activations and gradients (what a live view shows). The gradient of a late
-        layer needs only the network's last few operations backwards, and one layer is copied out instead of all.
+        """The compiled pass for one preprocessed input that back-propagates to ``layer`` only
+        (:func:`.one_layer.live_pass`)."""
+        from .one_layer import live_pass
 
-        Each layer's pass is traced on its first use; the engine keeps :data:`ONE_LAYER_PASSES` of them, the most
-        recently used (they go with the engine). Batch size 1 only (:data:`BATCH_SIZES`); no cache.
-
-        Raises:
-            ValueError: an unknown layer, or an input that is not one preprocessed photo.
-        """
-        import tensorflow as tf
-
-        if layer not in self.layers:
-            raise ValueError(f"unknown layer {layer!r} for {self.spec.name}; choose one of {', '.join(self.layers)}")
-        size = self.spec.input_size
-        if x.shape != (1, size, size, 3):
-            raise ValueError(f"the live pass takes one preprocessed photo, shape (1, {size}, {size}, 3); got {x.shape}")
-        fn = self._one_layer_pass(layer)
-        t = time.perf_counter()
-        c = -1 if class_index is None else int(self.spec.check_class(class_index))
-        probs, logits, cls, act, grad = fn(tf.constant(x, tf.float32), tf.constant([c], tf.int32))
-        return PassResult(
-            probs=_read_only(probs.numpy()[0].astype(np.float64)),
-            logits=_read_only(logits.numpy()[0].astype(np.float64)),
-            class_index=int(cls.numpy()[0]), acts=_copy_out([layer], [act]), grads=_copy_out([layer], [grad]),
-            seconds=time.perf_counter() - t)
-
-    def _one_layer_pass(self, layer: str) -> "_Compiled":
-        with self._one_layer_lock:
-            fn = self._one_layer.get(layer)
-            if fn is not None:
-                self._one_layer.move_to_end(layer)
-                return fn
-            fn = self._one_layer[layer] = _Compiled(self._make_one_layer(self.layers.index(layer)))
-            while len(self._one_layer) > ONE_LAYER_PASSES:
-                self._one_layer.popitem(last=False)
-            return fn
-
-    def _make_one_layer(self, i: int):
-        import contextlib
-
-        import tensorflow as tf
-
-        weights = self.held.scope if self.held is not None else contextlib.nullcontext
-        n_layers, size = len(self.layers), self.spec.input_size
-
-        @tf.function(input_signature=[tf.TensorSpec((1, size, size, 3), tf.float32), tf.TensorSpec((1,), tf.int32)],
-                     autograph=False)
-        def one_layer(x, cls):
-            with tf.GradientTape(watch_accessed_variables=False) as tape, weights():
-                tape.watch(x)
-                outs = self._multi(x, training=False)
-                act, logits = outs[i], outs[n_layers]
-                top = tf.argmax(logits, axis=-1, output_type=tf.int32)
-                c = tf.where(cls < 0, top, cls)
-                score = tf.gather(logits, c, axis=1, batch_dims=1)
-            return tf.nn.softmax(logits), logits, c, act, tape.gradient(score, act)
-
-        return one_layer
+        return live_pass(self, x, layer, class_index)
 
     def layer_weights(self, layer: str) -> list[np.ndarray]:
         """The weights of one of the model's layers (as ``layer.get_weights()`` gives them)."""

@@ -1,0 +1,77 @@
+"""The one-layer pass of a live view (:meth:`core.engine.Engine.live_pass`): for one preprocessed photo, the
+probabilities and one layer's activations and gradients, back-propagating only as far as that layer."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .passes import PassResult, _Compiled, _copy_out, _read_only
+
+# The one-layer passes an engine keeps compiled (:meth:`Engine.live_pass`), the most recently used: each is a
+# trace of its own (about a second to make, a few MB of graph)
+ONE_LAYER_PASSES = 3
+
+
+def live_pass(engine, x: np.ndarray, layer: str, class_index: int | None = None) -> PassResult:
+    """The compiled pass for one (1, S, S, 3) preprocessed input that back-propagates to ``layer`` only: the
+    probabilities, and that layer's activations and gradients (what a live view shows). The gradient of a late
+    layer needs only the network's last few operations backwards, and one layer is copied out instead of all.
+
+    Each layer's pass is traced on its first use; the engine keeps :data:`ONE_LAYER_PASSES` of them, the most
+    recently used (they go with the engine). Batch size 1 only (:data:`.passes.BATCH_SIZES`); no cache.
+
+    Raises:
+        ValueError: an unknown layer, or an input that is not one preprocessed photo.
+    """
+    import tensorflow as tf
+
+    if layer not in engine.layers:
+        raise ValueError(f"unknown layer {layer!r} for {engine.spec.name}; choose one of {', '.join(engine.layers)}")
+    size = engine.spec.input_size
+    if x.shape != (1, size, size, 3):
+        raise ValueError(f"the live pass takes one preprocessed photo, shape (1, {size}, {size}, 3); got {x.shape}")
+    fn = _one_layer_pass(engine, layer)
+    t = time.perf_counter()
+    c = -1 if class_index is None else int(engine.spec.check_class(class_index))
+    probs, logits, cls, act, grad = fn(tf.constant(x, tf.float32), tf.constant([c], tf.int32))
+    return PassResult(
+        probs=_read_only(probs.numpy()[0].astype(np.float64)),
+        logits=_read_only(logits.numpy()[0].astype(np.float64)),
+        class_index=int(cls.numpy()[0]), acts=_copy_out([layer], [act]), grads=_copy_out([layer], [grad]),
+        seconds=time.perf_counter() - t)
+
+
+def _one_layer_pass(engine, layer: str) -> _Compiled:
+    with engine._one_layer_lock:
+        fn = engine._one_layer.get(layer)
+        if fn is not None:
+            engine._one_layer.move_to_end(layer)
+            return fn
+        fn = engine._one_layer[layer] = _Compiled(_make_one_layer(engine, engine.layers.index(layer)))
+        while len(engine._one_layer) > ONE_LAYER_PASSES:
+            engine._one_layer.popitem(last=False)
+        return fn
+
+
+def _make_one_layer(engine, i: int):
+    import contextlib
+
+    import tensorflow as tf
+
+    weights = engine.held.scope if engine.held is not None else contextlib.nullcontext
+    n_layers, size = len(engine.layers), engine.spec.input_size
+
+    @tf.function(input_signature=[tf.TensorSpec((1, size, size, 3), tf.float32), tf.TensorSpec((1,), tf.int32)],
+                 autograph=False)
+    def one_layer(x, cls):
+        with tf.GradientTape(watch_accessed_variables=False) as tape, weights():
+            tape.watch(x)
+            outs = engine._multi(x, training=False)
+            act, logits = outs[i], outs[n_layers]
+            top = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            c = tf.where(cls < 0, top, cls)
+            score = tf.gather(logits, c, axis=1, batch_dims=1)
+        return tf.nn.softmax(logits), logits, c, act, tape.gradient(score, act)
+
+    return one_layer
