@@ -178,7 +178,7 @@ def integrated_gradients(engine, x: np.ndarray, baseline: np.ndarray, class_inde
     adaptive = points == "adaptive" and CHUNK < steps <= ADAPTIVE_MOST
     alphas = np.linspace(0.0, 1.0, CHUNK if adaptive else steps)
     weights = trapezoid_weights(alphas)
-    scores, kept, passes = {}, {}, 0  # α → the logit; α → the gradient (adaptive: all weights change until the end)
+    scores, kept, passes, placed = {}, {}, 0, 0  # α → the logit; α → the gradient (adaptive: weights change to the end)
     total = np.zeros(x.shape, np.float64)
     while True:
         for start, stop in _chunks(len(alphas)):
@@ -191,14 +191,15 @@ def integrated_gradients(engine, x: np.ndarray, baseline: np.ndarray, class_inde
                 kept.update(zip(a, grads))
             else:  # einsum, not tensordot: a BLAS call here leaves OpenBLAS's threads spinning into the next pass
                 total += np.einsum("i,i...->...", weights[start:stop], grads)
+            placed += len(a)
             if progress:
-                progress(len(scores) / steps)
-        if not adaptive or len(scores) >= steps:
+                progress(placed / steps)
+        if not adaptive or placed >= steps:  # (counted, not len(scores): a split too fine for floats repeats a point)
             break
         order = np.array(sorted(scores))
         along = np.array([np.einsum("ijk,ijk->", kept[a], delta, dtype=np.float64) for a in order])
         errors = np.diff(order) / 2 * (along[1:] + along[:-1]) - np.diff([scores[a] for a in order])
-        alphas = refine(order, errors, min(CHUNK, steps - len(scores)))
+        alphas = refine(order, errors, min(CHUNK, steps - placed))
     order = np.array(sorted(scores))
     for w, a in zip(trapezoid_weights(order), order if adaptive else ()):
         total += w * kept[a]
