@@ -156,6 +156,20 @@ def test_integrated_gradients_are_complete_on_a_smooth_network():
         assert len(runs[1].alphas) == 32 and runs[1].passes == 4
 
 
+def test_trapezoid_weights_and_refusals():
+    alphas, w = gradients.trapezoid(5)
+    np.testing.assert_allclose(alphas, [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_allclose(w, [0.125, 0.25, 0.25, 0.25, 0.125])
+    with pytest.raises(ValueError, match="steps must be at least 2"):
+        gradients.trapezoid(1)
+    with pytest.raises(ValueError, match="choose one of adaptive, even"):
+        gradients.integrated_gradients(None, np.zeros((1, 2, 2, 3)), np.zeros((1, 2, 2, 3)), 0, 8, points="gauss")
+    with pytest.raises(ValueError, match="choose one of black, blur"):
+        gradients.baseline_input(None, np.zeros((4, 4, 3), np.uint8), "gray")
+    with pytest.raises(ValueError, match="seed must be at least 0"):
+        next(gradients.noise_draws(-1, 1, (2,), 1.0))
+
+
 def test_adaptive_points_go_where_the_trapezoid_rule_is_off():
     alphas = np.array([0.0, 0.5, 1.0])
     np.testing.assert_allclose(gradients.refine(alphas, np.array([1.0, 0.1]), 3), [0.125, 0.25, 0.375])
