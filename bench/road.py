@@ -1,6 +1,6 @@
-"""ROAD's cost in ``python -m core bench``: one ROAD curve (Grad-CAM on the sample photo: 18 imputations and one
-batched pass of the photo and its 18 imputed images) against those 19 forward passes alone (:func:`run_road_bench`).
-Target: ``road_ratio`` ≤ 3.
+"""ROAD's cost in ``python -m core bench``: one ROAD curve (Grad-CAM on the sample photo: 18 imputations and the
+forward passes of the photo and its 18 imputed images, in batches of 8 as they are ready) against those 19 forward
+passes alone, one batched call (:func:`run_road_bench`). Target: ``road_ratio`` ≤ 3.
 
 Alone: ``python bench/road.py [repeats]`` (or ``python -m bench.road``) prints the figures and the machine's load
 average (1 min) before and after, as JSON."""
