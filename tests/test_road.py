@@ -208,3 +208,27 @@ def test_evaluate_takes_road_and_edges_on_the_command_line(eval_set, capsys):
         r = out["methods"][m]
         assert set(r) == {"road_morf", "road_lerf", "road"}
         assert -1 <= r["road_morf"] <= 0.5 and r["road"] == pytest.approx((r["road_lerf"] - r["road_morf"]) / 2)
+
+
+def test_the_passes_run_in_batches_as_images_are_ready_and_equal_one_batched_call(lite_engine, photos, monkeypatch):
+    """road() sends the photo and the imputed images in batches of 8 while the next are imputed (the passes on a
+    helper thread): the figures equal those of all 19 images in one call; a failing pass reaches the caller."""
+    from core.metrics.faithfulness import model_photo
+
+    rgb = photos["cat_and_dog.jpg"].rgb
+    res = lite_engine.run(rgb)
+    cam = evaluation.raw_map(lite_engine, rgb, res, "gradcam", lite_engine.spec.default_layer)
+    sizes, real = [], lite_engine.predict
+    monkeypatch.setattr(lite_engine, "predict", lambda batch: (sizes.append(len(batch)), real(batch))[1])
+    r = road.road(lite_engine, rgb, cam, res.class_index, seed=2)
+    assert sizes == [8, 8, 3]
+    photo = model_photo(lite_engine, rgb)
+    batch, _ = road.imputed_batch(photo, cam, seed=2)
+    probs = real(lite_engine.spec.preprocess(np.concatenate([photo[None], batch])))[:, res.class_index]
+    np.testing.assert_allclose(np.concatenate([r.morf, r.lerf]), probs[1:] - probs[0], atol=1e-5)
+
+    def failing(batch):
+        raise RuntimeError("the pass failed")
+    monkeypatch.setattr(lite_engine, "predict", failing)
+    with pytest.raises(RuntimeError, match="the pass failed"):
+        road.road(lite_engine, rgb, cam, res.class_index)
