@@ -178,8 +178,8 @@ def test_every_method_through_the_cli(layer, shape, capsys):
         if methods.get(name).layer is not None and layer != "top_activation":
             continue  # a map with a place of its own (the input) ignores the layer: once is enough
         # small settings for the methods with passes of their own (their defaults: bench --json and their own tests)
-        args = ["explain", str(ASSETS / "cat_and_dog.jpg"), "--method", name, "--layer", layer, "--json", "--top-n", "16",
-                "--masks", "200", "--steps", "8", "--samples", "4"]
+        args = ["explain", str(ASSETS / "cat_and_dog.jpg"), "--method", name, "--layer", layer, "--json",
+                "--top-n", "16", "--masks", "200", "--steps", "8", "--samples", "4"]
         rc = main(args)
         r = json.loads(capsys.readouterr().out)
         if name == "cam" and layer != "top_activation":

@@ -178,7 +178,8 @@ def integrated_gradients(engine, x: np.ndarray, baseline: np.ndarray, class_inde
     adaptive = points == "adaptive" and CHUNK < steps <= ADAPTIVE_MOST
     alphas = np.linspace(0.0, 1.0, CHUNK if adaptive else steps)
     weights = trapezoid_weights(alphas)
-    scores, kept, passes, placed = {}, {}, 0, 0  # α → the logit; α → the gradient (adaptive: weights change to the end)
+    # α → the logit; α → the gradient (adaptive: every weight may change until the last batch)
+    scores, kept, passes, placed = {}, {}, 0, 0
     total = np.zeros(x.shape, np.float64)
     while True:
         for start, stop in _chunks(len(alphas)):
