@@ -65,6 +65,8 @@ def test_a_live_frame_waits_for_a_running_page_and_is_explained_after_it(toy_eng
     s = w.stats()
     assert s.processed >= 1 and s.error is None, s
     assert int(w.latest.rgb[0, 0, 0]) == 160  # the newest frame, the others replaced meanwhile
+    time.sleep(0.2)
+    assert w.stats().processed == 1  # the frame taken before the wait (0) was dropped for the newest, not explained
     assert s.dropped >= 3
     assert w.latest.latency_s >= 0.2  # its wait counts in its latency
     w.stop()

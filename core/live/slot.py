@@ -58,6 +58,16 @@ class NewestSlot:
             item, self._item, self._full = self._item, None, False
             return item
 
+    def newer(self, item: Any) -> Any:
+        """The item put since ``item`` was taken, emptying the slot and counting ``item`` as dropped; ``item`` itself
+        where none came (a worker that waited after taking a frame explains the newest one)."""
+        with self._cond:
+            if not self._full:
+                return item
+            newest, self._item, self._full = self._item, None, False
+            self.dropped += 1
+            return newest
+
     def close(self) -> None:
         """Wake every :meth:`take` (it returns None) and let go of the held item; :meth:`open` makes it usable again."""
         with self._cond:

@@ -269,6 +269,8 @@ class LiveWorker:
                             self._thread = self._stop = None
                         return
                 continue
+            if self._gate is not None and self._gate.wait() > 0:
+                item = self._slot.newer(item)  # frames that came while the pages ran: the newest is explained
             try:
                 self._latest = self.process(*item, gate=self._gate)
                 self._error = None
