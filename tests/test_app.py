@@ -3,6 +3,7 @@ import base64
 import dataclasses
 import io
 import json
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -324,3 +325,44 @@ def test_start_up_work_runs_in_the_background_and_fills_the_cache(photos):
             np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5 * float(np.abs(b).max()))
     failed = WarmUp(lambda name: (_ for _ in ()).throw(OSError("disk full")), "efficientnet_lite0").start()
     assert failed.wait(60) and isinstance(failed.error, OSError)  # reported to the page, the thread ends
+
+
+@pytest.mark.parametrize("during", ["import", "load"])
+def test_a_process_that_ends_during_the_start_up_work_waits_for_its_step_and_does_no_more(tmp_path, during):
+    """Python ends daemon threads at its exit wherever they are; one inside TensorFlow's C++ code (importing,
+    tracing) then aborts the whole process (exit status 134). A process that ends during the start-up work
+    instead waits for the step under way (TensorFlow's import, the model's load) and starts no other."""
+    import subprocess
+    import sys
+
+    script = textwrap.dedent("""
+        import os, sys, time
+        from core.engine.warmup import WarmUp
+
+        path, during = sys.argv[1], sys.argv[2]
+        log = open(path, "a", buffering=1)
+
+        class Engine:
+            def run(self, photo, eager):
+                log.write("first pass\\n")
+
+            def compile(self):
+                log.write("compiled\\n")
+
+        def load(name):
+            log.write("load started\\n")
+            time.sleep(1.0)
+            log.write("load done\\n")
+            return Engine()
+
+        WarmUp(load, "any", photo=object()).start()
+        if during == "load":  # the main thread ends once the load has started
+            while not os.path.getsize(path):
+                time.sleep(0.01)
+    """)
+    log = tmp_path / "log.txt"
+    log.touch()
+    done = subprocess.run([sys.executable, "-c", script, str(log), during], cwd=Path(APP).parent,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert log.read_text().splitlines() == ([] if during == "import" else ["load started", "load done"])

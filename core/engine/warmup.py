@@ -142,8 +142,17 @@ def _without_unused_modules(names=frozenset(LEFT_OUT_OF_KERAS)):
             sys.meta_path.remove(finder)
 
 
+def _ending() -> bool:
+    """Whether the process is ending: its main thread has finished, and Python waits for the other threads."""
+    return not threading.main_thread().is_alive()
+
+
 class WarmUp:
-    """The start-up work in a daemon thread; :meth:`wait` follows it.
+    """The start-up work in a thread of its own; :meth:`wait` follows it.
+
+    The thread is not a daemon: Python ends daemon threads at its exit wherever they are, and one inside
+    TensorFlow's C++ code (importing, tracing) aborts the whole process ("terminate called …", exit status 134).
+    Instead, a process that ends meanwhile waits for the step under way, and the steps after it are left out.
 
     Args:
         load: model name → engine (the app's pool's ``get``).
@@ -160,7 +169,7 @@ class WarmUp:
         self._done = threading.Event()
         self._compiled = threading.Event()
         self._settle = False  # start(settle=True): the server process
-        self._thread = threading.Thread(target=self._run, name="gradcam-warmup", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="gradcam-warmup", daemon=False)
         self._start_lock = threading.Lock()
 
     def start(self, settle: bool = False) -> "WarmUp":
@@ -194,11 +203,13 @@ class WarmUp:
             # frozen until the end of _run; the private-API probes run at the load (core.compat)
             import_tensorflow_quietly(freeze=True, pacer=self._pacer)
             self.seconds["import"] = time.perf_counter() - t
-            self.stage = STAGES[1]
-            t = time.perf_counter()
-            engine = self._load(self.model)
-            self.seconds["load"] = time.perf_counter() - t
-            if self._photo is not None:
+            engine = None
+            if not _ending():
+                self.stage = STAGES[1]
+                t = time.perf_counter()
+                engine = self._load(self.model)
+                self.seconds["load"] = time.perf_counter() - t
+            if engine is not None and self._photo is not None and not _ending():
                 self.stage = STAGES[2]
                 t = time.perf_counter()
                 engine.run(self._photo, eager=True)  # no trace for the first visitor to wait for
@@ -212,10 +223,13 @@ class WarmUp:
             if engine is not None:
                 # later, when the first page has drawn its map: trace the compiled pass, unless a visitor's
                 # pass has done so meanwhile; a failure here shows again, to the page, at the next pass
-                time.sleep(COMPILE_AFTER_S)
-                t = time.perf_counter()
-                engine.compile()
-                self.seconds["compile"] = time.perf_counter() - t
+                until = time.monotonic() + COMPILE_AFTER_S
+                while time.monotonic() < until and not _ending():
+                    time.sleep(0.05)
+                if not _ending():
+                    t = time.perf_counter()
+                    engine.compile()
+                    self.seconds["compile"] = time.perf_counter() - t
         except Exception as exc:  # noqa: BLE001 - one line in the log; the page meets it at its next pass
             logging.getLogger(__name__).warning("Tracing the compiled pass in the background failed (%s); "
                                                 "the next pass traces it.", exc)
