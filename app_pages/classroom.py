@@ -32,5 +32,7 @@ st.code(people, language=None)
 st.fragment(lc.live, run_every=lc.REFRESH_S)(store, room["code"], key, lesson)
 st.subheader("Per exercise")
 st.fragment(lc.per_exercise, run_every=lc.REFRESH_S)(store, room["code"], key, lesson)
+with st.expander("A participant lost their page"):
+    lc.lost_page(store, room["code"], key)
 st.subheader("Close the room")
 lc.close_control(room["code"], key, room["closed"])

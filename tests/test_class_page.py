@@ -187,6 +187,25 @@ def test_the_instructor_view_counts_what_was_submitted(room, lite_engine):
     assert room["store"].room(room["code"])["closed"] and "This room is closed" in at.info[0].value
 
 
+def test_a_participant_who_lost_their_page_gets_their_own_link_back_from_the_instructor(room):
+    at = open_page({"room": room["code"], "key": room["key"]})
+    lost = at.selectbox(key="class_lost_who")
+    assert lost.options == NAMES and lost.value is None and len(at.code) == 1  # only the participants' link
+    lost.set_value(NAMES[1])  # the nickname with HTML and Markdown in it, shown as plain text
+    ok(at.run())
+    link = at.code[1].value
+    query = parse_qs(urlsplit(link).query)
+    assert link.startswith(f"lesson?room={room['code']}&p=") and query["room"] == [room["code"]]
+    token = query["p"][0]
+    assert room["store"].nickname(room["code"], token) == NAMES[1]
+    assert any(t.value.startswith(f"{NAMES[1]}'s own link") for t in at.text)
+
+    # that link opens the participant's page as them, with their progress from the store
+    back = apptest_pages.open_page(str(ROOT / "app_pages" / "lesson.py"), {"room": room["code"], "p": token})
+    assert f"You are in room {room['code']} as {NAMES[1]}." in [t.value for t in back.text]
+    assert not back.text_input and len(room["store"].table(room["code"], room["key"])) == len(NAMES)
+
+
 @pytest.mark.parametrize("key", ["wrong", None, "room-key-of-another-room"])
 def test_a_wrong_key_is_one_sentence_and_shows_no_names(room, key):
     if key == "room-key-of-another-room":

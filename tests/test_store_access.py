@@ -51,8 +51,15 @@ def test_a_hostile_nickname_is_stored_and_returned_as_plain_text(tmp_path):
     for empty in ("", "   ", "\x00\x1b\u200b", None, 5):
         with pytest.raises(ValueError, match=r"^A nickname [^\n]*\.$"):
             clean_nickname(empty)
-    with pytest.raises(ValueError, match="already taken"):
+    with pytest.raises(ValueError, match="already taken .* ask your instructor for your own link"):
         store.join(room.code, name)
+    # the instructor (and only with the key) finds that participant's token again by their nickname
+    assert store.participant_token(room.code, room.key, name) == token
+    assert store.participant_token(room.code, room.key, "nobody") is None
+    with pytest.raises(AccessDenied):
+        store.participant_token(room.code, "wrong", name)
+    with pytest.raises(AccessDenied):
+        store.participant_token(store.create_room("lesson").code, room.key, name)  # another room's key
 
 
 def test_a_participant_sees_only_their_own_rows_and_a_code_never_reveals_another_room(tmp_path):

@@ -93,6 +93,23 @@ def create(found: dict, problems: list[str]) -> None:
     c2.button("I have kept the link", key="class_forget", on_click=forget_created)
 
 
+def lost_page(store, code: str, key: str) -> None:
+    """A participant who lost their page (a closed tab, another device): their own link again, chosen by nickname.
+    It carries their token, so it answers as them: the page says to give it to that participant only."""
+    nicknames = [row["nickname"] for row in store.table(code, key)]
+    if not nicknames:
+        st.caption("Nobody has joined yet.")
+        return
+    who = st.selectbox("Participant", nicknames, index=None, key="class_lost_who", placeholder="Choose a nickname")
+    token = None if who is None else store.participant_token(code, key, who)
+    if token is None:
+        return
+    people, _ = links(code, key)
+    st.text(f"{who}'s own link: it brings back their page and progress, and answers as them, so give it to "
+            "them only.")
+    st.code(f"{people}&p={token}", language=None)
+
+
 # ---------------------------------------------------------------------------------------------- the live view
 
 def cell(entry: dict | None) -> str:
