@@ -218,3 +218,36 @@ def test_a_stop_before_the_search_tries_a_strength_makes_no_model(lite_engine):
     assert job.result is not None and job.result.stopped and not job.result.history
     assert job.result.head is None and not job.curve
     assert job.result.model is None and job.error == "Stopped before anything was fitted; nothing was trained."
+
+
+def test_a_process_that_ends_during_a_training_stops_it_and_exits_cleanly(tmp_path):
+    """The training's thread is not a daemon (one ended by Python's exit inside TensorFlow aborts the process):
+    a process whose main thread ends meanwhile stops the training at its next batch and exits with status 0."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import atexit, sys, time
+        from core import models
+        from core.engine import Engine
+        from core.training import FeatureCache, TrainConfig
+        from tests.test_train_page_more import dataset
+        from ui.training import TrainJob
+
+        spec = models.get_spec("efficientnet_lite0")
+        engine = Engine(spec, *models.load_inference(spec.name))
+        job = TrainJob(engine, dataset(40, seed=505), TrainConfig(), "Ends with the process", FeatureCache()).start()
+        while job.fraction == 0:
+            time.sleep(0.01)
+        print("training", flush=True)
+        atexit.register(lambda: print(job.text, job.running, job.error, flush=True))  # after the thread ended
+        sys.exit(0)  # the main thread ends while the features are being computed
+    """)
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["training", "Stopped False Stopped while computing features; the features "
+                                        "computed so far are kept for the next run."]
+    assert time.monotonic() - start < 120

@@ -95,7 +95,9 @@ class TrainJob:
         self.collected = False
         self.seconds = 0.0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="train-job", daemon=True)
+        # not a daemon: Python ends daemon threads at its exit wherever they are, and one inside TensorFlow's C++
+        # code aborts the process; a process that ends during a training stops it at the next batch or solve
+        self._thread = threading.Thread(target=self._run, name="train-job", daemon=False)
 
     def start(self) -> "TrainJob":
         self._thread.start()
@@ -103,6 +105,9 @@ class TrainJob:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _should_stop(self) -> bool:
+        return self._stop.is_set() or not threading.main_thread().is_alive()  # Stop pressed, or the process ends
 
     @property
     def stop_requested(self) -> bool:
@@ -124,7 +129,7 @@ class TrainJob:
         try:
             self.result = train(self.engine, self.thumbs, self.labels, self.classes, self.cfg, title=self.title,
                                 cache=self.cache, on_strength=self.curve.append, on_epoch=self.history.append,
-                                progress=self._progress, should_stop=self._stop.is_set)
+                                progress=self._progress, should_stop=self._should_stop)
             if self.result.model is None:
                 self.error = "Stopped before anything was fitted; nothing was trained."
         except Stopped:
@@ -137,7 +142,7 @@ class TrainJob:
         finally:
             self.seconds = time.perf_counter() - t
             self.fraction = 1.0
-            self.text = "Stopped" if self._stop.is_set() else "Done"
+            self.text = "Stopped" if self._should_stop() else "Done"
 
 
 def collect():
