@@ -35,6 +35,32 @@ def test_pool_keeps_models_within_its_budget_and_a_big_one_alone():
     assert not pool.fits(["vgg16", "mobilenet_v2"]) and pool.fits(["vgg16"])
 
 
+def test_engines_dropped_for_a_new_model_are_gone_before_it_loads():
+    """The pool drops what does not fit, then loads: nothing may keep a dropped engine alive through the load
+    (a popped engine left bound to a local variable did, and the peak of switching models rose by up to 170 MB)."""
+    import weakref
+
+    class Loaded:  # an engine stand-in that weak references can follow
+        def __init__(self, name):
+            self.name = name
+
+    alive_at_load, made = [], {}
+
+    def load(name):
+        alive_at_load.append(sorted(n for n, ref in made.items() if ref() is not None))
+        engine = Loaded(name)
+        made[name] = weakref.ref(engine)
+        return engine
+
+    pool = EnginePool(220, load=load)
+    pool.get("efficientnet_lite0")
+    pool.get("resnet50")  # 68 + 148 MB fit together
+    pool.get("vgg16")  # alone: both go first
+    pool.get("mobilenet_v2")  # VGG16 goes first
+    assert alive_at_load == [[], ["efficientnet_lite0"], [], []]
+    assert pool.names() == ["mobilenet_v2"]
+
+
 def test_pool_reports_a_failed_load_and_stays_usable():
     def load(name):
         if name == "resnet50":

@@ -97,8 +97,8 @@ class EnginePool:
                 need = engine_mb(source)
                 dropped = False
                 while self._engines and sum(self._mb[n] for n in self._engines) + need > self.budget_mb:
-                    old, _ = self._engines.popitem(last=False)
-                    del self._mb[old]
+                    old = next(iter(self._engines))  # the least recently used (popitem's value would stay
+                    del self._engines[old], self._mb[old]  # bound here, and that engine alive through the load)
                     dropped = True
             if dropped:
                 release_memory()  # before loading, so the dropped engines' memory can be reused
