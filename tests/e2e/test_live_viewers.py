@@ -114,10 +114,22 @@ def train_in_browser(pg, server, archive) -> None:
 
 
 def choose_model(pg, pattern: str) -> None:
-    """Pick the sidebar's model whose text matches ``pattern`` (a regular expression)."""
-    pg.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.click()
-    pg.get_by_role("option", name=re.compile(pattern)).click()
-    idle(pg)
+    """Pick the sidebar's model whose text matches ``pattern`` (a regular expression). A run of the whole page
+    that begins meanwhile (the sidebar taking in a training that has just ended) closes the open list: then the
+    list is opened again, at most four times."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for _ in range(4):
+        idle(pg)
+        pg.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.click()
+        try:
+            pg.get_by_role("option", name=re.compile(pattern)).click(timeout=15_000)
+        except PlaywrightTimeout:
+            pg.keyboard.press("Escape")
+            continue
+        idle(pg)
+        return
+    raise AssertionError(f"no sidebar model matching {pattern!r} could be chosen")
 
 
 def test_a_model_trained_on_the_train_page_runs_live_with_its_class_names(server, cameras, tmp_path):
