@@ -114,6 +114,49 @@ def test_twenty_starts_and_stops_leave_no_thread_and_idle_frees_the_thread():
     assert w.latest is None and threading.active_count() == before
 
 
+def test_a_process_that_ends_while_a_camera_streams_ends_the_worker_first_and_exits_cleanly():
+    """The worker's thread is not a daemon (Python ends a daemon thread at its exit wherever it is, and one inside
+    TensorFlow aborts the process with status 134): when the main thread ends while frames keep coming (the
+    camera's thread is a daemon), the worker finishes its frame, ends, and starts no new thread for later frames;
+    the exit handlers run after it ended."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    script = textwrap.dedent("""
+        import atexit, dataclasses, sys, threading, time
+        import numpy as np
+        from core.engine import Engine
+        from core.live import LiveSettings, LiveWorker
+        from tests.toys import gap_dense_model, toy_spec
+
+        spec = dataclasses.replace(toy_spec(["conv1", "last"], 32, name="toy_exit"), classes=tuple("abcde"))
+        engine = Engine(spec, gap_dense_model(32, 5))
+        worker = LiveWorker(LiveSettings(lambda: engine), name="exit-live")
+        frame = np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)
+
+        def camera():  # like the camera's callback thread: a daemon that keeps sending frames
+            while True:
+                worker.submit(frame)
+                time.sleep(0.005)
+
+        threading.Thread(target=camera, daemon=True).start()
+        while worker.stats().processed < 3:
+            time.sleep(0.01)
+        print("streaming", flush=True)
+        atexit.register(lambda: print(worker.running, sum(t.name == "exit-live" for t in threading.enumerate()),
+                                      flush=True))
+        sys.exit(0)  # the main thread ends while the worker explains frames
+    """)
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["streaming", "False 0"]  # a daemon worker would still be running here
+    assert time.monotonic() - start < 60
+
+
 def test_methods_offered_live_are_the_registrys_live_ones_and_the_others_say_why():
     names = live_methods()
     assert names[0] == "gradcam" and "eigencam" in names and "cam" in names

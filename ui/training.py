@@ -14,6 +14,7 @@ import numpy as np
 import streamlit as st
 
 from core.cam import methods
+from core.engine.warmup import process_ending
 from core.imaging import render
 from core.training import Dataset, DatasetError, Stopped, TrainConfig, stamp_images, train
 
@@ -107,7 +108,7 @@ class TrainJob:
         self._stop.set()
 
     def _should_stop(self) -> bool:
-        return self._stop.is_set() or not threading.main_thread().is_alive()  # Stop pressed, or the process ends
+        return self._stop.is_set() or process_ending()  # Stop pressed, or the process ends
 
     @property
     def stop_requested(self) -> bool:

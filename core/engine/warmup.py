@@ -142,8 +142,12 @@ def _without_unused_modules(names=frozenset(LEFT_OUT_OF_KERAS)):
             sys.meta_path.remove(finder)
 
 
-def _ending() -> bool:
-    """Whether the process is ending: its main thread has finished, and Python waits for the other threads."""
+def process_ending() -> bool:
+    """Whether the process is ending: its main thread has finished, and Python waits for the other threads.
+
+    The studio's own threads (this start-up work, a training, a live worker) are not daemons: Python ends daemon
+    threads at its exit wherever they are, and one inside TensorFlow's C++ code aborts the whole process
+    ("terminate called …", exit status 134). Each checks this between two steps instead and ends there."""
     return not threading.main_thread().is_alive()
 
 
@@ -204,12 +208,12 @@ class WarmUp:
             import_tensorflow_quietly(freeze=True, pacer=self._pacer)
             self.seconds["import"] = time.perf_counter() - t
             engine = None
-            if not _ending():
+            if not process_ending():
                 self.stage = STAGES[1]
                 t = time.perf_counter()
                 engine = self._load(self.model)
                 self.seconds["load"] = time.perf_counter() - t
-            if engine is not None and self._photo is not None and not _ending():
+            if engine is not None and self._photo is not None and not process_ending():
                 self.stage = STAGES[2]
                 t = time.perf_counter()
                 engine.run(self._photo, eager=True)  # no trace for the first visitor to wait for
@@ -224,9 +228,9 @@ class WarmUp:
                 # later, when the first page has drawn its map: trace the compiled pass, unless a visitor's
                 # pass has done so meanwhile; a failure here shows again, to the page, at the next pass
                 until = time.monotonic() + COMPILE_AFTER_S
-                while time.monotonic() < until and not _ending():
+                while time.monotonic() < until and not process_ending():
                     time.sleep(0.05)
-                if not _ending():
+                if not process_ending():
                     t = time.perf_counter()
                     engine.compile()
                     self.seconds["compile"] = time.perf_counter() - t

@@ -8,7 +8,8 @@ one-layer pass (:meth:`core.engine.Engine.live_pass`: the prediction plus the ch
 gradients), draws the chosen method's map over the frame and records the frame rate and the latency from a frame's
 arrival to its overlay. Settings (model, layer, method, alpha, colormap, class) change between two frames without
 stopping anything. The thread starts with the first frame, ends after ``idle_s`` seconds without one (a closed tab
-frees it) or at :meth:`LiveWorker.stop`, and a later frame starts a new one.
+frees it), at :meth:`LiveWorker.stop` or when the process ends (after the frame under way: it is not a daemon, see
+:func:`core.engine.warmup.process_ending`), and a later frame starts a new one.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from ..cam import methods
+from ..engine.warmup import process_ending
 from ..imaging import render
 from .gate import PAGES, PageGate
 from .slot import NewestSlot
@@ -240,9 +242,11 @@ class LiveWorker:
         item = (rgb, time.perf_counter() if arrived is None else arrived)
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
+                if process_ending():  # the process waits for its threads to end: no new one
+                    return self._latest
                 self._slot.open()
                 self._stop = threading.Event()
-                self._thread = threading.Thread(target=self._run, args=(self._stop,), name=self.name, daemon=True)
+                self._thread = threading.Thread(target=self._run, args=(self._stop,), name=self.name, daemon=False)
                 self._slot.put(item)
                 self._thread.start()
             else:
@@ -260,8 +264,14 @@ class LiveWorker:
             _count(-1, self.name, why)
 
     def _loop(self, stop: threading.Event) -> None:
+        # not a daemon (process_ending): when the process ends, the frame under way is finished and the loop ends
         while not stop.is_set():
             item = self._slot.take(self.idle_s)
+            if process_ending():
+                with self._lock:
+                    if self._thread is threading.current_thread():
+                        self._thread = self._stop = None
+                return
             if item is None:
                 with self._lock:  # a frame put meanwhile keeps this thread (submit saw it alive)
                     if stop.is_set() or len(self._slot) == 0:
