@@ -152,7 +152,9 @@ def test_integrated_gradients_are_complete_on_a_smooth_network():
         runs = [gradients.integrated_gradients(engine, x, base, 0, n, points=points) for n in (8, 32)]
         gaps = [abs(r.attributions.sum() - diff) / abs(diff) for r in runs]
         assert gaps[0] > gaps[1] and gaps[1] < 1e-3, (points, gaps)
-        assert runs[1].change == pytest.approx(diff, rel=1e-5) and runs[1].gap == pytest.approx(gaps[1])
+        # the change read from the gradient passes' logits (float32, a graph of its own) is the forward pass's to
+        # float precision, so both gaps agree to about 1e-6 of the change
+        assert runs[1].change == pytest.approx(diff, rel=1e-5) and runs[1].gap == pytest.approx(gaps[1], abs=1e-5)
         assert len(runs[1].alphas) == 32 and runs[1].passes == 4
 
 
