@@ -40,6 +40,17 @@ def _dense_toy(activation_1, activation_2, seed=0, size=4, scale=2.5):
     return model
 
 
+def assert_same_map(got, expected, rel=1e-2):
+    """Batched ≡ one at a time, to 1 % of the map's L2 norm: a batch and a single input may take different CPU
+    kernels (oneDNN), and where that rounding moves a ReLU6 unit across its clip edge the input gradient of that
+    input changes by up to ~0.7 % (seen on an AVX2 AMD EPYC: three of twelve points of a path); a point with the
+    wrong weight, or noise drawn out of order, is off by several percent or more."""
+    got, expected = np.asarray(got, np.float64), np.asarray(expected, np.float64)
+    assert got.shape == expected.shape
+    off = np.linalg.norm(got - expected) / np.linalg.norm(expected)
+    assert off <= rel, f"{off:.2%} of the map's norm apart"
+
+
 def _hand_guided(model, x, c):
     """Guided backpropagation through the dense toy by hand: each ReLU/ReLU6 passes a gradient only where its input
     is in its linear range and the gradient is positive."""
@@ -235,7 +246,7 @@ def test_integrated_gradients_batched_equals_one_point_at_a_time(lite_engine, ph
     mean = sum(wi * lite_engine.input_gradient(base + np.float32(a) * (x - base), c)[0].astype(np.float64)
                for a, wi in zip(alphas, w))
     assert passes == 2
-    np.testing.assert_allclose(attr, (x - base)[0] * mean, rtol=1e-4, atol=1e-6 * np.abs(attr).max())
+    assert_same_map(attr, (x - base)[0] * mean)
 
 
 def test_smoothgrad_is_seeded_batched_and_zero_noise_is_the_plain_gradient(lite_engine, photos):
@@ -248,7 +259,7 @@ def test_smoothgrad_is_seeded_batched_and_zero_noise_is_the_plain_gradient(lite_
     sigma = 0.15 * 255 / 128
     one_by_one = np.mean([lite_engine.input_gradient(x + n, c)[0] for n in gradients.noise_draws(7, 10, x.shape[1:],
                                                                                                   sigma)], axis=0)
-    np.testing.assert_allclose(g, one_by_one, rtol=1e-4, atol=1e-6 * np.abs(g).max())
+    assert_same_map(g, one_by_one)
     again, _ = gradients.smoothgrad(lite_engine, x, c, samples=10, noise=15, seed=7)
     np.testing.assert_array_equal(again, g)
     other, _ = gradients.smoothgrad(lite_engine, x, c, samples=10, noise=15, seed=8)
@@ -266,7 +277,7 @@ def test_smooth_gradcam_batched_equals_one_copy_at_a_time(lite_engine, photos):
     copies = [lite_engine.run_input(x + n, c) for n in gradients.noise_draws(1, 3, x.shape[1:], sigma)]
     expected = np.mean([methods.gradcam(r.acts[layer], r.grads[layer]) for r in copies], axis=0)
     assert passes == 1 and m.shape == (14, 14) and m.max() > 0
-    np.testing.assert_allclose(m, expected, rtol=1e-4, atol=1e-6 * m.max())
+    assert_same_map(m, expected)
     still, _ = gradients.smooth_gradcam(lite_engine, x, c, layer, samples=2, noise=0)
     np.testing.assert_allclose(still, methods.gradcam(res.acts[layer], res.grads[layer]), rtol=1e-4,
                                atol=1e-6 * still.max())
