@@ -1,7 +1,6 @@
 """The check kinds on the real Lite0 and the bundled photos: each with a right and a wrong answer, the computed
 answers with real numbers, the cache, and the server CPU of a check."""
 import re
-import statistics
 import threading
 import time
 from dataclasses import replace
@@ -170,29 +169,39 @@ def _answer(ex, rgb):
     return {"predict_box": CAT, "earliest_layer": "block6b_add", "choice": 1, "value": 12.9}[ex.kind]
 
 
-def test_the_first_check_of_every_cheap_exercise_costs_under_a_tenth_of_a_second_of_cpu(lite_engine, photos):
-    """The issue's target: the expected answer computed from the engine's cached pass, plus the check, < 0.1 s of
-    process CPU for every exercise but the sanity check's (its randomised model: bench/lesson.py reports it)."""
-    cost = {}
+def test_the_first_check_of_every_cheap_exercise_reuses_the_cached_pass(lite_engine, photos, monkeypatch):
+    """What keeps a check cheap (the issue's < 0.1 s of server CPU, measured by ``bench --json``'s
+    ``lesson_check_cpu_s``, bench/lesson.py): the expected answer is computed from the engine's cached pass. Counted
+    here, not timed: after that pass, a first check of every exercise but the sanity check's (its randomised model)
+    runs no full pass and no gradient, only forward passes of the photos it changes (the learner's mask, the dog grayed out, the hottest pixels)."""
+    seen: dict = {}
+
+    def counted(name, fn):
+        def call(*args):
+            seen[name] = seen.get(name, 0) + int(args[0].shape[0])  # inputs through that compiled function
+            return fn(*args)
+        return call
+
+    forwards = {}
     for ex in LESSON.exercises:
         if ex.params.get("compute") == "sanity":
             continue
         rgb, answer = photos[ex.photo].rgb, _answer(ex, photos[ex.photo].rgb)
         lite_engine.run(rgb, ex.class_index)  # the pass every check reuses
-        lessons.check(ex, answer, lessons.expected(ex, lite_engine, rgb), lite_engine, rgb)  # imports, traces
-        runs = []
-        for _ in range(3):
-            lessons.CACHE.clear()
+        lessons.CACHE.clear()
+        with monkeypatch.context() as m:
+            for name in ("_explain", "_forward", "_input_gradient", "_features", "_guided"):
+                m.setattr(lite_engine, name, counted(name, getattr(lite_engine, name)))
+            seen.clear()
             assert lite_engine.cached(rgb, ex.class_index)
-            t = time.process_time()
             lessons.check(ex, answer, lessons.expected(ex, lite_engine, rgb), lite_engine, rgb)
-            runs.append(time.process_time() - t)
-        cost[f"{ex.id} ({ex.kind} {ex.params.get('compute') or ''})".replace(" )", ")")] = statistics.median(runs)
-    print("first check, process CPU s (median of 3):", {k: round(v, 4) for k, v in cost.items()})
-    assert len(cost) == len(LESSON.exercises) - 1
-    assert {"flip-the-model (flip_mask)", "gray-out-the-dog (value prob_after_mask)",
-            "heatmap-guided-occlusion (value prob_after_hottest)"} <= set(cost)
-    assert max(cost.values()) < 0.1, cost
+        assert set(seen) <= {"_forward"}, (ex.id, seen)
+        forwards[ex.id] = seen.get("_forward", 0)
+    print("forward-pass inputs of each first check:", forwards)
+    assert len(forwards) == len(LESSON.exercises) - 1
+    # the three that change the photo run one forward pass of it; the others reuse the pass alone
+    changed = ("flip-the-model", "gray-out-the-dog", "heatmap-guided-occlusion")
+    assert [forwards.pop(k) for k in changed] == [1, 1, 1] and set(forwards.values()) == {0}, forwards
 
 
 def _fake_engine(probs_after):
