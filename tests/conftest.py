@@ -42,6 +42,7 @@ SLOW = {
     "tests/test_training.py::test_gradcam_equals_cam_at_the_last_layer_and_points_into_the_boxes",
     "tests/test_training.py::test_a_planted_shortcut_is_learned_and_grad_cam_finds_it",
     "tests/test_live.py::test_a_model_trained_here_runs_live_with_its_own_class_names",
+    "tests/test_live.py::test_a_process_that_ends_while_a_camera_streams_ends_the_worker_first_and_exits_cleanly",
     # pages: Compare's grid, Score-CAM's passes, a trained model's engine, the page against the CLI
     "tests/test_app.py::test_compare_page_grid_and_controls",
     "tests/test_app.py::test_cam_and_score_cam_on_the_explain_page",

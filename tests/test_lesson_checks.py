@@ -1,5 +1,5 @@
 """The check kinds on the real Lite0 and the bundled photos: each with a right and a wrong answer, the computed
-answers with real numbers, the cache, and the server CPU of a check."""
+answers with real numbers, the cache, and the passes a check runs."""
 import re
 import threading
 import time
@@ -173,7 +173,8 @@ def test_the_first_check_of_every_cheap_exercise_reuses_the_cached_pass(lite_eng
     """What keeps a check cheap (the issue's < 0.1 s of server CPU, measured by ``bench --json``'s
     ``lesson_check_cpu_s``, bench/lesson.py): the expected answer is computed from the engine's cached pass. Counted
     here, not timed: after that pass, a first check of every exercise but the sanity check's (its randomised model)
-    runs no full pass and no gradient, only forward passes of the photos it changes (the learner's mask, the dog grayed out, the hottest pixels)."""
+    runs no full pass and no gradient, only forward passes of the photos it changes (the learner's mask, the dog
+    grayed out, the hottest pixels)."""
     seen: dict = {}
 
     def counted(name, fn):
