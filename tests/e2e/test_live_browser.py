@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from bench.live import camera_frames
 from tests.e2e.browser import ARTIFACTS, chromium_page
@@ -73,6 +74,33 @@ HEADLINE = re.compile(r"^(.+?) · (.+?) at `?(\w+)`? of (.+)$", re.M)
 def wait_processed(pg, n: int = MIN_FRAMES, timeout_s: float = 60) -> None:
     """Wait until the page counts at least ``n`` explained frames."""
     pg.wait_for_function(PROCESSED_JS, arg=n, timeout=timeout_s * 1000, polling=250)
+
+
+def stop_stream(pg) -> None:
+    frame = pg.frame_locator("iframe[title*='webrtc']").first
+    frame.get_by_role("button", name=re.compile("stop", re.I)).click(timeout=30_000)
+    pg.get_by_text("Press START").first.wait_for(timeout=30_000)  # the page ran again, not playing
+    idle(pg)
+
+
+def stream(pg, n: int, report: dict | None = None, tries: int = 3) -> int:
+    """START, then wait until the page counts ``n`` explained frames; returns how many restarts that took. A start
+    that brings no frame within 30 s is stopped where it shows STOP (still connecting) and started again, as a
+    person would; each restart is also added to ``report["restarts"]`` (seen once in a clean-clone run: the second
+    start/stop cycle's START left the server without a frame for 60 s, the stream before it had played at once)."""
+    report = {} if report is None else report
+    for restarts in range(tries):
+        start_stream(pg)
+        try:
+            wait_processed(pg, n, timeout_s=30)
+            return restarts
+        except PlaywrightTimeout:
+            report["restarts"] = report.get("restarts", 0) + 1
+            frame = pg.frame_locator("iframe[title*='webrtc']").first
+            if frame.get_by_role("button", name=re.compile("stop", re.I)).is_visible():
+                stop_stream(pg)
+            idle(pg)
+    raise AssertionError(f"{tries} STARTs brought no {n} explained frames")
 
 
 def headline(pg) -> tuple[str, str, str, str]:

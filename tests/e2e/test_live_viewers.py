@@ -18,7 +18,7 @@ from PIL import Image
 
 from bench.live import PHOTO, ROOT, camera_frames
 from tests.e2e.browser import ARTIFACTS, CHROMIUM_ARGS, chromium_path, unavailable
-from tests.e2e.test_live_browser import FAKE_UI, headline, idle, open_live, start_stream, wait_processed, write_y4m
+from tests.e2e.test_live_browser import FAKE_UI, headline, idle, open_live, stream, write_y4m
 from tests.live_model import PHOTOS, TITLE, variants
 
 SERVER_LOG = "e2e-live-viewers-streamlit.log"  # the module's server: tests/e2e/conftest.py
@@ -66,10 +66,7 @@ def test_two_viewers_with_two_cameras_each_see_their_own_class(server, cameras):
     with pages(camera_args(coffee), camera_args(dog)) as (a, b):
         for pg in (a, b):
             open_live(pg, server)
-        for pg in (a, b):
-            start_stream(pg)
-        for pg in (a, b):
-            wait_processed(pg, 10)
+        assert [stream(pg, 10) for pg in (a, b)] in ([0, 0], [0, 1], [1, 0])  # one START of two may need a second
         # both streams on at once: each page's newest frame is its own camera's class, again a few frames later
         for _ in range(2):
             for pg, want, other in ((a, want_a, want_b), (b, want_b, want_a)):
@@ -141,8 +138,7 @@ def test_a_model_trained_on_the_train_page_runs_live_with_its_class_names(server
         pg.get_by_text("Layer (early → late)").first.wait_for(timeout=60_000)
         idle(pg)
         choose_model(pg, re.escape(f"★ {TITLE}"))
-        start_stream(pg)
-        wait_processed(pg, 10)
+        assert stream(pg, 10) <= 1
         label, method, layer, model = headline(pg)
         assert (label, method, layer) == ("my dog", "Grad-CAM", "top_activation"), model
         text = pg.locator("[data-testid='stMain']").inner_text()
