@@ -83,18 +83,29 @@ def stop_stream(pg) -> None:
     idle(pg)
 
 
+def processed(pg) -> int:
+    """The page's count of explained frames (0 before the first)."""
+    m = re.search(r"Processed frames: (\d+)", pg.locator("[data-testid='stMain']").inner_text())
+    return int(m.group(1)) if m else 0
+
+
 def stream(pg, n: int, report: dict | None = None, tries: int = 3) -> int:
     """START, then wait until the page counts ``n`` explained frames; returns how many restarts that took. A start
-    that brings no frame within 30 s is stopped where it shows STOP (still connecting) and started again, as a
-    person would; each restart is also added to ``report["restarts"]`` (seen once in a clean-clone run: the second
-    start/stop cycle's START left the server without a frame for 60 s, the stream before it had played at once)."""
+    after which not one more frame is explained within 30 s is stopped where it shows STOP (still connecting) and
+    started again, as a person would; each restart is also added to ``report["restarts"]`` (seen once in a
+    clean-clone run: the second start/stop cycle's START left the server without a frame for 60 s, the stream
+    before it had played at once)."""
     report = {} if report is None else report
     for restarts in range(tries):
+        before = processed(pg)
         start_stream(pg)
         try:
-            wait_processed(pg, n, timeout_s=30)
+            wait_processed(pg, before + 1, timeout_s=30)
+            wait_processed(pg, n)
             return restarts
         except PlaywrightTimeout:
+            if processed(pg) > before:
+                raise  # frames came, then stopped coming: not a lost start
             report["restarts"] = report.get("restarts", 0) + 1
             frame = pg.frame_locator("iframe[title*='webrtc']").first
             if frame.get_by_role("button", name=re.compile("stop", re.I)).is_visible():

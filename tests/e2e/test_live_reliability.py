@@ -17,7 +17,7 @@ import pytest
 from bench.live import PHOTO, camera_frames
 from core.live import IDLE_S
 from tests.e2e.browser import ARTIFACTS, Server
-from tests.e2e.test_live_browser import headline, idle, start_stream, stop_stream, stream, write_y4m
+from tests.e2e.test_live_browser import headline, idle, processed, start_stream, stop_stream, stream, write_y4m
 from tests.e2e.test_live_viewers import camera_args, choose_model, class_folders_zip, pages, train_in_browser
 from tests.live_model import TITLE
 
@@ -44,11 +44,6 @@ def proc_figures(pid: int) -> dict:
             pass
     return {"rss_mb": round(int(status["VmRSS"].split()[0]) / 1024, 1), "threads": int(status["Threads"]),
             "fds": sum(kinds.values()), "fd_kinds": dict(kinds)}
-
-
-def processed(pg) -> int:
-    m = re.search(r"Processed frames: (\d+)", pg.locator("[data-testid='stMain']").inner_text())
-    return int(m.group(1)) if m else 0
 
 
 def settled_figures(pid: int, start: dict | None = None, wait_s: float = 45.0) -> dict:
