@@ -11,7 +11,9 @@ Screenshots go to artifacts/e2e/ (first-user-browser-*.png).
 """
 import re
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.e2e.browser import ARTIFACTS, arm, wait_idle, wait_settled
 
@@ -69,6 +71,19 @@ def wait_page(pg, title: str, timeout_s: float = 240) -> None:
       window.__idleSince = window.__idleSince || performance.now();
       return performance.now() - window.__idleSince > 500;
     }""", timeout=timeout_s * 1000, polling=50)
+
+
+def assert_address(pg, path: str, timeout_s: float = 30) -> None:
+    """The address ends on ``path`` with a query that names no sample, read in the page (the document's own
+    location) and waited for up to ``timeout_s``: the view can be drawn a moment before the address that names it
+    is read back (``page.url`` once still named the sample just after the upload's headline showed). A failure
+    says what the address was."""
+    try:
+        pg.wait_for_function(f"""() => location.pathname.endsWith({path!r})
+          && !new URLSearchParams(location.search).has('sample')""", timeout=timeout_s * 1000, polling=100)
+    except PlaywrightTimeout:
+        raise AssertionError(f"the address {pg.evaluate('location.href')} (Playwright: {pg.url}) is not {path} "
+                             f"without a sample after {timeout_s:.0f} s") from None
 
 
 def host(url: str) -> str | None:
@@ -141,12 +156,12 @@ def test_an_uploaded_photo_follows_to_another_page(server, page):
     page.locator('[data-testid="stSidebar"] input[type=file]').set_input_files(str(ASSETS / "dog.jpg"))
     wait_settled(page, 120)
     page.wait_for_function(HEADLINE_JS + "()?.includes('class 235')", timeout=60_000)  # the German shepherd
-    assert "sample" not in parse_qs(urlparse(page.url).query)
+    assert_address(page, "/")
     page.locator('[data-testid="stSidebarNav"] a', has_text="Occlude").click()
     wait_page(page, PAGES["occlude"])
     wait_idle(page)
     summary = page.evaluate(HEADLINE_JS)
     page.screenshot(path=str(ARTIFACTS / "first-user-browser-occlude-upload.png"))
     assert summary and "(class 235)" in summary, summary  # the upload, not a sample
-    assert "/occlude" in page.url and "sample" not in parse_qs(urlparse(page.url).query), page.url
+    assert_address(page, "/occlude")
     assert page.locator('[data-testid="stSidebar"]', has_text="dog.jpg").count()  # it says the upload is in use
