@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from bench.live import PHOTO, ROOT, camera_frames
 from tests.e2e.browser import ARTIFACTS, CHROMIUM_ARGS, chromium_path, unavailable
@@ -115,8 +116,6 @@ def choose_model(pg, pattern: str) -> None:
     """Pick the sidebar's model whose text matches ``pattern`` (a regular expression). A run of the whole page
     that begins meanwhile (the sidebar taking in a training that has just ended) closes the open list: then the
     list is opened again, at most four times."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
     for _ in range(4):
         idle(pg)
         pg.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.click()
