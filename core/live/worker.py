@@ -267,14 +267,10 @@ class LiveWorker:
         # not a daemon (process_ending): when the process ends, the frame under way is finished and the loop ends
         while not stop.is_set():
             item = self._slot.take(self.idle_s)
-            if process_ending():
-                with self._lock:
-                    if self._thread is threading.current_thread():
-                        self._thread = self._stop = None
-                return
-            if item is None:
-                with self._lock:  # a frame put meanwhile keeps this thread (submit saw it alive)
-                    if stop.is_set() or len(self._slot) == 0:
+            ending = process_ending()
+            if ending or item is None:
+                with self._lock:  # idle: a frame put meanwhile keeps this thread (submit saw it alive)
+                    if ending or stop.is_set() or len(self._slot) == 0:
                         if self._thread is threading.current_thread():
                             self._thread = self._stop = None
                         return
