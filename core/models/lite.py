@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import string
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -197,13 +198,16 @@ def load(weights: str | None = "imagenet", folded: bool = False):
         except (OSError, ValueError, KeyError):
             cached.unlink(missing_ok=True)  # corrupt cache: convert again
     assign_torch_weights(model, load_state_dict(src), folded)
+    tmp = None
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".tmp.npz")
-        np.savez(tmp, **{f"w{i}": w for i, w in enumerate(model.get_weights())})
+        fd, tmp = tempfile.mkstemp(suffix=".tmp.npz", dir=cached.parent)  # a name of its own: processes converting at once
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **{f"w{i}": w for i, w in enumerate(model.get_weights())})
         os.replace(tmp, cached)
-    except OSError:
-        pass  # read-only home: convert again next time
+    except OSError:  # read-only home: convert again next time
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return model
 
 
