@@ -35,13 +35,17 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Chromium is missing: sudo apt-get install chromium"; exit 1; fi; }
 
+# the library's tests in $(WORKERS) processes (pytest-xdist, a test file per process at a time), then the real-browser
+# and load tests one at a time, alone on the machine (they time what a person waits for); both parts always run
+WORKERS ?= 2
 test: install-dev browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(WORKERS) --dist loadfile -m "not e2e"; lib=$$?; \
+	$(PY) -m pytest -m e2e; e2e=$$?; test $$lib = 0 && test $$e2e = 0
 
 # the fast tier for the edit–test loop: every package's quick tests, no real browser or server
 # (markers in pytest.ini, the slow list in tests/conftest.py)
 test-fast: install-dev
-	$(PY) -m pytest -m "not slow and not e2e"
+	$(PY) -m pytest -n $(WORKERS) --dist loadfile -m "not slow and not e2e"
 
 bench: install
 	$(PY) -m core bench

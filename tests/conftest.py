@@ -1,6 +1,6 @@
 """Shared fixtures, the two tiers' markers, and the shared evaluation set.
 
-Tiers: ``make test`` runs everything; ``make test-fast`` runs ``-m "not slow and not e2e"``. Every test under
+Tiers: ``make test`` runs everything; ``make test-fast`` runs ``-m "not slow and not e2e"`` (both in two processes: the Makefile). Every test under
 ``tests/e2e/`` is marked ``e2e`` here by its path, and the tests in :data:`SLOW` are marked ``slow`` (a whole
 module by its file name, or one test by its node id); the fast tier keeps a quick test of every package.
 
@@ -203,26 +203,43 @@ def pytest_collection_modifyitems(config, items):
         warnings.warn(pytest.PytestWarning("tests/conftest.py SLOW names tests that do not exist: " + ", ".join(stale)))
 
 
-_EVAL_SKIPPED = pytest.StashKey[list]()
+_EVAL_SKIPPED = pytest.StashKey["_EvalSkips"]()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Remember each test on the evaluation set that was skipped, for whatever reason (see pytest_sessionfinish)."""
+    """Mark the reports of a test on the evaluation set (they travel from pytest-xdist's workers with the mark)."""
     report = yield
-    if report.skipped and not hasattr(report, "wasxfail") and "eval_set" in getattr(item, "fixturenames", ()):
-        item.config.stash.setdefault(_EVAL_SKIPPED, []).append(item.nodeid)
+    if "eval_set" in getattr(item, "fixturenames", ()):
+        report.user_properties.append(("evalset", True))
     return report
+
+
+class _EvalSkips:
+    """The tests on the evaluation set that were skipped, for whatever reason (see pytest_sessionfinish): read from
+    every report, so under pytest-xdist the controlling process sees its workers' tests too."""
+
+    def __init__(self):
+        self.nodeids: list[str] = []
+
+    def pytest_runtest_logreport(self, report):
+        if report.skipped and not hasattr(report, "wasxfail") and ("evalset", True) in report.user_properties:
+            self.nodeids.append(report.nodeid)
+
+
+def pytest_configure(config):
+    config.stash[_EVAL_SKIPPED] = _EvalSkips()
+    config.pluginmanager.register(config.stash[_EVAL_SKIPPED])
 
 
 def pytest_sessionfinish(session, exitstatus):
     """With ``GRADCAM_STUDIO_REQUIRE_EVAL`` set (``.ci/run``), a skipped test on the evaluation set fails the run."""
-    if eval_required() and session.config.stash.get(_EVAL_SKIPPED, []) and exitstatus == pytest.ExitCode.OK:
+    if eval_required() and session.config.stash[_EVAL_SKIPPED].nodeids and exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    skipped = config.stash.get(_EVAL_SKIPPED, [])
+    skipped = config.stash[_EVAL_SKIPPED].nodeids
     if eval_required() and skipped:
         terminalreporter.write_line(f"FAILED: {len(skipped)} test(s) on the shared evaluation set skipped although "
                                     f"{REQUIRE_EVAL_ENV} is set: " + ", ".join(skipped), red=True, bold=True)
