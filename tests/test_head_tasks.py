@@ -31,13 +31,12 @@ def reference_cv(X, y, n_classes, seed):
     for c in range(n_classes):
         i = rng.permutation(np.flatnonzero(y == c))
         fold[i] = np.arange(len(i)) % k
-    right = []
-    for l2 in REF_GRID:
-        n = 0
-        for j in range(k):
-            W, b, _ = logistic_regression(X[fold != j], y[fold != j], n_classes, l2)
-            n += ((X[fold == j] @ W + b).argmax(1) == y[fold == j]).sum()
-        right.append(n)
+    right = np.zeros(len(REF_GRID), int)
+    for j in range(k):
+        start = None  # each fold's path from the strongest λ down, each solve started at the previous optimum
+        for i in reversed(range(len(REF_GRID))):
+            W, b, _ = start = logistic_regression(X[fold != j], y[fold != j], n_classes, REF_GRID[i], start)
+            right[i] += ((X[fold == j] @ W + b).argmax(1) == y[fold == j]).sum()
     best = max(range(len(REF_GRID)), key=lambda i: (right[i], REF_GRID[i]))  # ties: the stronger
     return logistic_regression(X, y, n_classes, REF_GRID[best])[:2]
 

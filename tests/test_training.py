@@ -12,9 +12,10 @@ from core.training import stratified_split
 from core.training.head import fit_head, solve, _Span, wilson_interval
 
 
-def logistic_regression(X, y, n_classes, l2):
+def logistic_regression(X, y, n_classes, l2, start=None):
     """Reference: multinomial logistic regression, L2 penalty l2·Σw², in every feature dimension, solved to a tight
-    gradient with L-BFGS. Returns (W, b, objective)."""
+    gradient with L-BFGS from zero or from ``start`` (a (W, b) near the optimum: the same optimum, sooner).
+    Returns (W, b, objective)."""
     d = X.shape[1]
     target = np.eye(n_classes)[y]
 
@@ -27,7 +28,8 @@ def logistic_regression(X, y, n_classes, l2):
         loss = -(target * logp).sum(1).mean() + l2 * (W ** 2).sum()
         return loss, np.concatenate([(X.T @ p / len(y) + 2 * l2 * W).ravel(), p.mean(0)])
 
-    r = minimize(loss_grad, np.zeros(d * n_classes + n_classes), jac=True, method="L-BFGS-B",
+    w0 = np.zeros(d * n_classes + n_classes) if start is None else np.concatenate([start[0].ravel(), start[1]])
+    r = minimize(loss_grad, w0, jac=True, method="L-BFGS-B",
                  options={"maxiter": 5000, "gtol": 1e-8, "ftol": 1e-15})
     return r.x[:d * n_classes].reshape(d, n_classes), r.x[d * n_classes:], r.fun
 
