@@ -1,9 +1,9 @@
 """Shared fixtures, the two tiers' markers, and the shared evaluation set.
 
-Tiers: ``make test`` runs everything; ``make test-fast`` runs ``-m "not slow and not e2e"`` (the library's tests of
-both in two processes: the Makefile). Every test under ``tests/e2e/`` is marked ``e2e`` here by its path, and the
-tests in :data:`SLOW` are marked ``slow`` (a whole module by its file name, or one test by its node id); the fast
-tier keeps a quick test of every package.
+Tiers: ``make test`` runs everything; ``make test-fast`` runs ``-m "not slow and not e2e"`` (the Makefile runs the
+tests outside ``tests/e2e/`` in two processes). Every test under ``tests/e2e/`` is marked ``e2e`` here by its path,
+and the tests in :data:`SLOW` are marked ``slow`` (a whole module by its file name, or one test by its node id); the
+fast tier keeps a quick test of every package.
 
 The shared evaluation set (400 ImageNet validation photos with boxes, beside the clone, never shipped) is found
 at ``$GRADCAM_STUDIO_EVAL_DIR`` (default ``../shared/data/imagenet-val-loc`` beside the checkout). A test that

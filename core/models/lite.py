@@ -201,7 +201,8 @@ def load(weights: str | None = "imagenet", folded: bool = False):
     tmp = None
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".tmp.npz", dir=cached.parent)  # a name of its own: processes converting at once
+        # a name of its own: processes converting at once never write the same file
+        fd, tmp = tempfile.mkstemp(suffix=".tmp.npz", dir=cached.parent)
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **{f"w{i}": w for i, w in enumerate(model.get_weights())})
         os.replace(tmp, cached)
