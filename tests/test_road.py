@@ -221,7 +221,7 @@ def test_the_passes_run_in_batches_as_images_are_ready_and_equal_one_batched_cal
     sizes, real = [], lite_engine.predict
     monkeypatch.setattr(lite_engine, "predict", lambda batch: (sizes.append(len(batch)), real(batch))[1])
     r = road.road(lite_engine, rgb, cam, res.class_index, seed=2)
-    assert sizes == [8, 8, 3]
+    assert sorted(sizes) == [3, 8, 8]  # the last batch runs here while the helper may still run the one before it
     photo = model_photo(lite_engine, rgb)
     batch, _ = road.imputed_batch(photo, cam, seed=2)
     probs = real(lite_engine.spec.preprocess(np.concatenate([photo[None], batch])))[:, res.class_index]
