@@ -59,8 +59,8 @@ SLOW = {
     "tests/test_measure_page.py::test_the_page_equals_the_cli_per_image_lines",
     "tests/test_measure_page.py::test_the_sanity_cascade_destroys_grad_cams_map_and_leaves_the_pool_alone",
     # the command line in subprocesses: the benchmark, every method, occlusion, every model, workers
-    "tests/test_cli.py::test_bench_json_has_every_figure",
-    "tests/test_cli.py::test_bench_switch_goes_through_the_models_with_weights",
+    "tests/test_bench.py::test_bench_json_has_every_figure",
+    "tests/test_bench.py::test_bench_switch_goes_through_the_models_with_weights",
     "tests/test_cli.py::test_every_method_through_the_cli",
     "tests/test_cli.py::test_explain_with_a_mask_and_occlusion_method",
     "tests/test_cli.py::test_models_json",
