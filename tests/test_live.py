@@ -92,6 +92,17 @@ def test_the_worker_drops_frames_it_cannot_keep_up_with_and_never_queues():
     assert live_threads() == 0
 
 
+def until(condition, timeout_s: float = 10.0) -> bool:
+    """Whether ``condition()`` holds within ``timeout_s`` (looked at every 10 ms): a thread's step on a busy
+    machine, without a fixed sleep."""
+    deadline = time.perf_counter() + timeout_s
+    while not condition():
+        if time.perf_counter() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_twenty_starts_and_stops_leave_no_thread_and_idle_frees_the_thread():
     before = threading.active_count()
     w = SlowWorker(step=0.01, idle_s=0.3)
@@ -103,13 +114,10 @@ def test_twenty_starts_and_stops_leave_no_thread_and_idle_frees_the_thread():
         assert not w.running and live_threads() == 0
     assert w.stats().processed >= 20  # each cycle explained its frames (the first of three at least)
     w.submit(frame(7))
-    time.sleep(0.1)
-    assert w.latest == 7 and w.running
-    time.sleep(0.6)  # no frame for longer than idle_s: the thread ended on its own (a closed tab)
-    assert not w.running and live_threads() == 0
+    assert until(lambda: w.latest == 7) and w.running
+    assert until(lambda: not w.running and live_threads() == 0)  # no frame for idle_s: it ended (a closed tab)
     w.submit(frame(8))  # and the next frame starts it again
-    time.sleep(0.1)
-    assert w.latest == 8
+    assert until(lambda: w.latest == 8)
     w.forget()
     assert w.latest is None and threading.active_count() == before
 
@@ -268,8 +276,8 @@ def test_the_worker_count_and_its_log_lines_follow_each_thread(caplog):
     assert running_workers() == before + 2
     a.stop()
     assert running_workers() == before + 1
-    time.sleep(0.6)  # b's idle end: no frame for longer than idle_s (a closed tab)
-    assert running_workers() == before and live_threads() == 0
+    # b's idle end: no frame for longer than idle_s (a closed tab)
+    assert until(lambda: running_workers() == before and live_threads() == 0)
     lines = [r.getMessage() for r in caplog.records if r.name == "core.live"]
     assert sum("started" in m for m in lines) == 2 and sum("ended" in m for m in lines) == 2
     assert any("ended (stopped)" in m for m in lines) and any("ended (no frame for 0.3 s)" in m for m in lines)
