@@ -7,6 +7,7 @@ import streamlit as st
 
 from core.live.gate import PAGES
 from server.pacing import SERVER
+from server.runtime import forget_stream
 
 # An emoji favicon: Streamlit's frontend draws it as an inline (data:) picture. A ":material/…:" favicon is a
 # picture fetched from Google's font server (fonts.gstatic.com), which an offline workshop cannot reach. The
@@ -27,4 +28,7 @@ pages = [
 # While a page runs, a cold server's background import of TensorFlow waits (server/pacing.py) and so do the live
 # streams' workers (core/live/gate.py): a page beside streams re-renders as fast as without them.
 with SERVER.busy(), PAGES.page():
-    st.navigation(pages).run()
+    page = st.navigation(pages)
+    if page.url_path != "live":
+        forget_stream()  # the Live page's streamer is not on this one (server/runtime.py)
+    page.run()

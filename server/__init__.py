@@ -4,7 +4,8 @@
   the pacer (:mod:`.pacing`), for which a cold server's import of TensorFlow gives way to its pages;
 - :func:`lifespan`: the start-up work (TensorFlow, the default model, its first pass) begun with the server;
 - :mod:`.runtime`: Streamlit's own behaviour adjusted where it loses an upload's reply, resets Keras's state
-  after every run, or keeps every upload until the session ends;
+  after every run, or keeps every upload until the session ends, and streamlit-webrtc's where a run counted late
+  stops a stream that is connecting;
 - the import's own adjustments live in ``core/engine/warmup.py`` (the command line imports TensorFlow the same
   way, and the library does not import this package); they read the same switch;
 - :mod:`.price`: the command that measures each one switched off (a dev tool, not imported by the app).
@@ -23,6 +24,7 @@ rounds in which every variant runs once (docs/server.md says more, and what was 
     | Keras's state kept (`server.runtime.keep_keras_state`) | a model loading in one session loses its Keras scope when another session's run ends (the test fails); server CPU per layer/alpha/colormap change 0.33 s → 0.05 s, per new session 0.38 s → 0.09 s (5 rounds) | `python -m bench.price sessions --off keras_state`; `GRADCAM_STUDIO_OFF=keras_state pytest tests/test_app.py -k keras_state` | `GRADCAM_STUDIO_OFF=keras_state` | `tests/test_app.py` |
     | Upload replies kept (`server.runtime.keep_replies`) | a dropped photo that never arrives: the reply lost in 21 of 24 tries → 0 of 24 | `python -m bench.price replies` | `GRADCAM_STUDIO_OFF=replies` | `tests/test_replies.py`, `tests/e2e/test_upload_replies.py` |
     | Uploads let go (`server.runtime.release_uploads`) | 100 phone photos (345 MB) added on the Train page: the server's peak 1191–1212 MB → 939 MB, at the end 1111–1190 MB → 758 MB (2 runs each) | `tools/train_upload_memory.py --photos 100 --batch 25`, with `GRADCAM_STUDIO_OFF=uploads` and without | `GRADCAM_STUDIO_OFF=uploads` | `tests/test_uploads_release.py` |
+    | Live streams kept through a run counted late (`server.runtime.keep_stream`) | 150 START/STOP cycles beside 2 busy processes: streamlit-webrtc stopped a stream it took for a page left 8 times → 0 (6 kept); STARTs without a frame 0 and 0 in those runs, 1 in 135 in an earlier run of the same cycles without it (its log: the reset at that START) | `tools/live_starts.py --cycles 150 --burn 2`, with `GRADCAM_STUDIO_OFF=stream_runs` and without | `GRADCAM_STUDIO_OFF=stream_runs` | `tests/test_stream_runs.py`, `tests/e2e/test_live_reliability.py` |
     | TensorFlow's start-up lines off stderr (`core/engine/warmup.py`) | 4 lines (absl's "WARNING: All log messages before absl::InitializeLog()…" and oneDNN's notice, twice) on every server start and CLI command → none | `python -m bench.price startup --off quiet_stderr` | `GRADCAM_STUDIO_OFF=quiet_stderr` | `tests/test_server.py` |
     | Collector paused for the import (`core/engine/warmup.py`) | the start-up work (TensorFlow, Lite0, first pass: a cold server's first map and every CLI command wait for it) 2.80 s → 2.26 s (18 rounds; paired 0.61 s) | `python -m bench.price startup --off gc_pause` | `GRADCAM_STUDIO_OFF=gc_pause` | `tests/test_compat.py` |
     | Keras without pandas and pyplot (`core/engine/warmup.py`) | the start-up work 2.69 s → 2.26 s (18 rounds; paired 0.40 s); its peak memory 737 MB → 648 MB (paired 90 MB, 85–105) | `python -m bench.price startup --off lean_keras` | `GRADCAM_STUDIO_OFF=lean_keras` | `tests/test_compat.py` |
@@ -45,7 +47,7 @@ if "tensorflow" not in sys.modules:
 
 OFF_VARIABLE = "GRADCAM_STUDIO_OFF"
 # every adjustment's switch name (the table above); core/engine/warmup.py reads the start-up ones itself
-ADJUSTMENTS = ("assets", "pacing", "early_start", "keras_state", "replies", "uploads",
+ADJUSTMENTS = ("assets", "pacing", "early_start", "keras_state", "replies", "uploads", "stream_runs",
                "quiet_stderr", "gc_pause", "lean_keras")
 
 

@@ -23,6 +23,9 @@ that the internals are what it expects and that it does exactly that (where Stre
 nothing is changed). Where the probe fails: one warning line, and Streamlit's behaviour stays.
 ``GRADCAM_STUDIO_OFF=replies``, or ``GRADCAM_STUDIO_PUBLIC_ONLY=streamlit_replies`` (or ``1``) as for
 :mod:`core.compat`, leaves it off.
+
+:func:`keep_stream` keeps the Live page's stream through a run that Streamlit counted late (see its comment below):
+``GRADCAM_STUDIO_OFF=stream_runs`` or ``GRADCAM_STUDIO_PUBLIC_ONLY=webrtc_run_count`` leaves it off.
 """
 from __future__ import annotations
 
@@ -199,3 +202,66 @@ def _clear_behaves(queue_cls, forward_msg, keeps_replies: bool) -> bool:
         return False
     q.enqueue(delta)
     return len(q.flush()) == len(want) + 1 and q.is_empty()
+
+
+# streamlit-webrtc's context of a streamer (st.session_state[key]) resets itself, stopping its worker, when the
+# session's count of finished runs has moved by more than one since it was last drawn: its sign of a page left and
+# come back to. Streamlit counts a run as its end is shipped to the browser (on the event loop's thread), which can
+# come after the next run has started: two runs in a row then read the same count and the third sees it two ahead,
+# so a START under load ended without a frame. STREAM_DRAWN (set by the Live page as it draws its streamer, cleared
+# by every other page's run and where Live shows no streamer) tells a page left from that.
+STREAM_DRAWN = "live_streamer_drawn"
+_STREAM_NAME = "webrtc_run_count"
+_stream_warned: list[bool] = []
+
+
+def keep_stream(key: str) -> str:
+    """Call right before ``webrtc_streamer(key=key)``: where the session's last run drew it on this page, skip
+    streamlit-webrtc's check for a page left (its ``_last_rendered_run_count``, set again as it draws).
+
+    Returns:
+        "kept" (the check skipped; an INFO line where it would have reset the stream), "not drawn last" (a first
+        draw or a page left: the check stays), "off" (``GRADCAM_STUDIO_OFF=stream_runs`` or
+        ``GRADCAM_STUDIO_PUBLIC_ONLY=webrtc_run_count``) or "unavailable" (this streamlit-webrtc keeps no such
+        count: one warning line per process, its behaviour stays).
+    """
+    import streamlit as st
+
+    from core import compat
+
+    context = st.session_state.get(key)
+    if context is None or not st.session_state.get(STREAM_DRAWN):
+        return "not drawn last"
+    if compat.forced_by_environment(_STREAM_NAME) or switched_off("stream_runs"):
+        return "off"
+    last = getattr(context, "_last_rendered_run_count", "missing")
+    if not (last is None or isinstance(last, int)):
+        if not _stream_warned:
+            _stream_warned.append(True)
+            log.warning("streamlit-webrtc internal %s unavailable; a START may end without a frame on a busy server",
+                        _STREAM_NAME)
+        return "unavailable"
+    now = _run_count()
+    if last is not None and now is not None and now > last + 1:
+        # with the live workers' lines in the server's log (ui.live.log_workers)
+        logging.getLogger("core.live.stream").info(
+            "live stream %s kept: the run count moved by %d since it was drawn on this page", key, now - last)
+    context._last_rendered_run_count = None
+    return "kept"
+
+
+def _run_count() -> int | None:
+    try:
+        from streamlit_webrtc.session_info import get_script_run_count, get_this_session_info
+
+        info = get_this_session_info()
+        return get_script_run_count(info) if info else None
+    except Exception:  # noqa: BLE001 - only for the log line
+        return None
+
+
+def forget_stream() -> None:
+    """A run that shows no streamer (another page, or Live without one): the next draw is a fresh one."""
+    import streamlit as st
+
+    st.session_state.pop(STREAM_DRAWN, None)

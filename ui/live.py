@@ -21,6 +21,7 @@ from core import models
 from core.cam import methods
 from core.imaging import render
 from core.live import LiveSettings, LiveWorker, banner, live_methods, why_not_live
+from server import runtime
 
 from . import live_problems
 from .pictures import show
@@ -222,6 +223,7 @@ def page() -> None:
     """The whole Live page below its title."""
     settings = controls()
     if settings is None:
+        runtime.forget_stream()
         st.stop()
     log_workers()
     live = worker()
@@ -232,6 +234,7 @@ def page() -> None:
     snap = st.toggle("Snapshots instead of the live stream", key="live_snapshots", disabled=bool(why),
                      help="For a browser without a camera stream or a network that blocks WebRTC: one photo at a time.")
     if snap or why:
+        runtime.forget_stream()
         live.stop()
         snapshots(live)
     else:
@@ -239,9 +242,11 @@ def page() -> None:
 
         left, right = st.columns([3, 2])
         with left:
+            runtime.keep_stream("live")  # a run counted late is not a page left (server/runtime.py)
             ctx = webrtc_streamer(key="live", mode=WebRtcMode.SENDRECV, video_frame_callback=frame_callback(live),
                                   rtc_configuration=rtc_configuration(), media_stream_constraints=CAMERA,
                                   async_processing=True)
+            st.session_state[runtime.STREAM_DRAWN] = True
         with right:
             if ctx.state.playing:
                 st.fragment(figures, run_every=STATS_EVERY_S)(live)
