@@ -55,7 +55,7 @@ def draw(runs, count: int, keep: bool):
 def connecting(runs, keep: bool):
     """START on a busy server, as logged on one (server/runtime.py): the offer's run at count 83 makes the worker;
     the next two runs read 84 because the first one's end was shipped after the second had started; the run after
-    them reads 86. Returns the worker and what keep_stream said on that last run."""
+    them reads 86. Returns the worker, the context and what keep_stream said on that last run."""
     context, _ = draw(runs, 83, keep)
     worker = Worker()
     context._set_worker(worker)

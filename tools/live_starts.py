@@ -2,14 +2,15 @@
 
 Starts the app (:class:`bench.browser.Server`) and one Chromium with the fake camera (the espresso of
 ``bench.live``), opens Live, streams once (not counted: the first stream makes the live engine) and, ``--cycles``
-times: START, wait for one explained frame (``--wait`` seconds) and
-two more, STOP. ``--burn N`` runs N busy-looping processes beside it for the whole run (the failure needs a server
-whose event loop lags: on the 2-core machine, 2). A START that brings no frame is counted, stopped where it still
-shows STOP, and the next cycle goes on. At the end one JSON line: cycles, the STARTs without a frame (and their
-cycle numbers), how often streamlit-webrtc reset a streamer's context it took for a page left (its debug lines, sent
-to the server's log here; no page is left in these cycles) and how often ``server.runtime.keep_stream`` kept one
-that it would have reset (the server log's lines), seconds. ``GRADCAM_STUDIO_OFF=stream_runs`` in the environment runs the server without that
-adjustment. Needs the dev requirements (Playwright) and Debian's chromium.
+times: START, wait for one explained frame (``--wait`` seconds) and two more, STOP. ``--burn N`` runs N busy-looping
+processes beside it for the whole run (the failure needs a server whose event loop lags: on the 2-core machine, 2).
+A START that brings no frame is counted, stopped where it still shows STOP, and the next cycle goes on; one whose
+frames stop coming after the first is counted apart. At the end one JSON line: cycles, the STARTs without a frame
+(and their cycle numbers), the stalled ones, how often streamlit-webrtc reset a streamer's context it took for a
+page left (its debug lines, sent to the server's log here; no page is left in these cycles), how often
+``server.runtime.keep_stream`` kept one that it would have reset (the server log's lines), seconds.
+``GRADCAM_STUDIO_OFF=stream_runs`` in the environment runs the server without that adjustment. Needs the dev
+requirements (Playwright) and Debian's chromium.
 
     .venv/bin/python tools/live_starts.py [--cycles 150] [--burn 2] [--wait 20]
 """
@@ -65,7 +66,7 @@ def main() -> int:
         burners = [multiprocessing.Process(target=burn, daemon=True) for _ in range(args.burn)]
         for b in burners:
             b.start()
-        lost, t0 = [], time.perf_counter()
+        lost, stalled, t0 = [], [], time.perf_counter()
         try:
             env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": tmp}
             with Server(log_path=log, env=env) as srv, pages(camera_args(camera)) as (pg,):
@@ -80,8 +81,9 @@ def main() -> int:
                         wait_processed(pg, before + 1, timeout_s=args.wait)
                         wait_processed(pg, before + 3, timeout_s=60)
                     except PlaywrightTimeout:
-                        lost.append(cycle)
-                    print(cycle, "no frame" if lost and lost[-1] == cycle else "ok", file=sys.stderr, flush=True)
+                        (lost if processed(pg) <= before else stalled).append(cycle)
+                    said = "no frame" if cycle in lost else "stalled" if cycle in stalled else "ok"
+                    print(cycle, said, file=sys.stderr, flush=True)
                     frame = pg.frame_locator("iframe[title*='webrtc']").first
                     if frame.get_by_role("button", name=re.compile("stop", re.I)).is_visible():
                         stop_stream(pg)
@@ -93,7 +95,7 @@ def main() -> int:
         kept = sum("core.live.stream: live stream" in line for line in lines)
         resets = sum("was not rendered for" in line for line in lines)
     print(json.dumps({"cycles": args.cycles, "burn": args.burn, "starts_without_a_frame": len(lost),
-                      "cycles_without_a_frame": lost, "streams_kept": kept, "streams_reset": resets,
+                      "cycles_without_a_frame": lost, "cycles_stalled": stalled, "streams_kept": kept, "streams_reset": resets,
                       "seconds": round(time.perf_counter() - t0, 1)}))
     return 0
 
