@@ -92,9 +92,9 @@ def processed(pg) -> int:
 def stream(pg, n: int, report: dict | None = None, tries: int = 3) -> int:
     """START, then wait until the page counts ``n`` explained frames; returns how many restarts that took. A start
     after which not one more frame is explained within 30 s is stopped where it shows STOP (still connecting) and
-    started again, as a person would; each restart is also added to ``report["restarts"]`` (seen once in a
-    clean-clone run: the second start/stop cycle's START left the server without a frame for 60 s, the stream
-    before it had played at once)."""
+    started again, as a person would; each restart is also added to ``report["restarts"]``. (On a busy server
+    streamlit-webrtc's check for a page left stopped such a stream as it connected; server/runtime.keep_stream
+    keeps it, and the restart stays for any other cause.)"""
     report = {} if report is None else report
     for restarts in range(tries):
         before = processed(pg)
