@@ -208,7 +208,7 @@ def _clear_behaves(queue_cls, forward_msg, keeps_replies: bool) -> bool:
 # session's count of finished runs has moved by more than one since it was last drawn: its sign of a page left and
 # come back to. Streamlit counts a run as its end is shipped to the browser (on the event loop's thread), which can
 # come after the next run has started: two runs in a row then read the same count and the third sees it two ahead,
-# so a START under load ended without a frame. STREAM_DRAWN (set by the Live page as it draws its streamer, cleared
+# so a START under load can end without a frame. STREAM_DRAWN (set by the Live page as it draws its streamer, cleared
 # by every other page's run and where Live shows no streamer) tells a page left from that.
 STREAM_DRAWN = "live_streamer_drawn"
 _STREAM_NAME = "webrtc_run_count"
