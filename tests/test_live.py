@@ -216,6 +216,16 @@ def test_the_one_layer_pass_gives_the_full_pass_s_maps_at_its_layer(lite_engine,
         lite_engine.live_pass(x, "nope")
     with pytest.raises(ValueError, match="one preprocessed photo"):
         lite_engine.live_pass(np.concatenate([x, x]), layer)
+    # the same trace in batches (SmoothGrad-CAM's copies): each row as that photo alone, for the top-1 and a class,
+    # to 1 % of its L2 norm (a batch may take other oneDNN kernels: test_gradient_methods.assert_same_map)
+    batch = np.concatenate([x, lite_engine.prepare(photos["cat_and_dog.jpg"].rgb), x[:, ::-1]])
+    for cls in (None, 281):
+        acts, grads = lite_engine.layer_pass(batch, cls, layer)
+        assert acts.shape[0] == grads.shape[0] == 3
+        for row, photo in enumerate(batch):
+            alone = lite_engine.live_pass(photo[None], layer, cls)
+            for got, want in ((acts[row], alone.acts[layer]), (grads[row], alone.grads[layer])):
+                assert np.linalg.norm(got - want) <= 0.01 * np.linalg.norm(want), (cls, row)
 
 
 def test_the_engine_keeps_a_bounded_number_of_one_layer_passes(toy_engine):

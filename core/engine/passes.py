@@ -349,19 +349,10 @@ class Engine:
 
     def layer_pass(self, x: np.ndarray, class_index: int | None, layer: str) -> tuple[np.ndarray, np.ndarray]:
         """One explainable layer's activations and gradients of the class logit, (N, h, w, c) each, for a
-        preprocessed batch (the compiled pass of :meth:`run`, in batches; no cache)."""
-        import tensorflow as tf
+        preprocessed batch (the one-layer pass, :func:`.one_layer.layer_pass`, in batches; no cache)."""
+        from .one_layer import layer_pass
 
-        if layer not in self.layers:
-            raise ValueError(f"unknown layer {layer!r} for {self.spec.name}; choose one of {', '.join(self.layers)}")
-        i, c = self.layers.index(layer), -1 if class_index is None else int(class_index)
-
-        def both(b):
-            out = self._explain(tf.constant(b, tf.float32), tf.constant([c] * len(b), tf.int32))
-            return np.stack([out[3][i].numpy(), out[4][i].numpy()], axis=1)
-
-        pair = in_buckets(both, x)
-        return pair[:, 0], pair[:, 1]
+        return layer_pass(self, x, class_index, layer)
 
     def live_pass(self, x: np.ndarray, layer: str, class_index: int | None = None) -> PassResult:
         """The compiled pass for one preprocessed input that back-propagates to ``layer`` only
