@@ -86,7 +86,7 @@ with right:
     shown = st.selectbox("Map shown", list(usable), format_func=map_title, key="ms_shown")
     locs = {m: ms.localise(key, cam, boxes, threshold, w, h) for m, (key, cam) in usable.items()}
     rec = locs.get(shown) or next(iter(locs.values()))
-    show(st, render.region_picture(render.display_base(rgb, 720), rec["region"], rec["cam_box"], boxes, w),
+    show(st, render.region_picture(render.display_base(rgb, ms.REGION_SIDE), rec["region"], rec["cam_box"], boxes, w),
          caption=f"{map_title(shown)} · threshold {threshold:.2f}")
 
 if not boxes:

@@ -24,7 +24,11 @@ from core.imaging import images, render
 from .charts import map_title
 
 BASELINES = baselines.BASELINES
-CACHE_ENTRIES = 8  # per store, per session: old entries go first (a localisation entry holds a photo-sized mask)
+# per store, per session: every map the page can show at once (all methods and baselines) and 8 more; the least
+# recently used go first, so the maps on screen never push each other out (a localisation entry's region is kept
+# at display size, at most 720 pixels a side)
+CACHE_ENTRIES = len(methods.names()) + len(BASELINES) + 8
+REGION_SIDE = 720
 
 
 def fmt(value, spec: str = ".3f") -> str:
@@ -42,10 +46,19 @@ def _store(name: str) -> dict:
 
 
 def _keep(store: dict, key, value):
+    store.pop(key, None)
     store[key] = value
     while len(store) > CACHE_ENTRIES:
         store.pop(next(iter(store)))
     return value
+
+
+def _get(store: dict, key):
+    """The entry (or None), now the most recently used."""
+    if key not in store:
+        return None
+    store[key] = store.pop(key)
+    return store[key]
 
 
 def seed_for(image) -> int:
@@ -54,7 +67,14 @@ def seed_for(image) -> int:
 
 
 def map_key(engine, rgb, cls: int, layer: str, method: str, seed: int) -> tuple:
-    return (engine.spec.name, images.pixel_hash(rgb), int(cls), layer, method, seed)
+    """A map's key: a method with a place of its own (a map at the model input) and a baseline not drawn on the
+    layer's grid keep it at every layer."""
+    entry = methods.REGISTRY.get(method)
+    if entry is not None:
+        where = entry.layer or layer
+    else:
+        where = layer if method in baselines.AT_LAYER else None
+    return (engine.spec.name, images.pixel_hash(rgb), int(cls), where, method, seed)
 
 
 def raw_maps(engine, rgb, cls: int, layer: str, names, seed: int) -> dict[str, tuple[tuple, np.ndarray | str]]:
@@ -64,7 +84,7 @@ def raw_maps(engine, rgb, cls: int, layer: str, names, seed: int) -> dict[str, t
     out = {}
     for m in names:
         key = map_key(engine, rgb, cls, layer, m, seed)
-        if key not in store:
+        if _get(store, key) is None:
             res = res or engine.run(rgb, cls)
             try:
                 cam = evaluation.raw_map(engine, rgb, res, m, layer, seed)
@@ -80,12 +100,12 @@ def localise(key: tuple, cam: np.ndarray, boxes, threshold: float, width: int, h
     figures are None without boxes."""
     store = _store("measure_loc")
     k = (key, tuple(boxes), float(threshold))
-    if k in store:
-        return store[k]
+    if (rec := _get(store, k)) is not None:
+        return rec
     cam_up = render.upsample(cam, width, height)
     top = float(cam_up.max())
-    rec = {"cam_box": localisation.cam_box(cam_up, threshold),
-           "region": cam_up >= threshold * top if top > 0 else np.zeros(cam_up.shape, bool),
+    region = cam_up >= threshold * top if top > 0 else np.zeros(cam_up.shape, bool)
+    rec = {"cam_box": localisation.cam_box(cam_up, threshold), "region": render.region_at_display(region, REGION_SIDE),
            "iou": None, "pointing": None, "energy": None, "curve": None}
     if boxes:
         rec.update(iou=localisation.best_iou(cam_up, boxes, threshold), pointing=localisation.pointing(cam_up, boxes),
@@ -94,7 +114,7 @@ def localise(key: tuple, cam: np.ndarray, boxes, threshold: float, width: int, h
 
 
 def cached_faithfulness(key: tuple, steps: int) -> dict | None:
-    return _store("measure_faith").get((key, steps))
+    return _get(_store("measure_faith"), (key, steps))
 
 
 def run_faithfulness(engine, rgb, cls: int, maps: dict, steps: int, progress=None) -> None:
@@ -114,7 +134,7 @@ def run_faithfulness(engine, rgb, cls: int, maps: dict, steps: int, progress=Non
 
 def cached_road(key: tuple):
     """The :class:`core.metrics.road.Road` of a map (its key from :func:`raw_maps`), or None."""
-    return _store("measure_road").get(key)
+    return _get(_store("measure_road"), key)
 
 
 def run_road(engine, rgb, cls: int, maps: dict, progress=None) -> None:
@@ -140,7 +160,7 @@ def run_sanity(engine, keras_model, rgb, cls: int, layer: str, method: str, prog
 
 
 def cached_sanity(key: tuple):
-    return _store("measure_sanity").get(key)
+    return _get(_store("measure_sanity"), key)
 
 
 # --- tables ---------------------------------------------------------------------------------------------------

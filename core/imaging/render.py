@@ -137,13 +137,25 @@ def upsample_nearest(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(np.asarray(rgb, np.uint8)).resize((width, height), Image.NEAREST), np.uint8)
 
 
+def region_at_display(region: np.ndarray, max_side: int = 720) -> np.ndarray:
+    """A (H, W) bool region at :func:`display_base`'s size for ``max_side`` (nearest neighbour, as
+    :func:`region_picture` draws it): what a page keeps instead of a photo-sized mask."""
+    h, w = region.shape[:2]
+    s = min(1.0, max_side / max(h, w))
+    if s >= 1.0:
+        return np.asarray(region, bool)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return np.asarray(Image.fromarray(region.astype(np.uint8) * 255).resize(size, Image.NEAREST)) > 0
+
+
 def region_picture(base: np.ndarray, region: np.ndarray, cam_box, boxes, photo_w: int) -> np.ndarray:
     """The display photo with the map's thresholded region bright (the rest dimmed), the box of its largest
     connected part in yellow and the object boxes in green.
 
     Args:
         base: (h, w, 3) uint8 photo at display size.
-        region: (H, W) bool at the photo's size: the map ≥ threshold × its maximum.
+        region: (H, W) bool at the photo's size or at ``base``'s (:func:`region_at_display`): the map ≥
+            threshold × its maximum.
         cam_box: (x0, y0, x1, y1) in photo pixels, or None.
         boxes: the object boxes in photo pixels.
         photo_w: the photo's width (the scale from photo to display).

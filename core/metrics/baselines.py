@@ -19,6 +19,7 @@ import numpy as np
 
 BASELINES = ("random", "centre", "edges")
 MODEL_FREE = BASELINES  # every baseline ignores the model: its map is the same under the sanity cascade
+AT_LAYER = ("random",)  # the baselines drawn on the layer's grid (centre: the photo's size; edges: the model input's)
 CENTRE_SIGMA = 0.25  # of each side: the measured range is ½–¼; ¼ is the tighter, stronger prior
 EDGES_SIGMA = 0.01  # of the shorter side: 2.24 px at 224, enough to join an edge's two Sobel ridges
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's "L" and OpenCV's grayscale
