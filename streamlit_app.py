@@ -3,6 +3,8 @@
 Not the file ``streamlit run`` takes: that is ``app.py`` (the server, with the :mod:`server` package's
 adjustments), which runs this script for every page view; ``streamlit run streamlit_app.py`` also works, without them.
 """
+import sys
+
 import streamlit as st
 
 from core.live.gate import PAGES
@@ -31,4 +33,10 @@ with SERVER.busy(), PAGES.page():
     page = st.navigation(pages)
     if page.url_path != "live":
         forget_stream()  # the Live page's streamer is not on this one (server/runtime.py)
-    page.run()
+    try:
+        page.run()
+    except ValueError as exc:  # the workshop database busy or unreachable: its one sentence, the session goes on
+        store = sys.modules.get("core.store.engine")  # (imported by the pages that use it, not at start-up)
+        if store is None or not isinstance(exc, store.StoreError):
+            raise
+        st.error(str(exc))

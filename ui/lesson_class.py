@@ -93,6 +93,7 @@ def create(found: dict, problems: list[str]) -> None:
     c2.button("I have kept the link", key="class_forget", on_click=forget_created)
 
 
+@ls.says_store_problems
 def lost_page(store, code: str, key: str) -> None:
     """A participant who lost their page (a closed tab, another device): their own link again, chosen by nickname.
     It carries their token, so it answers as them: the page says to give it to that participant only."""
@@ -153,6 +154,7 @@ class room_csv:
         return csv_text(self.store.export_rows(self.code, self.key))
 
 
+@ls.says_store_problems
 def live(store, code: str, key: str, lesson: lessons.Lesson) -> None:
     """The table, the quiz and the export (a fragment: it runs again every few seconds on its own)."""
     frame, q = live_data(store, code, key, lesson)
@@ -225,6 +227,7 @@ def kept_picture(slot: tuple, mark: str, draw) -> str:
     return held[1]
 
 
+@ls.says_store_problems
 def per_exercise(store, code: str, key: str, lesson: lessons.Lesson) -> None:
     """One exercise at a time: the distribution of the class's answers and, for a predicted box, where the class
     looked beside the model's map (a fragment, like :func:`live`). A model that cannot be used here is one
@@ -303,8 +306,13 @@ def _expected_with_bar(ex: lessons.Exercise, engine, rgb):
 
 
 def close(code: str, key: str) -> None:
-    """Close's callback."""
-    ls.shared_store().close_room(code, key)
+    """Close's callback (a database problem kept as its sentence for the page's run)."""
+    from core.store import StoreError
+
+    try:
+        ls.shared_store().close_room(code, key)
+    except StoreError as exc:
+        st.session_state["class_close_error"] = str(exc)
 
 
 def close_control(code: str, key: str, closed: bool) -> None:
@@ -312,5 +320,7 @@ def close_control(code: str, key: str, closed: bool) -> None:
     if closed:
         st.info("This room is closed: participants can no longer answer. Its results stay here and in the export.")
         return
+    if problem := st.session_state.pop("class_close_error", None):
+        st.error(problem)
     sure = st.checkbox(f"Yes, close room {code}: participants can no longer answer", key="class_close_sure")
     st.button("Close the room", key="class_close", disabled=not sure, on_click=close, args=(code, key))

@@ -14,6 +14,7 @@ once the learner chose to end the lesson.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -86,6 +87,23 @@ def shared_store():
     from core.store import default_url
 
     return _store_for(default_url())
+
+
+def says_store_problems(fn):
+    """``fn`` with a workshop-database problem (:class:`core.store.StoreError`) shown as its one sentence instead of
+    raised: for a fragment, which runs again on its own outside the page's run (``streamlit_app.py`` catches the
+    page's)."""
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        from core.store import StoreError
+
+        try:
+            return fn(*args, **kwargs)
+        except StoreError as exc:
+            st.error(str(exc))
+            return None
+
+    return wrapped
 
 
 def store_or_say():
