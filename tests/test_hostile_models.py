@@ -281,3 +281,15 @@ def test_a_file_made_here_still_loads_from_its_path(model, saved, tmp_path):
     assert back.name == model.name and back.classes == model.classes and back.title == "mugs"
     assert set(back.weights) == {HEAD_LOGITS}
     assert all(np.array_equal(a, b) for a, b in zip(back.weights[HEAD_LOGITS], model.weights[HEAD_LOGITS]))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_weights_that_are_not_finite_are_refused(model, bad):
+    """A head with one NaN (or infinite) weight would show NaN probabilities on every page."""
+    kernel, bias = (np.array(a) for a in model.weights[HEAD_LOGITS])
+    kernel[7, 1] = bad
+    broken = TrainedModel(title="mugs", backbone=model.backbone, classes=model.classes,
+                          weights={HEAD_LOGITS: [kernel, bias]})
+    with pytest.raises(ModelFileError) as exc:
+        load_file(broken.to_bytes(), "odd.keras")
+    assert _one_line(exc) == "odd.keras's weights of head_logits hold NaN or infinite values; refused."

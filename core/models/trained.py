@@ -355,7 +355,11 @@ def _read_weights(path: Path, backbone: str, n_classes: int, name: str) -> dict:
     except Exception as exc:  # noqa: BLE001 - whatever Keras says, the user gets one sentence
         first = str(exc).strip().splitlines()[0][:120].rstrip(" .:") if str(exc).strip() else type(exc).__name__
         raise ModelFileError(f"{name}'s weights could not be read ({first}).") from None
-    return {l.name: l.get_weights() for l in model.layers if l.weights}
+    weights = {l.name: l.get_weights() for l in model.layers if l.weights}
+    for lname, arrays in weights.items():  # a NaN weight would put NaN on every page that shows this model
+        if any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in arrays):
+            raise ModelFileError(f"{name}'s weights of {lname} hold NaN or infinite values; refused.")
+    return weights
 
 
 def _changed_only(backbone: str, weights: dict) -> dict:
