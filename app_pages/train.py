@@ -31,6 +31,8 @@ if st.session_state.pop("train_goto_explain", False):
     st.switch_page("app_pages/explain.py")
 ds = training.dataset()
 training.show_messages()
+with st.expander("Open a model saved here before"):  # in every session, not only after a training
+    intake.model_file(st)
 
 # ---------------------------------------------------------------------------------------------- 1 · classes
 st.header("1 · Make classes")
@@ -227,15 +229,14 @@ if len(res.val_idx):
 
 # ---------------------------------------------------------------------------------------------- 4 · keep
 st.header("4 · Keep it")
-k1, k2 = st.columns(2)
-k1.markdown(f"**{model.title}** is in the sidebar's model list as ★ {model.title} (trained): every page explains "
-            "it with your class names.")
-k1.button("Explain it now", key="train_explain", type="primary",
+st.markdown(f"**{model.title}** is in the sidebar's model list as ★ {model.title} (trained): every page explains "
+            "it with your class names. A downloaded file opens again under *Open a model saved here before*, at "
+            "the top of this page.")
+st.button("Explain it now", key="train_explain", type="primary",
           on_click=functools.partial(st.session_state.update, model=model.name, train_goto_explain=True))
-k1.download_button("Download the model (.keras)", model.to_bytes,  # saved only when clicked
+st.download_button("Download the model (.keras)", model.to_bytes,  # saved only when clicked
                    file_name=f"{''.join(c if c.isalnum() else '_' for c in model.title)}.keras",
                    mime="application/octet-stream", key="train_download")
-intake.model_file(k2)
 
 # ---------------------------------------------------------------------------------------------- 5 · shortcut
 if job.stamp is None:

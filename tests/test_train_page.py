@@ -136,3 +136,21 @@ def test_make_classes_train_head_only_and_explain_it():
     assert f"on {effect.rise_count} of 6 images" in verdict
     assert any(v.value == verdict for v in list(at.info) + list(at.success))
     assert any("hard to tell apart" in m.value for m in at.markdown)
+
+
+def test_a_model_saved_before_opens_in_a_fresh_session():
+    """The opener is there before any training: a file downloaded in another session comes back into the sidebar."""
+    from core.models import TrainedModel
+    from core.models.trained import HEAD_LOGITS
+
+    kernel = np.random.default_rng(3).normal(0, 0.05, (1280, 2)).astype(np.float32)
+    saved = TrainedModel(title="Mugs", backbone="efficientnet_lite0", classes=("mine", "yours"),
+                         weights={HEAD_LOGITS: [kernel, np.zeros(2, np.float32)]}).to_bytes()
+    at = AppTest.from_file(APP, default_timeout=300)
+    ok(at.run())
+    ok(at.switch_page("app_pages/train.py").run())
+    assert not any(h.value.startswith("4 ·") for h in at.header)  # nothing trained in this session
+    at.file_uploader(key="train_model_up_0").set_value(("Mugs.keras", saved, "application/octet-stream"))
+    ok(at.run())
+    assert any(s.value.startswith("Opened Mugs (2 classes)") for s in at.success)
+    assert "★ Mugs (trained)" in at.selectbox(key="model").options
