@@ -31,7 +31,8 @@ def test_bench_json_has_every_figure(capsys):
     assert d["first_paint_s"] == pytest.approx(sum(d["first_paint_runs"]) / 2, abs=0.011)
     # training (issue 12) and measuring (issue 13)
     for k in ("train_features_ms_per_image", "forward_batch_ms_per_image", "train_head_ms", "finetune_ms",
-              "deletion_ms", "forward20_ms", "sanity_ms", "lesson_check_cpu_s", "instructor_refresh_cpu_s",
+              "deletion_ms", "forward20_ms", "sanity_ms", "lesson_check_cpu_s", "lesson_cover_range_cpu_s",
+              "instructor_refresh_cpu_s",
               "live_fps", "live_latency_ms_p50", "live_latency_ms_p95", "live_explain_rerender_ratio",
               "live_fps_3_viewers_beside_explain"):
         assert isinstance(d[k], float) and d[k] > 0, k
