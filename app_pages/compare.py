@@ -94,7 +94,7 @@ for eng, layer in cells:
         used.add(key)
         extra = f" · {got.passes} passes" if entry.extra_passes else ""
         note = " · no positive evidence" if render.is_empty(got.cam) else ""
-        show(col, render.overlay(base, got.cam, ctx.alpha, ctx.colormap, **maps.display(entry, got.cam)),
+        show(col, render.overlay(base, got.cam, ctx.alpha, ctx.colormap, **entry.display(got.cam)),
              caption=f"{got.seconds * 1000:.0f} ms{extra}{note}")
         if maps.reading(entry, got.cam):
             col.caption(maps.reading(entry, got.cam))

@@ -29,7 +29,7 @@ got, why = maps.page_map("explain_memo", method, ctx.engine, ctx.image.rgb, res,
 if why:
     st.info(why)
 cam, method = got.cam, got.method
-how = maps.display(method, cam)
+how = method.display(cam)
 base = render.display_base(ctx.image.rgb)
 over = render.overlay(base, cam, ctx.alpha, ctx.colormap, **how)
 elapsed = time.perf_counter() - t + st.session_state.get("last_pass", 0.0)

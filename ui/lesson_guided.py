@@ -34,7 +34,7 @@ def _r(value: float | None) -> str:
 
 def _heat(m, cam: np.ndarray, base: np.ndarray, colormap: str) -> np.ndarray:
     """A map as a picture at the photo's display size (its own colouring: signed or not, pixel scale)."""
-    return render.heatmap(cam, base.shape[1], base.shape[0], colormap, **maps.display(m, cam))
+    return render.heatmap(cam, base.shape[1], base.shape[0], colormap, **m.display(cam))
 
 
 def guided_grad_cam(ctx, res, base: np.ndarray) -> None:

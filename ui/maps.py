@@ -143,12 +143,6 @@ def prune(store: dict, used: set) -> None:
         del store[key]
 
 
-def display(m: Method, cam: np.ndarray) -> dict:
-    """How a map is coloured: ``signed`` (diverging scale) and ``vmax`` (the display top; None: its maximum) —
-    the keywords of :func:`core.imaging.render.overlay`."""
-    return {"signed": m.signed, "vmax": render.pixel_scale(cam) if m.pixels else None}
-
-
 def reading(m: Method, cam: np.ndarray) -> str:
     """The one line under the map on how to read its colours: the method's own, or the signed scale's where the map
     has negative values (empty for a map of the class's evidence, strongest brightest)."""
@@ -160,7 +154,7 @@ def reading(m: Method, cam: np.ndarray) -> str:
 def raw_picture(m: Method, cam: np.ndarray, colormap: str, width: int, height: int) -> np.ndarray:
     """The map at its own resolution (the layer's, or the model input's), coloured and enlarged blockily to
     (height, width)."""
-    how = display(m, cam)
+    how = m.display(cam)
     return render.upsample_nearest(render.colorize(render.to_unit(cam, how["vmax"], how["signed"]), colormap),
                                    width, height)
 

@@ -163,6 +163,14 @@ class Method:
         ctx.options = {**{t.name: t.default for t in self.tunables}, **given}
         return self.fn(ctx)
 
+    def display(self, cam: np.ndarray) -> dict:
+        """How its map is coloured — ``signed`` (the diverging scale) and ``vmax`` (the display top: the 99.5th
+        percentile of a map at the model input's resolution, else None, its maximum) — as keywords of
+        :func:`core.imaging.render.overlay`: the pages and ``explain --out`` alike."""
+        from ..imaging import render
+
+        return {"signed": self.signed, "vmax": render.pixel_scale(cam) if self.pixels else None}
+
     def page_options(self) -> dict:
         """The tunables' starting values on the pages, by name."""
         return {t.name: t.page_default for t in self.tunables}

@@ -212,7 +212,8 @@ def _occlusion(ctx: Context) -> np.ndarray:
 TOP_N = Tunable("top_n", "Score-CAM channels (top-N)",
                 "Score-CAM masks the input with each channel: one forward pass per channel. "
                 "Using only the N most active channels keeps it fast.",
-                "Score-CAM: only the N most active channels", default=None, page_default=256, low=8, high=4096, step=8)
+                "Score-CAM: only the N most active channels", default=None, page_default=256, low=8, high=4096, step=8,
+                minimum=1)
 PATCH = Tunable("patch", "Patch (px at the model input)", "The side of the gray square slid over the model input.",
                 "occlusion patch size at the model input (px)", default=32, page_default=32, low=8, high=112, step=4,
                 minimum=1)
@@ -250,7 +251,8 @@ EVERY: dict[str, Method] = {m.name: m for m in (
     Method("occlusion", "Occlusion", "slide a gray patch over the input and record how much the class loses",
            "Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
            "https://arxiv.org/abs/1311.2901", fn=_occlusion, needs_model=True, extra_passes=True, live=False,
-           progress=True, layer="input", pixels=True, family="perturbation", pages=False,
+           progress=True, layer="input", pixels=True, signed=True, family="perturbation", pages=False,
+           reading="warm: hiding the patch here lowered the class; cool: hiding it raised the class",
            tunables=(PATCH, STRIDE)),
 )}
 # what the sidebar, Compare, Measure, Learn and a link's method= offer (occlusion has the Occlude page)

@@ -73,15 +73,6 @@ def _read_targets(path: str, num_classes: int = 1000) -> dict[str, int]:
     return out
 
 
-def _floors(tunables) -> dict:
-    """The tunables that the command line bounds below, grouped by their minimum."""
-    out = {}
-    for t in tunables:
-        if t.minimum is not None:
-            out.setdefault(t.minimum, []).append(t)
-    return out
-
-
 def cmd_explain(args) -> int:
     from .. import models
     from ..cam import methods
@@ -105,9 +96,9 @@ def cmd_explain(args) -> int:
         if args.method not in method_names():
             return _fail(f"unknown method {args.method!r}; choose one of {', '.join(method_names())}")
         options = {t.name: getattr(args, t.name) for t in methods.tunables()}
-        for low, group in _floors(methods.tunables()).items():
-            if any(options[t.name] is not None and options[t.name] < low for t in group):
-                return _fail(f"{' and '.join(t.flag for t in group)} must be at least {low}")
+        for t in methods.tunables():  # each flag the command line bounds below, named alone
+            if t.minimum is not None and options[t.name] is not None and options[t.name] < t.minimum:
+                return _fail(f"{t.flag} must be at least {t.minimum}")
         mask_bytes = None
         if args.mask:
             try:
@@ -154,7 +145,8 @@ def cmd_explain(args) -> int:
             if out_dir:
                 base = render.display_base(rgb, 1024)
                 dest = out_dir / f"{Path(path).stem}_{ex.method}_{ex.layer}.png"
-                dest.write_bytes(render.to_png(render.overlay(base, ex.cam, args.alpha, args.colormap)))
+                how = methods.get(ex.method).display(ex.cam)  # coloured as the pages colour it
+                dest.write_bytes(render.to_png(render.overlay(base, ex.cam, args.alpha, args.colormap, **how)))
                 rec["overlay"] = str(dest)
         except (images.ImageError, MaskError, ValueError, OSError) as exc:  # NotApplicable is a ValueError
             failed += 1

@@ -173,9 +173,9 @@ def cmd_sanity(args) -> int:
         spec = spec_for(source)
         if args.layer and args.layer not in spec.layers:
             return _fail(f"unknown layer {args.layer!r} for {spec.name}; choose one of {', '.join(spec.layers)}")
-        if args.method not in methods.names() + list(baselines.BASELINES):
+        if args.method not in methods.names(every=True) + list(baselines.BASELINES):
             return _fail(f"unknown method {args.method!r}; choose one of "
-                         f"{', '.join(methods.names() + list(baselines.BASELINES))}")
+                         f"{', '.join(methods.names(every=True) + list(baselines.BASELINES))}")
         if args.class_index is not None:
             spec.check_class(args.class_index)
         img = images.load_path(args.image)

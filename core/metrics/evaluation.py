@@ -41,8 +41,8 @@ THRESHOLD = 0.2
 
 
 def method_names() -> list[str]:
-    """Every name ``--methods`` accepts: the registry's methods and the baselines."""
-    return cam_methods.names() + list(baselines.BASELINES)
+    """Every name ``--methods`` accepts: every method ``explain`` takes (occlusion included) and the baselines."""
+    return cam_methods.names(every=True) + list(baselines.BASELINES)
 
 
 def check(methods: list[str], metrics: list[str]) -> None:
