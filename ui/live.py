@@ -19,7 +19,7 @@ import streamlit as st
 
 from core import models
 from core.cam import methods
-from core.imaging import render
+from core.imaging import images, render
 from core.live import LiveSettings, LiveWorker, banner, live_methods, why_not_live
 from server import runtime
 
@@ -118,8 +118,9 @@ def controls() -> LiveSettings | None:
         return None
     spec = engine.spec
     shapes = {n: engine.layer_shape(n) for n in spec.layers}
+    st.session_state.setdefault(f"live_layer_{spec.name}", spec.default_layer)
     layer = st.sidebar.select_slider(
-        "Layer (early → late)", options=list(spec.layers), value=spec.default_layer, key=f"live_layer_{spec.name}",
+        "Layer (early → late)", options=list(spec.layers), key=f"live_layer_{spec.name}",
         format_func=lambda n: f"{n} · {shapes[n][0]}×{shapes[n][1]}",
         help="The live view computes this one layer's map for every frame; the later the layer, the faster.")
     offered = live_methods()
@@ -196,9 +197,17 @@ def freeze(live: LiveWorker) -> None:
     if got is None:
         st.warning("No frame has been explained yet: start the camera first.")
         return
-    st.session_state["upload"] = decode_upload(render.to_png(got.rgb), "webcam frame.png")
-    st.session_state["class_index"] = None if st.session_state.get("live_class_mode") != FIXED else got.class_index
+    st.session_state.update(frozen(got, st.session_state.get("live_class_mode") == FIXED))
     st.switch_page("app_pages/explain.py")
+
+
+def frozen(got, fixed: bool) -> dict:
+    """The session state that makes an explained frame the session's photo: the frame as the upload, its class where
+    the class was fixed (else the top-1), and the photo's key, so the sidebar takes it as the photo shown, not as a
+    new one whose class it resets."""
+    photo = decode_upload(render.to_png(got.rgb), "webcam frame.png")
+    return {"upload": photo, "class_index": got.class_index if fixed else None,
+            "photo_key": images.pixel_hash(photo.rgb)}
 
 
 def snapshots(live: LiveWorker) -> None:

@@ -227,8 +227,10 @@ class LiveWorker:
         self._latencies.clear()
 
     def explain(self, rgb: np.ndarray) -> LiveFrame | None:
-        """Explain one photo now, in the caller's thread (a snapshot instead of a stream), and keep it as the newest."""
-        got = self.process(rgb, time.perf_counter())
+        """Explain one photo now, in the caller's thread (a snapshot instead of a stream), and keep it as the newest.
+        Through the engine's cached pass (every layer, kept by the photo's pixels): the page draws the snapshot again
+        on every run, and a redraw with another layer, method, alpha or colormap runs no pass."""
+        got = self.process(rgb, time.perf_counter(), cached=True)
         if got is not None:
             self._latest = got
         return got
@@ -283,12 +285,14 @@ class LiveWorker:
             except Exception as exc:  # one bad frame (a model gone, a bad setting) must not end the stream
                 self._error = f"{type(exc).__name__}: {exc}".splitlines()[0]
 
-    def process(self, rgb: np.ndarray, arrived: float, gate: PageGate | None = None) -> LiveFrame | None:
+    def process(self, rgb: np.ndarray, arrived: float, gate: PageGate | None = None,
+                cached: bool = False) -> LiveFrame | None:
         """Explain one frame with the current settings (what the thread does with each frame it takes).
 
         ``gate``: the pages' gate to wait at before the pass and, where a page run began meanwhile, before the
         drawing (the worker's thread passes its own; a snapshot explained in a page's run passes none); the latency
-        includes the waits."""
+        includes the waits. ``cached``: the engine's full pass, kept by the photo's pixels (:meth:`explain`),
+        instead of the one-layer pass; a frame counts as processed only where a pass ran."""
         if gate is not None:
             gate.wait()
         s = self._settings
@@ -306,8 +310,9 @@ class LiveWorker:
             return blend(rgb, heat, s.alpha), used, why
 
         lane = self._lanes if self._lanes is not None else nullcontext()
+        fresh = not (cached and engine.cached(rgb, cls))
         with lane:  # the pass and the drawing in one hold of the lane, unless a page run began meanwhile
-            res = engine.live_pass(engine.prepare(rgb), layer, cls)
+            res = engine.run(rgb, cls) if cached else engine.live_pass(engine.prepare(rgb), layer, cls)
             drawn = draw() if gate is None or gate.inside == 0 else None
         if drawn is None:
             gate.wait()  # without the lane: the other viewers' frames go on meanwhile
@@ -318,9 +323,10 @@ class LiveWorker:
             why = why_not_live(s.method) if s.method in methods.EVERY else f"unknown method {s.method!r}"
         top = tuple((i, spec.label(i), p) for i, p in res.top_k(s.top_k))
         latency = time.perf_counter() - arrived
-        self._processed += 1
-        self._done.append(time.monotonic())
-        self._latencies.append(latency)
+        if fresh:
+            self._processed += 1
+            self._done.append(time.monotonic())
+            self._latencies.append(latency)
         return LiveFrame(rgb, over, top, res.class_index, spec.label(res.class_index), spec.name, layer, used.title,
                          why, latency, self._processed)
 
