@@ -1,5 +1,6 @@
 """The Live page's state: its own settings are there again after another page, Freeze with a fixed class explains
-that class on Explain, and a snapshot drawn again (another layer, method, alpha or colormap) runs no pass. AppTest
+that class on Explain, a snapshot drawn again (another layer, method, alpha or colormap) runs no pass and waits for
+no lane of the camera frames. AppTest
 in snapshot mode (streamlit-webrtc's streamer needs a real server: tests/e2e/test_live_*.py)."""
 import dataclasses
 from pathlib import Path
@@ -81,3 +82,18 @@ def test_a_snapshot_drawn_again_with_other_settings_runs_no_pass(lite_engine, ph
         assert again is not None and worker.latest is again
     assert passes == [1] and worker.stats().processed == 1  # one pass, one processed frame
     assert not np.array_equal(first.overlay, again.overlay)
+
+
+def test_a_snapshot_does_not_wait_for_the_camera_frames_lane(lite_engine, photos):
+    """A snapshot is the page's own pass: other viewers' frames holding every lane do not hold it up."""
+    import threading
+
+    lane = threading.BoundedSemaphore(1)
+    assert lane.acquire(timeout=1)  # another viewer's frame holds the only lane
+    worker = LiveWorker(LiveSettings(lambda: lite_engine), name="test-lane", lanes=lane)
+    got = []
+    t = threading.Thread(target=lambda: got.append(worker.explain(photos["dog.jpg"].rgb)), daemon=True)
+    t.start()
+    t.join(60)
+    lane.release()
+    assert not t.is_alive() and got and got[0] is not None

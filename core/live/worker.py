@@ -292,7 +292,7 @@ class LiveWorker:
         ``gate``: the pages' gate to wait at before the pass and, where a page run began meanwhile, before the
         drawing (the worker's thread passes its own; a snapshot explained in a page's run passes none); the latency
         includes the waits. ``cached``: the engine's full pass, kept by the photo's pixels (:meth:`explain`),
-        instead of the one-layer pass; a frame counts as processed only where a pass ran."""
+        instead of the one-layer pass, without a lane; a frame counts as processed only where a pass ran."""
         if gate is not None:
             gate.wait()
         s = self._settings
@@ -309,7 +309,8 @@ class LiveWorker:
             heat = render.heatmap(cam, rgb.shape[1], rgb.shape[0], s.colormap, signed=used.signed)
             return blend(rgb, heat, s.alpha), used, why
 
-        lane = self._lanes if self._lanes is not None else nullcontext()
+        # a camera frame holds a lane; a snapshot is a page's own pass, which (like every page's) takes none
+        lane = self._lanes if self._lanes is not None and not cached else nullcontext()
         fresh = not (cached and engine.cached(rgb, cls))
         with lane:  # the pass and the drawing in one hold of the lane, unless a page run began meanwhile
             res = engine.run(rgb, cls) if cached else engine.live_pass(engine.prepare(rgb), layer, cls)
