@@ -163,3 +163,40 @@ def test_dataset_zips_empty_or_with_one_class_are_refused(photos):
         with pytest.raises(DatasetError) as exc:
             read_zip(data)
         assert expect in _one_line(exc)
+
+
+def test_dataset_zips_with_a_wrapping_folder_a_readme_or_backslashes_give_their_classes(photos):
+    from core.imaging import render
+
+    a, b = (render.to_png(p.rgb[:64, :64]) for p in list(photos.values())[:2])
+    two = {"cats/1.png": a, "cats/2.png": b, "dogs/1.png": b}
+    cases = {
+        "plain": two,
+        "wrapped": {f"data/{k}": v for k, v in two.items()},
+        "wrapped, a README beside the classes": {**{f"data/{k}": v for k, v in two.items()}, "data/README.md": b"hi"},
+        "wrapped, a README beside the wrapper": {**{f"data/{k}": v for k, v in two.items()}, "README.md": b"hi"},
+        "backslashes (some Windows tools)": {k.replace("/", "\\"): v for k, v in two.items()},
+    }
+    for what, files in cases.items():
+        lines = []
+        ds = read_zip(_zip(files), warn=lines.append)
+        assert ds.counts() == {"cats": 2, "dogs": 1}, what
+        assert all("README.md" in line and "skipped" in line for line in lines), (what, lines)
+
+
+def test_a_merge_past_the_class_limit_adds_nothing(photos):
+    from core.training import Dataset
+    from core.training.data import MAX_CLASSES, example_from_rgb
+
+    rgbs = [p.rgb[:64, :64] for p in photos.values()]
+    ds, other = Dataset(), Dataset()
+    for i in range(MAX_CLASSES - 5):
+        ds.add(f"k{i}", example_from_rgb(rgbs[i % len(rgbs)], f"{i}.png"))
+    for i in range(8):
+        other.add(f"new{i}", example_from_rgb(rgbs[i % len(rgbs)], f"n{i}.png"))
+    before = ds.counts()
+    with pytest.raises(DatasetError) as exc:
+        ds.merge(other, warn=[].append)
+    assert ds.counts() == before  # nothing added
+    assert _one_line(exc) == (f"These images are in 8 new classes and there are {MAX_CLASSES - 5} already: at most "
+                              f"{MAX_CLASSES} classes. Nothing was added; remove some first.")

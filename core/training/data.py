@@ -133,7 +133,14 @@ class Dataset:
 
         Where the dataset fills up the rest is left out, with one ``warn`` line (without ``warn``: DatasetFull,
         whose message is that line).
+
+        Raises:
+            DatasetError: ``other`` would bring the classes past :data:`MAX_CLASSES` (nothing is added then).
         """
+        new = [n for n in other.classes if n not in self.classes]
+        if len(self.classes) + len(new) > MAX_CLASSES:
+            raise DatasetError(f"These images are in {len(new)} new classes and there are {len(self.classes)} "
+                               f"already: at most {MAX_CLASSES} classes. Nothing was added; remove some first.")
         added = done = 0
         for name, ex in other.classes.items():
             for e in ex:
@@ -296,9 +303,13 @@ def read_zip(data, warn=None, progress=None) -> Dataset:
         members = [m for m in zf.infolist() if not m.is_dir()]
         if len(members) > MAX_ZIP_MEMBERS:
             raise DatasetError(f"The ZIP holds {len(members)} files; at most {MAX_ZIP_MEMBERS} are read.")
-        paths = [PurePosixPath(m.filename) for m in members]
-        tops = {p.parts[0] for p in paths if len(p.parts) > 1 and not _ignored(p)}
-        strip = 1 if len(tops) == 1 and all(len(p.parts) > 2 for p in paths if not _ignored(p)) else 0
+        # (a backslash as the separator: what some Windows tools write)
+        paths = [PurePosixPath(m.filename.replace("\\", "/")) for m in members]
+        # one wrapping folder around the class folders: every image two folders down, under the same top folder
+        # (a README or other file beside the class folders is skipped, below)
+        shown = [p for p in paths if not _ignored(p) and p.suffix.lower() in IMAGE_SUFFIXES]
+        tops = {p.parts[0] for p in shown if len(p.parts) > 1}
+        strip = 1 if len(tops) == 1 and shown and all(len(p.parts) > 2 for p in shown) else 0
         ds = Dataset()
         if not any(len(p.parts) > strip + 1 for p in paths if not _ignored(p)):
             raise DatasetError("The ZIP has no class folders with images (one top-level folder per class).")
