@@ -95,6 +95,13 @@ def test_flip_mask_over_the_cat_flips_over_the_dog_does_not_and_too_big_is_refus
     assert too_big.feedback == "Your mask covers 53.7% of the photo; at most 10.0% is allowed, so it was not tried."
     small = lessons.check(ex, eye[::4, ::4], exp, lite_engine, cd)  # a mask at another size maps by pixel centres
     assert small.correct
+    # just over the limit: the refusal never says "10.0 % … at most 10.0 %"
+    over = np.zeros(cd.shape[:2], bool)
+    over.flat[:int(over.size * 0.1004)] = True
+    refused = lessons.check(ex, over, exp, lite_engine, cd)
+    assert refused.detail["refused"] and refused.feedback.startswith("Your mask covers 10.04% of the photo; at most 10.0%")
+    assert checks.share_text(0.1004, 0.1) == "10.04%" and checks.share_text(0.1004) == "10.0%"
+    assert checks.share_text(0.100001, 0.1) == "10.0001%" and checks.share_text(0.0999, 0.1) == "10.0%"
 
 
 def test_choice_fixed_and_points_at(lite_engine, cd):

@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 
 from core.cam import methods, occlusion
 from core.imaging import render
+from core.lessons.checks import share_text
 
 from .lesson_state import MISSING, PENDING, RUNS, before_open
 from .pictures import show
@@ -231,8 +232,10 @@ def flip_mask(lid: str, exercise, rgb: np.ndarray, base: np.ndarray, done: bool)
     shown = occlusion.apply_fill(base, mask, raw["fill"])
     share = float(rects_mask(raw["rects"], *rgb.shape[:2]).mean())
     limit = exercise.params.get("max_share")
-    show(right, shown, caption=f"Masked photo ({raw['fill']} fill) · {share:.1%} of the photo"
-                               + (f" (at most {float(limit):.0%})" if limit is not None else ""))
+    said = f"Masked photo ({raw['fill']} fill) · {share_text(share, limit)} of the photo"
+    if limit is not None:
+        said += f" (at most {share_text(limit)}" + (": too much, it will not be tried)" if share > limit else ")")
+    show(right, shown, caption=said)
     return share
 
 

@@ -298,8 +298,14 @@ FILL_WORDS = {"gray": "grayed out", "black": "blacked out", "blur": "blurred", "
               "mean": "filled with its mean colour"}  # core.cam.occlusion.FILLS, as the feedback says them
 
 
-def _fmt_share(x: float) -> str:
-    return f"{x:.1%}"
+def share_text(share: float, limit: float | None = None) -> str:
+    """A share of the photo in percent with one decimal, or more where one would show a share over ``limit`` as
+    within it (10.04 % of a 10 % limit: "10.04%", not "10.0%")."""
+    for digits in range(1, 6):
+        text = f"{share:.{digits}%}"
+        if limit is None or share <= limit or float(text[:-1]) > limit * 100:
+            return text
+    return text
 
 
 def check(exercise: Exercise, answer, expected: Expected, engine=None, rgb: np.ndarray | None = None) -> Outcome:
@@ -393,17 +399,17 @@ def _check_mask(ex: Exercise, mask, expected: Expected, engine, rgb) -> Outcome:
     if not m.any():
         return Outcome(False, None, "Paint a mask first: nothing is covered.", {"share": 0.0})
     if share > limit:
-        return Outcome(False, None, f"Your mask covers {_fmt_share(share)} of the photo; at most "
-                       f"{_fmt_share(limit)} is allowed, so it was not tried.", {"share": share, "refused": True})
+        return Outcome(False, None, f"Your mask covers {share_text(share, limit)} of the photo; at most "
+                       f"{share_text(limit)} is allowed, so it was not tried.", {"share": share, "refused": True})
     p = engine.predict(engine.prepare(occlusion.apply_fill(rgb, m, ex.params["fill"])))[0]
     after = int(np.argmax(p))
     names = engine.spec.label(before), engine.spec.label(after)
     detail = {"share": share, "before": before, "after": after, "after_name": names[1], "p_after": float(p[after])}
     done = FILL_WORDS.get(ex.params["fill"], "covered")
     if after != before:
-        return Outcome(True, share, f"Flipped: with {_fmt_share(share)} of the photo {done} the model says "
+        return Outcome(True, share, f"Flipped: with {share_text(share)} of the photo {done} the model says "
                        f"{names[1]} ({p[after]:.0%}) instead of {names[0]}.", detail)
-    return Outcome(False, None, f"Not flipped: with {_fmt_share(share)} of the photo {done} the model still says "
+    return Outcome(False, None, f"Not flipped: with {share_text(share)} of the photo {done} the model still says "
                    f"{names[0]} ({p[after]:.0%}).", detail)
 
 
