@@ -263,7 +263,14 @@ def test_a_broken_lesson_file_is_one_line_and_the_others_load(env):
     lines = [t.value for t in at.expander[0].text]
     assert len(lines) == 1 and "broken.toml: exercise 'e1': field 'kind': unknown kind 'predict_boxes'" in lines[0]
     assert "\n" not in lines[0]
+    assert at.expander[0].label == "1 lesson file(s) could not be read"
     assert at.selectbox(key="lesson_pick").options == ["Grad-CAM in 45 minutes", "One of each kind"]
+    # a second broken file with two problems: counted as one file more, each problem a line
+    (env["folder"] / "worse.toml").write_text(BROKEN.replace('"e1"', '"w1"') + BROKEN[BROKEN.index("[[exercise]]"):]
+                                              .replace('"e1"', '"w2"'))
+    ok(at.run())
+    assert at.expander[0].label == "2 lesson file(s) could not be read (3 problems)"
+    assert len(at.expander[0].text) == 3
 
 
 def test_the_builtin_lesson_end_to_end_with_scripted_answers(env, lite_engine):

@@ -26,9 +26,12 @@ def _rk(run: dict) -> str:
 
 
 def readable(found: dict, problems: list[str]) -> bool:
-    """One line per lesson file that could not be read (in an expander); False, with a sentence, when none could."""
+    """One line per problem of the lesson files that could not be read (in an expander titled with how many files);
+    False, with a sentence, when none could."""
     if problems:
-        with st.expander(f"{len(problems)} lesson file(s) could not be read"):
+        files = len({line.split(": ", 1)[0] for line in problems})  # each line starts with its file's path
+        title = f"{files} lesson file(s) could not be read"
+        with st.expander(title + (f" ({len(problems)} problems)" if len(problems) > files else "")):
             for line in problems:
                 st.text(line)
     if not found:
