@@ -200,3 +200,11 @@ def test_a_merge_past_the_class_limit_adds_nothing(photos):
     assert ds.counts() == before  # nothing added
     assert _one_line(exc) == (f"These images are in 8 new classes and there are {MAX_CLASSES - 5} already: at most "
                               f"{MAX_CLASSES} classes. Nothing was added; remove some first.")
+
+
+def test_a_long_title_is_the_same_after_save_and_load(model):
+    from core.models.trained import TITLE_MAX
+
+    long = TrainedModel(title="x" * 200, backbone=model.backbone, classes=model.classes, weights=model.weights)
+    back = load_file(long.to_bytes(), "long.keras")
+    assert len(long.title) == TITLE_MAX and back.title == long.title and back.name == long.name

@@ -32,6 +32,7 @@ WEIGHTS = "model.weights.h5"
 MAX_FILE_BYTES = 400 * 2**20
 MAX_META_BYTES = 2**20
 MAX_CONFIG_BYTES = 2 * 2**20  # the largest backbone's config.json is 0.23 MB
+TITLE_MAX = 60  # characters of a trained model's title (the sidebar shows it)
 H5_OVERHEAD_BYTES = 4 * 2**20  # an HDF5 file's own records beyond the arrays (0.4-0.5 MB for the backbones here)
 MIN_CLASSES, MAX_CLASSES = 2, 20
 
@@ -86,6 +87,8 @@ class TrainedModel:
     info: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        # at most TITLE_MAX characters, as a file opened again reads it: the same title and name after save → load
+        object.__setattr__(self, "title", str(self.title)[:TITLE_MAX])
         object.__setattr__(self, "weights", {k: _read_only(v) for k, v in self.weights.items()})
         object.__setattr__(self, "classes", tuple(self.classes))
         if HEAD_LOGITS not in self.weights:
@@ -264,7 +267,7 @@ def _load_zip(zf: zipfile.ZipFile, name: str) -> TrainedModel:
         weights = _read_weights(path, backbone, len(classes), name)
     weights = _changed_only(backbone, weights)
     info = meta.get("info") if isinstance(meta.get("info"), dict) else {}
-    return TrainedModel(title=str(meta.get("title") or Path(name).stem)[:60], backbone=backbone, classes=classes,
+    return TrainedModel(title=str(meta.get("title") or Path(name).stem)[:TITLE_MAX], backbone=backbone, classes=classes,
                         weights=weights, info=info)
 
 
