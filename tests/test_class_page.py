@@ -271,3 +271,17 @@ def test_a_model_without_weights_is_one_sentence_and_the_answers_still_show(room
     assert len(at.error) == 1 and at.error[0].value.startswith("The weights of ") and not at.exception
     assert "2 participant(s) answered" in everything(at)
     assert pictures_captions(at).startswith("Where the class looked · 2 box(es)") and len(at.image) == 1
+
+
+def test_an_edited_exercise_draws_the_model_s_map_again(room, lite_engine):
+    at = open_page({"room": room["code"], "key": room["key"]})
+    before = pictures(at)["The model's map"]
+    path = room["lesson"].path  # the instructor edits the box exercise: the dog's class instead of the top-1
+    path.write_text(path.read_text().replace('photo = "cat_and_dog.jpg"\n', 'photo = "cat_and_dog.jpg"\nclass_index = 235\n', 1))
+    ok(at.run())
+    edited = lessons.load(path).exercises[0]
+    assert edited.class_index == 235
+    rgb = images.load_path(ROOT / "assets" / "cat_and_dog.jpg").rgb
+    want = render.overlay(render.display_base(rgb, 480), lessons.expected(edited, lite_engine, rgb).map, 0.55, "jet")
+    after = pictures(at)["The model's map"]
+    assert np.abs(after - want).mean() < 3 and np.abs(after - before).mean() > 10

@@ -271,7 +271,9 @@ def where_looked(lesson: lessons.Lesson, ex: lessons.Exercise, engine, boxes: li
              else "Where the class looked · no box yet")
     if engine is None:
         return
-    slot, mark = ("model", code, ex.id), fingerprint(rgb) + ex.model
+    # drawn again where the photo or anything that makes the map changes (an instructor's edited lesson)
+    mark = fingerprint(rgb) + fingerprint([ex.model, ex.class_index, ex.layer, ex.method, repr(sorted(ex.params.items()))])
+    slot = ("model", code, ex.id)
     held = st.session_state.get(PICTURES, {}).get(slot)
     if held is None or held[0] != mark:
         try:
