@@ -216,3 +216,23 @@ def test_a_hostile_link_shows_a_short_plain_warning_in_the_sidebar():
     assert len(warning) < 1000 and warning.startswith("Ignored from the link")
     plain_markdown(warning)
     assert at.selectbox(key="model").value == "efficientnet_lite0"
+
+
+@pytest.mark.parametrize("n", [data.MAX_ZIP_MEMBERS + 1, 100_000])  # 100,000: past 65,535, a ZIP64 record
+def test_a_zip_of_too_many_entries_is_refused_before_its_directory_is_read(n):
+    import tracemalloc
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for i in range(n):
+            z.writestr(f"a/{i}", b"")
+    blob = out.getvalue()
+    assert data.declared_entries(io.BytesIO(blob)) == n
+    tracemalloc.start()
+    with pytest.raises(data.DatasetError) as exc:
+        data.read_zip(blob)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert str(exc.value) == f"The ZIP holds {n} files; at most {data.MAX_ZIP_MEMBERS} are read."
+    assert peak < 2**20  # zipfile's directory of 100,000 entries: about 50 MB of Python objects
+    assert data.declared_entries(io.BytesIO(b"not a zip")) is None

@@ -26,6 +26,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -295,10 +296,43 @@ def read_zip(data, warn=None, progress=None) -> Dataset:
     Raises:
         DatasetError: not a ZIP, a ZIP without class folders of images, or with only one class.
     """
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data)
-    except (zipfile.BadZipFile, OSError, ValueError):
-        raise DatasetError("This is not a ZIP file.") from None
+    fh = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else open(data, "rb")
+    with fh:
+        entries = declared_entries(fh)
+        if entries is not None and entries > MAX_ZIP_MEMBERS:  # before zipfile reads its directory whole
+            raise DatasetError(f"The ZIP holds {entries} files; at most {MAX_ZIP_MEMBERS} are read.")
+        try:
+            zf = zipfile.ZipFile(fh)
+        except (zipfile.BadZipFile, OSError, ValueError):
+            raise DatasetError("This is not a ZIP file.") from None
+        return _read_members(zf, warn, progress)
+
+
+def declared_entries(fh) -> int | None:
+    """The number of entries a ZIP's end-of-central-directory record declares (its ZIP64 record's where it has
+    one), read from the file's last 64 kB; None where there is no such record (not a ZIP). The directory itself —
+    in Python, hundreds of bytes per entry once read — is not touched."""
+    size = fh.seek(0, 2)
+    tail_at = max(0, size - (22 + 65535))
+    fh.seek(tail_at)
+    tail = fh.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        return None
+    entries = struct.unpack("<H", tail[at + 10:at + 12])[0]
+    locator = at - 20
+    if entries == 0xFFFF and locator >= 0 and tail[locator:locator + 4] == b"PK\x06\x07":
+        (offset,) = struct.unpack("<Q", tail[locator + 8:locator + 16])
+        if 0 <= offset <= size - 56:
+            fh.seek(offset)
+            record = fh.read(56)
+            if record[:4] == b"PK\x06\x06":
+                (entries,) = struct.unpack("<Q", record[32:40])
+    fh.seek(0)
+    return entries
+
+
+def _read_members(zf: zipfile.ZipFile, warn, progress) -> Dataset:
     with zf:
         members = [m for m in zf.infolist() if not m.is_dir()]
         if len(members) > MAX_ZIP_MEMBERS:
