@@ -1,4 +1,6 @@
 """The engine pool's budget, the result cache's bounds, and engines freed when dropped."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -90,6 +92,20 @@ def test_result_cache_is_bounded_by_bytes_but_keeps_two(lite_engine):
     assert len(cache) == 8
     res = lite_engine.run(np.random.default_rng(4).integers(0, 256, (60, 80, 3), dtype=np.uint8))
     assert lite_engine.cache.max_bytes // res.nbytes >= 7  # Lite0 still keeps about eight photos
+
+
+def test_a_result_under_two_keys_used_again_is_kept_before_older_ones():
+    """A top-1 pass is kept under (photo, None) and (photo, its class): asking for it under either key makes the
+    whole result the most recently used, so the next new photo drops the least recently used one."""
+    cache = ResultCache(size=3, max_bytes=10**6)
+    values = {n: SimpleNamespace(nbytes=8, name=n) for n in "ABCD"}
+    cache.put(("A", None), values["A"], ("A", 5))
+    cache.put(("B", None), values["B"])
+    cache.put(("C", None), values["C"])
+    assert cache.get_or_make(("A", None), lambda: None) is values["A"]
+    cache.put(("D", None), values["D"])
+    assert ("B", None) not in cache and ("A", None) in cache and ("A", 5) in cache
+    assert cache.get_or_make(("A", 5), lambda: None) is values["A"]
 
 
 def test_room_is_made_before_a_pass_for_what_the_cache_would_drop_after_it(lite_engine):

@@ -36,7 +36,8 @@ class ResultCache:
         with self._lock:
             hit = self._items.get(key)
             if hit is not None:
-                self._items.move_to_end(key)
+                for k in [k for k, v in self._items.items() if v is hit]:  # every key of it: it goes as one
+                    self._items.move_to_end(k)
                 return hit
             pending = self._pending.get(key)
             owner = pending is None
