@@ -208,3 +208,22 @@ def test_a_long_title_is_the_same_after_save_and_load(model):
     long = TrainedModel(title="x" * 200, backbone=model.backbone, classes=model.classes, weights=model.weights)
     back = load_file(long.to_bytes(), "long.keras")
     assert len(long.title) == TITLE_MAX and back.title == long.title and back.name == long.name
+
+
+def test_overlapping_quiet_windows_restore_the_logging_and_warnings_settings():
+    """Two sessions opening model files at once: the windows overlap and close in either order."""
+    import logging
+    import warnings
+
+    from core.models import safefile
+
+    keras_log = logging.getLogger("keras")
+    before = (keras_log.level, list(warnings.filters))
+    a, b = safefile.quiet(), safefile.quiet()
+    a.__enter__()
+    b.__enter__()
+    assert keras_log.level == logging.CRITICAL
+    a.__exit__(None, None, None)  # the first one closes first
+    assert keras_log.level == logging.CRITICAL  # the other is still loading
+    b.__exit__(None, None, None)
+    assert (keras_log.level, list(warnings.filters)) == before

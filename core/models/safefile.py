@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import struct
+import threading
 import warnings
 import zipfile
 import zlib
@@ -240,22 +241,37 @@ def renumbered(a, b: str) -> bool:
     return isinstance(a, str) and re.sub(r"_\d+$", "", a) == re.sub(r"_\d+$", "", b)
 
 
+_QUIET_LOCK = threading.Lock()
+_QUIET: dict = {"depth": 0}  # how many quiet() windows are open in this process, and what the first one saved
+
+
 @contextlib.contextmanager
 def quiet():
     """Keras's and TensorFlow's warnings (Python warnings; the absl, keras, tensorflow and h5py loggers) kept from
     the user while a model is built or loaded here, and restored afterwards. ``warnings.catch_warnings`` is
-    process-wide: another thread's warnings in that window are dropped too."""
-    loggers = [logging.getLogger(n) for n in ("absl", "keras", "tensorflow", "h5py")]
-    levels = [lg.level for lg in loggers]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for lg in loggers:
-            lg.setLevel(logging.CRITICAL)
-        try:
-            yield
-        finally:
-            for lg, level in zip(loggers, levels):
-                lg.setLevel(level)
+    process-wide: another thread's warnings in that window are dropped too. Windows of several threads may overlap
+    (two sessions opening model files at once): the first to open saves the settings, the last to close restores
+    them, whatever order they close in."""
+    with _QUIET_LOCK:
+        if _QUIET["depth"] == 0:
+            loggers = [logging.getLogger(n) for n in ("absl", "keras", "tensorflow", "h5py")]
+            caught = warnings.catch_warnings()
+            caught.__enter__()
+            warnings.simplefilter("ignore")
+            _QUIET["saved"] = (caught, [(lg, lg.level) for lg in loggers])
+            for lg in loggers:
+                lg.setLevel(logging.CRITICAL)
+        _QUIET["depth"] += 1
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            _QUIET["depth"] -= 1
+            if _QUIET["depth"] == 0:
+                caught, levels = _QUIET.pop("saved")
+                for lg, level in levels:
+                    lg.setLevel(level)
+                caught.__exit__(None, None, None)
 
 
 def mib(n: int) -> str:
