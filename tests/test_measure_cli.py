@@ -53,6 +53,22 @@ def test_evaluate_json_with_workers_equals_one_process(boxes, tmp_path):
     assert {"file", "method", "loc_error", "iou", "deletion_auc"} <= set(json.loads(rows_one[0]))
 
 
+def test_evaluate_with_workers_whose_model_cannot_load_says_so_once_and_ends(boxes, tmp_path):
+    """The workers load the model themselves: without its weights (none cached here, no network) the run ends with
+    the one line one process gives, not workers started again and again, and stdout stays JSON-only."""
+    import os
+
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras")}
+    for workers in ("1", "2"):
+        r = subprocess.run([sys.executable, "-m", "core.cli.metric_commands", "evaluate", str(boxes / "images"),
+                            "--boxes", str(boxes / "boxes.csv"), "--model", "efficientnet_b0", "--workers", workers,
+                            "--json"], cwd=ROOT, capture_output=True, text=True, timeout=240, env=env)
+        errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]  # (two workers: the bad row first)
+        assert r.returncode == 2 and sum("needs ImageNet weights" in e for e in errors) == 1, (workers, r.stderr)
+        assert "needs ImageNet weights" in errors[-1], (workers, r.stderr)
+        assert "Traceback" not in r.stderr and r.stdout == "", (workers, r.stdout)
+
+
 def test_evaluate_and_sanity_refuse_in_one_line(tmp_path):
     (tmp_path / "images").mkdir()  # a folder and a boxes file (the refusal comes before any photo is read)
     (tmp_path / "annotations.csv").write_text("file,class_index,x0,y0,x1,y1\n")

@@ -149,7 +149,10 @@ def _init_worker(model: str) -> None:
     from ..engine.warmup import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    _WORKER["engine"] = _load_engine(model)
+    try:
+        _WORKER["engine"] = _load_engine(model)
+    except Exception as exc:  # noqa: BLE001 - given to the parent with the first job: a pool would start it again
+        _WORKER["error"] = (type(exc), str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
 def _one(engine, folder, name, cls, boxes, opts) -> dict:
@@ -164,7 +167,18 @@ def _one(engine, folder, name, cls, boxes, opts) -> dict:
     return {"file": name, "class_index": cls, "methods": recs}
 
 
+def _again(kind, message: str) -> Exception:
+    """A worker's exception, made again in the parent from its class and first line (RuntimeError where that
+    class cannot be made from a message)."""
+    try:
+        return kind(message)
+    except Exception:  # noqa: BLE001
+        return RuntimeError(message)
+
+
 def _worker_one(job) -> dict:
+    if "engine" not in _WORKER:  # the model could not be loaded here: the parent says why and stops
+        return {"fatal": _WORKER.get("error", (RuntimeError, "the worker has no engine"))}
     return _one(_WORKER["engine"], *job)
 
 
@@ -213,6 +227,8 @@ def evaluate_dataset(folder, csv_path, engine=None, model: str | None = None, me
         ctx = mp.get_context("spawn")
         with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker, initargs=(model or spec.name,)) as pool:
             for rec in pool.imap(_worker_one, jobs, chunksize=1):
+                if "fatal" in rec:  # as one process would have raised it (WeightsUnavailable, a bad model file …)
+                    raise _again(*rec["fatal"])
                 take(rec)
     return tally.result(layer, threshold, steps)
 

@@ -82,6 +82,9 @@ def fetch_weights(spec: ModelSpec, progress: Callable[[float], None] | None = No
 
     def work():
         try:
+            # Keras says "Downloading data from …" on stdout, which a command's JSON output owns: to its logging
+            # instead (a setting of this thread only)
+            keras.config.disable_interactive_logging()
             result["path"] = keras.utils.get_file(spec.weights_file, spec.weights_url, cache_subdir="models",
                                                   cache_dir=str(keras_cache_dir().parent))
         except BaseException as exc:  # noqa: BLE001 - reported below as one sentence
