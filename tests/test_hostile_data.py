@@ -117,15 +117,20 @@ def test_the_folder_reader_skips_macosx_hidden_folders_and_links_out_of_its_fold
     (tmp_path / "outside.png").write_bytes(png(5))
     os.symlink(tmp_path / "outside.png", root / "a" / "host.png")  # a file out of the folder
     os.symlink("..", root / "b" / "up")  # a sub-folder back up (never entered)
+    os.symlink(tmp_path / "gone.png", root / "b" / "gone.png")  # a link to nothing
+    (root / "b  ").mkdir()  # the class "b" once spaces are tidied: one class, said
+    (root / "b  " / "9.png").write_bytes(png(9))
     lines = []
     t = time.perf_counter()
     ds = data.read_folder(root, warn=lines.append)
     assert time.perf_counter() - t < 10
-    assert ds.counts() == {"a": 2, "b": 2}
+    assert ds.counts() == {"a": 2, "b": 3}
     assert sorted(lines) == sorted([
         ".git: hidden folder, skipped.", "__MACOSX: hidden folder, skipped.",
         "everything: a link out of the dataset folder, skipped.", "a/.cache: hidden folder, skipped.",
-        "a/host.png: a link out of the dataset folder, skipped.", "b/up: linked folder, skipped."])
+        "a/host.png: a link out of the dataset folder, skipped.", "b/up: linked folder, skipped.",
+        "b/gone.png: a broken link, skipped.",
+        "b  : the same class as b once spaces are tidied ('b'); their images go together."])
 
 
 def test_a_broken_box_csv_is_one_line_of_the_readers_own_error(tmp_path):

@@ -249,13 +249,17 @@ def read_folder(folder, warn=None, progress=None) -> Dataset:
     base = root.resolve()
     entries = []
     ds = Dataset()
+    named: dict[str, str] = {}  # a class name → the first folder that gave it
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
         if _hidden(d.name):
             _warn(warn, f"{d.name}: hidden folder, skipped.")
         elif not _inside(d, base):
             _warn(warn, f"{d.name}: a link out of the dataset folder, skipped.")
         else:
-            ds.add_class(d.name)  # an empty class folder is a class with no images (check() says so)
+            name = ds.add_class(d.name)  # an empty class folder is a class with no images (check() says so)
+            if named.setdefault(name, d.name) != d.name:
+                _warn(warn, f"{d.name}: the same class as {named[name]} once spaces are tidied ({name!r}); their "
+                            "images go together.")
             entries += [(d.name, f) for f in _files(d, root, warn)]
     for f in sorted(p for p in root.iterdir() if p.is_file()):
         _warn(warn, f"{f.name}: {'hidden file' if f.name.startswith('.') else 'not inside a class folder'}, skipped.")
@@ -387,7 +391,12 @@ def _files(d: Path, root: Path, warn) -> list[Path]:
             if _hidden(n) or (here / n).is_symlink():
                 _warn(warn, f"{(here / n).relative_to(root)}: {'hidden' if _hidden(n) else 'linked'} folder, skipped.")
         dirs[:] = [n for n in dirs if not _hidden(n) and not (here / n).is_symlink()]
-        out += [here / n for n in files if (here / n).is_file()]
+        for n in files:
+            if (here / n).is_file():
+                out.append(here / n)
+            else:  # a link to nothing (or a socket, a pipe): said, like every file skipped
+                what = "a broken link" if (here / n).is_symlink() else "not a regular file"
+                _warn(warn, f"{(here / n).relative_to(root)}: {what}, skipped.")
     return sorted(out)
 
 
