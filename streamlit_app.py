@@ -10,6 +10,7 @@ import streamlit as st
 from core.live.gate import PAGES
 from server.pacing import SERVER
 from server.runtime import forget_stream
+from ui.kept import hand_back
 
 # An emoji favicon: Streamlit's frontend draws it as an inline (data:) picture. A ":material/…:" favicon is a
 # picture fetched from Google's font server (fonts.gstatic.com), which an offline workshop cannot reach. The
@@ -27,12 +28,7 @@ pages = [
     st.Page("app_pages/lesson.py", title="Lesson", icon=":material/assignment:", url_path="lesson"),
     st.Page("app_pages/classroom.py", title="Class", icon=":material/groups:", url_path="class"),
 ]
-# The Live page's own settings (layer per model, method, class mode and class per model, snapshots) outlive a visit to
-# another page: Streamlit forgets a widget's value once a run does not draw it, unless each run hands it back (the
-# sidebar's shared widgets are handed back in ui.sidebar.init_state)
-KEPT = ("live_layer_", "live_method", "live_class_", "live_snapshots")
-for k in [k for k in st.session_state if isinstance(k, str) and k.startswith(KEPT)]:
-    st.session_state[k] = st.session_state[k]
+hand_back()  # the pages' own settings outlive a visit to another page (ui/kept.py)
 
 # While a page runs, a cold server's background import of TensorFlow waits (server/pacing.py) and so do the live
 # streams' workers (core/live/gate.py): a page beside streams re-renders as fast as without them.

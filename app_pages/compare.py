@@ -9,6 +9,7 @@ from core.cam.explain import spread_layers
 from core.imaging import render
 from ui import charts, maps
 from ui.resources import engine_pool, get_engine
+from ui.kept import keep
 from ui.pictures import show
 from ui.sidebar import sidebar
 
@@ -26,10 +27,11 @@ st.markdown(f"Explaining **{engine.spec.label(cls)}** (class {cls}) on the same 
             f"maximum and drawn with the sidebar's colormap ({ctx.colormap}) and alpha ({ctx.alpha:.2f}).")
 
 # the methods get the whole width: five default chips were cut off in a third of it
-chosen = st.multiselect("Methods", methods.names(), default=["gradcam", "gradcampp", "hirescam", "layercam", "eigencam"],
-                        format_func=charts.map_title, key="cmp_methods")  # a page's own function would keep its run
+chosen = st.multiselect("Methods", methods.names(), format_func=charts.map_title,
+                        key=keep("cmp_methods", ["gradcam", "gradcampp", "hirescam", "layercam", "eigencam"],
+                                 choices=methods.names()))  # a page's own function would keep its run
 c2, c3 = st.columns(2)
-across = c2.radio("Rows", ["layers", "models"], horizontal=True, key="cmp_across")
+across = c2.radio("Rows", ["layers", "models"], horizontal=True, key=keep("cmp_across", "layers"))
 # the chosen methods' numbers (Score-CAM's top-N), each shown only while a method that takes it is chosen
 options = maps.option_widgets(c3, methods.tunables(chosen), "cmp_")
 trained = engine.spec.name not in models.REGISTRY
@@ -41,13 +43,13 @@ if trained:
     st.caption(f"{engine.spec.title} ends in global average pooling → Dense over your classes, so CAM applies at "
                f"its last layer (`{engine.spec.default_layer}`).")
 if across == "layers":
-    rows = st.multiselect("Layers", list(engine.layers), default=spread_layers(engine.layers, 3),
-                          key=f"cmp_layers_{engine.spec.name}")
+    rows = st.multiselect("Layers", list(engine.layers), key=keep(f"cmp_layers_{engine.spec.name}",
+                                                                  spread_layers(engine.layers, 3), choices=engine.layers))
     cells = [(engine, layer) for layer in rows]
 else:
     ready = [n for n, s in models.REGISTRY.items() if s.weights_cached()]
     picked = st.multiselect("Models (at their last layer; only those whose weights are available offline)", ready,
-                            default=[engine.spec.name], key="cmp_models",
+                            key=keep("cmp_models", [n for n in [engine.spec.name] if n in ready], choices=ready),
                             help=engine_pool().describe())
     refusal = engine_pool().refusal([engine.spec.name] + picked)  # the sidebar's model stays loaded too
     if refusal:

@@ -13,6 +13,7 @@ from core.metrics import faithfulness, road
 from ui import charts
 from ui import session_metrics as ms
 from ui.charts import map_title
+from ui.kept import keep
 from ui.pictures import show
 from ui.resources import trained_models
 from ui.sidebar import sidebar
@@ -32,7 +33,8 @@ st.markdown(f"Measuring the maps of **{label}** (class {cls}) at `{layer}`. Thre
             "method: a **random** map (seeded noise on the layer's grid), a **centre** prior (a Gaussian in the "
             "middle, σ = ¼ of each side) and the photo's **edges** (Sobel, smoothed); none of them looks at the "
             "model, so a method that does not beat them proves nothing.")
-chosen = st.multiselect("Methods", methods.names(), default=["gradcam"], format_func=map_title, key="ms_methods")
+chosen = st.multiselect("Methods", methods.names(), format_func=map_title,
+                        key=keep("ms_methods", ["gradcam"], choices=methods.names()))
 if engine.spec.name not in models.REGISTRY:
     st.caption(f"{engine.spec.title} ends in global average pooling → Dense over your classes, so CAM applies at "
                f"its last layer (`{engine.spec.default_layer}`).")
@@ -78,7 +80,8 @@ with left:
                     "; ".join(f"`{x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}`" for x0, y0, x1, y1 in boxes))
         st.download_button("Download the boxes (CSV)", bx.to_csv(boxes), "boxes.csv", "text/csv", key="ms_boxes_dl")
 with right:
-    threshold = st.slider("Threshold (fraction of the map's maximum)", 0.05, 0.95, 0.2, 0.05, key="ms_threshold")
+    threshold = st.slider("Threshold (fraction of the map's maximum)", 0.05, 0.95, step=0.05,
+                          key=keep("ms_threshold", 0.2, low=0.05, high=0.95))
     st.caption("The map's pixels at or above this fraction of its maximum form the region (bright); the yellow "
                "box frames its largest connected part, the box IoU compares with the object's green boxes.")
     if not usable:
@@ -113,7 +116,7 @@ else:
 
 # --- faithfulness ------------------------------------------------------------------------------------
 st.header("Faithfulness")
-steps = st.slider("Steps", 5, 50, faithfulness.STEPS, 5, key="ms_steps",
+steps = st.slider("Steps", 5, 50, step=5, key=keep("ms_steps", faithfulness.STEPS, low=5, high=50),
                   help="The pixels are removed or revealed in this many equal parts: one batch of 2 × (steps + 1) "
                        "images per map.")
 st.markdown(

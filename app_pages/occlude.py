@@ -10,6 +10,7 @@ from streamlit_drawable_canvas import st_canvas
 from core.cam import methods, occlusion
 from core.imaging import images, render
 from ui.charts import change_chart, change_table
+from ui.kept import keep
 from ui.pictures import show
 from ui.sidebar import sidebar
 
@@ -28,9 +29,9 @@ st.caption("Paint over part of the photo: it is filled (gray by default) and the
            "layer, alpha or colormap; a new photo gets a fresh canvas.")
 
 tool_col, brush_col, fill_col = st.columns([2, 1, 1])  # the four tools in one row at 1400 px (at 1:1:1 Brush wrapped)
-tool = tool_col.radio("Tool", list(TOOLS), key="occ_tool", horizontal=True)
-brush = brush_col.slider("Brush size", 4, 120, 40, key="occ_brush", disabled=tool != "Brush")
-fill = fill_col.selectbox("Fill", occlusion.FILLS, key="occ_fill",
+tool = tool_col.radio("Tool", list(TOOLS), key=keep("occ_tool", list(TOOLS)[0], choices=TOOLS), horizontal=True)
+brush = brush_col.slider("Brush size", 4, 120, key=keep("occ_brush", 40, low=4, high=120), disabled=tool != "Brush")
+fill = fill_col.selectbox("Fill", occlusion.FILLS, key=keep("occ_fill", occlusion.FILLS[0], choices=occlusion.FILLS),
                           help="gray = the seeds' graying out; blur and noise remove detail differently; "
                                "mean = the photo's average colour.")
 h, w = rgb.shape[:2]
@@ -84,7 +85,7 @@ shown = table.assign(before=table["before"].map("{:.2%}".format), after=table["a
 st.table(shown.set_index("class"))
 
 st.subheader("Occlude what the heatmap points at")
-pct = st.slider(f"Top p % of the {used.title} map", 1, 60, 20, key="occ_pct")
+pct = st.slider(f"Top p % of the {used.title} map", 1, 60, key=keep("occ_pct", 20, low=1, high=60))
 a1, a2 = st.columns(2)
 if a1.button("Occlude what the heatmap points at", key="occ_top"):
     st.session_state["occ_action"] = "remove"
@@ -107,8 +108,8 @@ if action:
 st.subheader("Occlusion-sensitivity map")
 s1, s2, s3 = st.columns(3)
 size = engine.spec.input_size
-patch = s1.slider("Patch (px at the model input)", 8, size // 2, 32, 4, key="occ_patch")
-stride = s2.slider("Stride (px)", 4, size // 2, 16, 4, key="occ_stride")
+patch = s1.slider("Patch (px at the model input)", 8, size // 2, step=4, key=keep("occ_patch", 32, low=8, high=size // 2))
+stride = s2.slider("Stride (px)", 4, size // 2, step=4, key=keep("occ_stride", 16, low=4, high=size // 2))
 n = len(occlusion.patch_positions(size, patch, stride)) ** 2
 s3.caption(f"{n} positions → {math.ceil(n / occlusion.BATCH)} batched forward passes (batch {occlusion.BATCH})")
 skey = (engine.spec.name, photo_key, cls, patch, stride, fill)

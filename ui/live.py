@@ -24,6 +24,7 @@ from core.live import LiveSettings, LiveWorker, banner, live_methods, why_not_li
 from server import runtime
 
 from . import live_problems
+from .kept import keep
 from .pictures import show
 from .resources import decode_upload, engine_pool, start_notice, trained_models
 from .sidebar import _load, init_state, model_texts
@@ -118,16 +119,15 @@ def controls() -> LiveSettings | None:
         return None
     spec = engine.spec
     shapes = {n: engine.layer_shape(n) for n in spec.layers}
-    st.session_state.setdefault(f"live_layer_{spec.name}", spec.default_layer)
     layer = st.sidebar.select_slider(
-        "Layer (early → late)", options=list(spec.layers), key=f"live_layer_{spec.name}",
+        "Layer (early → late)", options=list(spec.layers),
+        key=keep(f"live_layer_{spec.name}", spec.default_layer, choices=spec.layers),
         format_func=lambda n: f"{n} · {shapes[n][0]}×{shapes[n][1]}",
         help="The live view computes this one layer's map for every frame; the later the layer, the faster.")
     offered = live_methods()
-    if st.session_state.get("live_method") not in offered:
-        st.session_state["live_method"] = st.session_state.get("method") if st.session_state.get(
-            "method") in offered else methods.DEFAULT
-    method = st.sidebar.selectbox("Method", offered, key="live_method", format_func=lambda m: methods.REGISTRY[m].title,
+    start = st.session_state.get("method") if st.session_state.get("method") in offered else methods.DEFAULT
+    method = st.sidebar.selectbox("Method", offered, key=keep("live_method", start, choices=offered),
+                                  format_func=lambda m: methods.REGISTRY[m].title,
                                   help="The methods cheap enough for every frame.")
     with st.sidebar.expander("Why are the other methods not here?"):
         for other in methods.REGISTRY:
@@ -135,13 +135,12 @@ def controls() -> LiveSettings | None:
                 st.caption(why_not_live(other))
     alpha = st.sidebar.slider("Heatmap opacity (alpha)", 0.0, 1.0, step=0.05, key="alpha")
     colormap = st.sidebar.selectbox("Colormap", render.COLORMAPS, key="colormap")
-    how = st.sidebar.radio("Class to explain", (FOLLOW, FIXED), key="live_class_mode")
+    how = st.sidebar.radio("Class to explain", (FOLLOW, FIXED), key=keep("live_class_mode", FOLLOW))
     class_index = None
     if how == FIXED:
         latest = worker().latest
         start = latest.class_index if latest is not None and latest.model == spec.name else 0
-        key = f"live_class_{spec.name}"
-        st.session_state.setdefault(key, start)
+        key = keep(f"live_class_{spec.name}", start, low=0, high=spec.num_classes - 1)
         class_index = st.sidebar.selectbox(f"Class (any of {spec.num_classes}; type to search)",
                                            list(range(spec.num_classes)), key=key,
                                            format_func=lambda i: f"{i} · {spec.label(i)}")
@@ -240,7 +239,7 @@ def page() -> None:
     why = stream_unavailable()
     if why:
         st.info(why)
-    snap = st.toggle("Snapshots instead of the live stream", key="live_snapshots", disabled=bool(why),
+    snap = st.toggle("Snapshots instead of the live stream", key=keep("live_snapshots", False), disabled=bool(why),
                      help="For a browser without a camera stream or a network that blocks WebRTC: one photo at a time.")
     if snap or why:
         runtime.forget_stream()

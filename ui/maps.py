@@ -19,6 +19,8 @@ from core.cam import methods
 from core.cam.interface import Method, Tunable
 from core.imaging import images, render
 
+from .kept import keep
+
 FAMILIES = {
     "CAM": "weighs the channels of one layer's activations (by gradients, by the classifier, or by what masking "
            "with them does to the score): a coarse map at the layer's resolution that follows the class",
@@ -76,10 +78,10 @@ def option_widgets(container, tunables, prefix: str) -> dict:
 
 def _widget(container, t: Tunable, prefix: str):
     if t.choices:
-        return container.selectbox(t.label, t.choices, t.choices.index(t.page_default), key=f"{prefix}{t.key}",
+        return container.selectbox(t.label, t.choices, key=keep(f"{prefix}{t.key}", t.page_default, choices=t.choices),
                                    help=t.help)
-    return int(container.number_input(t.label, t.low, t.high, t.page_default, t.step, key=f"{prefix}{t.key}",
-                                      help=t.help))
+    key = keep(f"{prefix}{t.key}", t.page_default, low=t.low, high=t.high)
+    return int(container.number_input(t.label, t.low, t.high, step=t.step, key=key, help=t.help))
 
 
 def view_key(m: Method, engine, rgb: np.ndarray, class_index: int, layer: str, options: dict) -> tuple:
