@@ -22,9 +22,11 @@ ctx = sidebar()
 if ctx is None:
     st.stop()
 engine, rgb, cls = ctx.engine, ctx.image.rgb, ctx.class_index
-st.markdown(f"Explaining **{engine.spec.label(cls)}** (class {cls}) on the same photo. Every gradient method reuses the "
-            "one cached pass; the methods with passes of their own run them once for this view. Each map is scaled to its own "
-            f"maximum and drawn with the sidebar's colormap ({ctx.colormap}) and alpha ({ctx.alpha:.2f}).")
+st.markdown(f"Explaining **{engine.spec.label(cls)}** (class {cls}) on the same photo. The CAM methods of one layer's "
+            "activations and gradients reuse the one cached pass; the methods with passes of their own (Score-CAM, the "
+            "gradient and perturbation methods) run them once for this view. Each map at a layer is scaled to its own "
+            "maximum, a map at the input to the 99.5th percentile of its magnitude (a few pixels hold most of its range), "
+            f"and drawn with the sidebar's colormap ({ctx.colormap}) and alpha ({ctx.alpha:.2f}).")
 
 # the methods get the whole width: five default chips were cut off in a third of it
 chosen = st.multiselect("Methods", methods.names(), format_func=charts.map_title,

@@ -32,8 +32,12 @@ def small(cam, cmap=None, vmax=None):
 
 
 st.header("1 · What an explanation is for")
+top = int(np.argmax(res.probs))
+said = (f"The model says **{name}** with probability **{res.probs[cls]:.1%}** for this photo." if top == cls else
+        f"The model's first answer for this photo is **{engine.spec.label(top)}** ({res.probs[top]:.1%}); the class "
+        f"explained here is **{name}** ({res.probs[cls]:.1%}).")
 st.markdown(
-    f"The model says **{name}** with probability **{res.probs[cls]:.1%}** for this photo. A probability tells you "
+    f"{said} A probability tells you "
     "*what* the model decided, not *why*. A class-activation map answers a narrower question: **which regions of "
     "this photo raised the score of this class?** That lets you check that the model looks at the object and not "
     "at the background, the watermark or the grass under the cow, compare classes, and find where it goes wrong.")

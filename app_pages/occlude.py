@@ -100,7 +100,10 @@ if action:
         res = engine.run(auto[0], cls)
         d = res.probs[cls] - pb
         verb = "Removing" if action == "remove" else "Keeping only"
-        show(st, render.display_base(auto[0], 480), caption=f"{verb} the top {pct} % of the map", width="content")
+        hot = float((auto[1] if action == "remove" else ~auto[1]).mean())  # the map's positive part may be smaller
+        show(st, render.display_base(auto[0], 480), width="content",
+             caption=f"{verb} the top {pct} % of the map" + ("" if hot >= pct / 100 - 0.005 else
+                                                              f": only {hot:.0%} of the photo has positive evidence"))
         st.metric(f"p({name})", f"{res.probs[cls]:.1%}", f"{d * 100:+.1f} points")
         st.caption("A faithful map points at what the model uses: removing it should make the score drop, keeping "
                    "only it should keep much of the score.")

@@ -215,6 +215,12 @@ def test_occlude_page_without_a_drawing_and_its_actions():
     at.selectbox(key="occ_fill").set_value("blur").run()
     at.select_slider(key="layer_efficientnet_lite0").set_value("block5c_add").run()
     assert not at.exception
+    # at block4b_add, Grad-CAM is positive on 40 % of the photo: asking for the top 60 % says what it kept
+    at.select_slider(key="layer_efficientnet_lite0").set_value("block4b_add")
+    at.slider(key="occ_pct").set_value(60).run()
+    at.button(key="occ_keep").click().run()
+    said = [c for i in at.image for c in i.captions if c.startswith("Keeping only the top 60 % of the map")]
+    assert said == ["Keeping only the top 60 % of the map: only 40% of the photo has positive evidence"], said
 
 
 def test_compare_page_grid_and_controls():
@@ -252,6 +258,13 @@ def test_learn_page_uses_the_current_photo_and_layer():
     assert not at.exception and "112 activation maps" in text and "14×14" in text
     assert not any(c.value.startswith(flat) for c in at.caption)  # the gradients vary from cell to cell there
     assert len(at.expander) == len(models.REGISTRY)  # a card per model
+    at.radio[0].set_value(235).run()  # the dog, not the top-1: the page says both
+    text = " ".join(m.value for m in at.markdown)
+    assert not at.exception and "The model's first answer for this photo is **Egyptian Mau** (39.3%)" in text
+    from ui.charts import channel_weights_chart  # a layer of 16 channels: the chart's title counts 16
+
+    assert channel_weights_chart(np.linspace(-1, 1, 16)).to_dict()["encoding"]["x"]["title"] == \
+        "the 16 channels with the largest |α| (of 16)"
 
 
 def test_results_are_not_kept_alive_by_the_page_after_the_photo_changes(app):

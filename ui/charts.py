@@ -126,7 +126,8 @@ def channel_weights_chart(alpha: np.ndarray, shown: int = 24) -> alt.Chart:
     df = pd.DataFrame({"channel": [f"#{i}" for i in order], "alpha": alpha[order],
                        "sign": np.where(alpha[order] >= 0, "raises the score", "lowers the score")})
     return alt.Chart(df).mark_bar().encode(
-        x=alt.X("channel:N", sort=None, title=f"the {shown} channels with the largest |α| (of {len(alpha)})"),
+        x=alt.X("channel:N", sort=None, title=f"the {min(shown, len(alpha))} channels with the largest |α| "
+                                              f"(of {len(alpha)})"),
         y=alt.Y("alpha:Q", title="α (mean gradient)"),
         color=alt.Color("sign:N", scale=alt.Scale(domain=["raises the score", "lowers the score"],
                                                   range=["#2ca02c", "#d62728"]), legend=alt.Legend(orient="bottom")),
