@@ -241,3 +241,16 @@ def test_a_zip_of_too_many_entries_is_refused_before_its_directory_is_read(n):
     assert str(exc.value) == f"The ZIP holds {n} files; at most {data.MAX_ZIP_MEMBERS} are read."
     assert peak < 2**20  # zipfile's directory of 100,000 entries: about 50 MB of Python objects
     assert data.declared_entries(io.BytesIO(b"not a zip")) is None
+
+
+def test_an_uploaded_photo_s_name_is_shown_as_text_in_the_sidebar():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=300)
+    at.run()
+    name = "**big** [click](https://evil.example) `x`.png"
+    at.sidebar.file_uploader(key="upload_0").set_value((name, png(3, 64), "image/png"))
+    at.run()
+    assert not at.exception
+    said = [i.value for i in at.sidebar.info if i.value.startswith("Explaining your photo")]
+    assert said == ["Explaining your photo `**big** [click](https://evil.example) 'x'.png` (64×64) on every page."]

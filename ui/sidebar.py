@@ -209,7 +209,8 @@ def _choose_image(choose: bool = True) -> tuple[images.LoadedImage, bool]:
     sample list and the drop zone (not on a page that explains no photo of its own: one line says so there)."""
     up = st.session_state.get("upload")
     if not choose:
-        st.sidebar.caption(f"Photo explained on the other pages: {up.name if up else st.session_state['sample']}. "
+        photo = view.shown(up.name) if up else st.session_state["sample"]
+        st.sidebar.caption(f"Photo explained on the other pages: {photo}. "
                            "Training images go in this page's class uploader, not in the sidebar.")
     else:
         st.sidebar.selectbox("Sample photo", list(SAMPLES), key="sample", on_change=_back_to_samples,
@@ -225,9 +226,9 @@ def _choose_image(choose: bool = True) -> tuple[images.LoadedImage, bool]:
         error = st.session_state.pop("upload_error", None)
         if error:
             st.sidebar.error(error)
-            st.sidebar.caption(f"Still showing {up.name if up else 'the sample photo'}.")
-        if up is not None:
-            st.sidebar.info(f"Explaining your photo **{up.name}** ({up.size[0]}×{up.size[1]}) on every page.")
+            st.sidebar.caption(f"Still showing {view.shown(up.name) if up else 'the sample photo'}.")
+        if up is not None:  # (a file's name as a code span: never Markdown of the file's making)
+            st.sidebar.info(f"Explaining your photo {view.shown(up.name)} ({up.size[0]}×{up.size[1]}) on every page.")
             st.sidebar.caption("A link to this view cannot carry an uploaded photo: it names no sample.")
             st.sidebar.button("Back to the sample photos", key="upload_drop", on_click=_back_to_samples)
     if up is not None:
