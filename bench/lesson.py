@@ -36,7 +36,7 @@ def run_lesson_bench(model_name: str = "efficientnet_lite0", repeats: int = 7) -
     curves; ``lesson_check_cached_cpu_s`` the largest ``cached`` one; ``lesson_sanity_cpu_s`` the sanity-check
     exercise's ``first`` (one run: a randomised copy of the model, two maps per option); ``lesson_cover_range_cpu_s``
     the first check of gray-out-the-dog answered from another rectangle than the dog's box (its other rectangles'
-    passes, :func:`core.lessons.checks.cover_range`)."""
+    passes, :func:`core.lessons.covers.cover_range`)."""
     from core import lessons, models
     from core.engine import Engine
     from core.imaging import images

@@ -18,7 +18,7 @@ from PIL import Image
 
 from core import models, view
 from core.metrics import boxes as bx
-from core.training import data
+from core.training import data, zipdata
 from test_app import link_app
 from test_cli import ROOT, run_cli
 
@@ -46,9 +46,9 @@ CHILD = """
 import json, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # the old reader wanted 3 GB: it fails here, not the machine
 t = time.perf_counter()
-from core.training import data
+from core.training import zipdata
 lines = []
-ds = data.read_zip(sys.argv[1], warn=lines.append)
+ds = zipdata.read_zip(sys.argv[1], warn=lines.append)
 # this process's own peak (VmHWM, of its memory since exec): ru_maxrss would also count the pytest process it was
 # spawned from, whose peak Linux carries into a child across exec (a run at 1.02 GiB while the reader took 0.36)
 hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
@@ -97,7 +97,7 @@ def test_the_session_dataset_a_batch_of_files_and_a_zip_keep_their_budgets(monke
     monkeypatch.setattr(data, "MAX_IMAGES", 2075)
     monkeypatch.setattr(data, "MAX_READ_PIXELS", 3 * 64)
     lines.clear()
-    got = data.read_zip(zip_of({f"{'ab'[i % 2]}/{i}.png": png(i) for i in range(10)}), warn=lines.append)
+    got = zipdata.read_zip(zip_of({f"{'ab'[i % 2]}/{i}.png": png(i) for i in range(10)}), warn=lines.append)
     assert got.size == 3 and lines == ["Took the first 3 of 10 images: one upload decodes at most 0 megapixels."]
 
 
@@ -223,7 +223,7 @@ def test_a_hostile_link_shows_a_short_plain_warning_in_the_sidebar():
     assert at.selectbox(key="model").value == "efficientnet_lite0"
 
 
-@pytest.mark.parametrize("n", [data.MAX_ZIP_MEMBERS + 1, 100_000])  # 100,000: past 65,535, a ZIP64 record
+@pytest.mark.parametrize("n", [zipdata.MAX_ZIP_MEMBERS + 1, 100_000])  # 100,000: past 65,535, a ZIP64 record
 def test_a_zip_of_too_many_entries_is_refused_before_its_directory_is_read(n):
     import tracemalloc
 
@@ -232,15 +232,15 @@ def test_a_zip_of_too_many_entries_is_refused_before_its_directory_is_read(n):
         for i in range(n):
             z.writestr(f"a/{i}", b"")
     blob = out.getvalue()
-    assert data.declared_entries(io.BytesIO(blob)) == n
+    assert zipdata.declared_entries(io.BytesIO(blob)) == n
     tracemalloc.start()
     with pytest.raises(data.DatasetError) as exc:
-        data.read_zip(blob)
+        zipdata.read_zip(blob)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert str(exc.value) == f"The ZIP holds {n} files; at most {data.MAX_ZIP_MEMBERS} are read."
+    assert str(exc.value) == f"The ZIP holds {n} files; at most {zipdata.MAX_ZIP_MEMBERS} are read."
     assert peak < 2**20  # zipfile's directory of 100,000 entries: about 50 MB of Python objects
-    assert data.declared_entries(io.BytesIO(b"not a zip")) is None
+    assert zipdata.declared_entries(io.BytesIO(b"not a zip")) is None
 
 
 def test_an_uploaded_photo_s_name_is_shown_as_text_in_the_sidebar():

@@ -1,6 +1,6 @@
 """A value exercise that grays out an object (gray-out-the-dog): the figure depends on the rectangle a learner draws
 over it, so an answer from any rectangle that covers the object and leaves the other objects alone is accepted —
-the rectangles of ``checks.covers``, run once for the first answer the object's box does not accept — and the
+the rectangles of ``covers.covers``, run once for the first answer the object's box does not accept — and the
 expected answers follow an edited boxes file (its boxes are part of the cache key)."""
 import os
 import textwrap
@@ -10,7 +10,7 @@ import pytest
 
 from core import lessons
 from core.cam import occlusion
-from core.lessons import checks
+from core.lessons import covers
 
 DOG_PX, CAT_PX = (601, 12, 935, 380), (0, 0, 505, 400)  # assets/boxes.toml, cat_and_dog.jpg (940×400)
 W, H = 940, 400
@@ -22,15 +22,15 @@ def frac(b):
 
 
 def test_the_covers_of_a_box_stop_at_the_photo_and_at_the_objects_beside_it():
-    rects = checks.covers(frac(DOG_PX), [frac(CAT_PX)])
+    rects = covers.covers(frac(DOG_PX), [frac(CAT_PX)])
     assert len(rects) == 16 and frac(DOG_PX) in rects
     assert (frac(CAT_PX)[2], 0.0, 1.0, 1.0) in rects  # out to the cat's right edge, the top, the right, the bottom
     assert all(r[0] >= frac(CAT_PX)[2] and r[0] <= r[2] and r[1] <= r[3] for r in rects)
-    assert len(checks.covers((0.2, 0.2, 0.4, 0.4), [])) == 16  # alone: every side out to the photo's edge
-    assert (0.0, 0.0, 1.0, 1.0) in checks.covers((0.2, 0.2, 0.4, 0.4), [])
+    assert len(covers.covers((0.2, 0.2, 0.4, 0.4), [])) == 16  # alone: every side out to the photo's edge
+    assert (0.0, 0.0, 1.0, 1.0) in covers.covers((0.2, 0.2, 0.4, 0.4), [])
     above, overlapping = (0.25, 0.0, 0.35, 0.1), (0.3, 0.3, 0.5, 0.5)
-    assert {r[1] for r in checks.covers((0.2, 0.2, 0.4, 0.4), [above, overlapping])} == {0.2, 0.1}
-    assert len(checks.covers((0.0, 0.0, 1.0, 1.0), [])) == 1  # nothing left to grow: one rectangle
+    assert {r[1] for r in covers.covers((0.2, 0.2, 0.4, 0.4), [above, overlapping])} == {0.2, 0.1}
+    assert len(covers.covers((0.0, 0.0, 1.0, 1.0), [])) == 1  # nothing left to grow: one rectangle
 
 
 def _p_after(engine, rgb, px):
@@ -54,8 +54,7 @@ def test_an_answer_from_any_rectangle_over_the_dog_is_accepted_and_not_the_untou
     # the rectangles a learner draws over the whole dog: full height, out to the photo's right edge, from the gap
     rng = np.random.default_rng(4)
     drawn = [(601, 0, 935, 400), (601, 0, 940, 400), (560, 5, 940, 390)] + [
-        (int(rng.integers(505, 602)), int(rng.integers(0, 13)), int(rng.integers(935, 941)), int(rng.integers(380, 401)))
-        for _ in range(10)]
+        tuple(int(rng.integers(lo, hi)) for lo, hi in ((505, 602), (0, 13), (935, 941), (380, 401))) for _ in range(10)]
     monkeypatch.setattr(lite_engine, "predict", real)
     figures = [_p_after(lite_engine, rgb, px) for px in drawn]
     monkeypatch.setattr(lite_engine, "predict", lambda b: (passes.append(len(b)), real(b))[1])
@@ -64,7 +63,7 @@ def test_an_answer_from_any_rectangle_over_the_dog_is_accepted_and_not_the_untou
         out = lessons.check(ex, round(p, 1), exp, lite_engine, rgb)
         assert out.correct, (px, p, out.feedback)
     assert sum(passes) == 16  # the other rectangles ran once, then came from the cache
-    lo, hi, n = checks.cover_range(ex, exp, lite_engine, rgb)
+    lo, hi, n = covers.cover_range(ex, exp, lite_engine, rgb)
     assert n == 16 and lo < exp.answer < hi
     untouched = 100 * float(lite_engine.run(rgb).probs[TABBY])  # 5.6 %: the dog not grayed out at all
     wrong = lessons.check(ex, round(untouched, 1), exp, lite_engine, rgb)

@@ -8,7 +8,8 @@ fields and params, the photo's boxes, the model, the photo's pixels); nothing el
 
 :func:`check` is then cheap: arithmetic on the answer and the :class:`Expected`, except ``flip_mask``, which runs
 one forward pass of the learner's masked photo, and a ``prob_after_mask`` value of an ``object`` that its box does
-not accept, which runs the other rectangles over the object once (:func:`cover_range`, kept in :data:`CACHE`).
+not accept, which runs the other rectangles over the object once (:func:`.covers.cover_range`, kept in
+:data:`CACHE`).
 
 Every map is the method's raw map upsampled (bilinear) to the photo and divided by its maximum (negatives as 0).
 """
@@ -122,44 +123,6 @@ def _map_at(name: str, engine, res, layer: str, rgb: np.ndarray, width: int, hei
     else:
         raw = methods.compute(name, res, layer, engine=engine, rgb=rgb, progress=progress)
     return unit_map(raw, width, height)
-
-
-def covers(box, others) -> list[tuple[float, float, float, float]]:
-    """The rectangles (fractions) that cover ``box`` and leave the ``others`` alone, as a learner draws one over an
-    object: each side at the box's edge or moved out as far as it goes (to the photo's edge, or to the nearest other
-    box on that side that faces it), every combination, without repeats."""
-    x0, y0, x1, y1 = box
-    facing = [o for o in others if not (o[0] < x1 and o[2] > x0 and o[1] < y1 and o[3] > y0)]  # not overlapping it
-    across = [o for o in facing if o[1] < y1 and o[3] > y0]  # beside it (left or right)
-    stacked = [o for o in facing if o[0] < x1 and o[2] > x0]  # above or below it
-    outer = (max([o[2] for o in across if o[2] <= x0], default=0.0), max([o[3] for o in stacked if o[3] <= y0], default=0.0),
-             min([o[0] for o in across if o[0] >= x1], default=1.0), min([o[1] for o in stacked if o[1] >= y1], default=1.0))
-    out = []
-    for pick in range(16):
-        r = tuple(outer[i] if pick >> i & 1 else box[i] for i in range(4))
-        if r not in out:
-            out.append(r)
-    return out
-
-
-def cover_range(ex: Exercise, expected: "Expected", engine, rgb: np.ndarray) -> tuple[float, float, int]:
-    """A ``prob_after_mask`` exercise of an ``object``: the lowest and highest p(class), in the exercise's unit, over
-    the :func:`covers` of the object filled with ``params.fill`` (the masked photos in batches), and how many
-    rectangles that is. Kept in :data:`CACHE` beside the expected answer: computed once, for the first answer that
-    the object's own box does not accept."""
-    def make():
-        from ..cam import occlusion
-
-        h, w = rgb.shape[:2]
-        box = tuple(expected.detail["box"])
-        others = [b.fractions for b in boxes_for(ex.photo, ex.folder) if b.fractions != box]
-        rects = covers(box, others)
-        batch = np.concatenate([engine.prepare(occlusion.apply_fill(rgb, _fraction_mask(r, w, h), ex.params["fill"]))
-                                for r in rects])
-        p = engine.predict(batch)[:, expected.class_index] * (100 if ex.params["unit"] == "%" else 1)
-        return float(p.min()), float(p.max()), len(rects)
-
-    return CACHE.get_or_make(_key(ex, engine, rgb) + ("covers",), make, lambda _v: 0)
 
 
 def _prob(engine, rgb: np.ndarray, cls: int) -> tuple[float, int]:
@@ -358,14 +321,16 @@ def check(exercise: Exercise, answer, expected: Expected, engine=None, rgb: np.n
             raise ValueError("enter a finite number")
         lo = hi = expected.answer
         if abs(v - lo) > p["tolerance"] + 1e-9 and expected.detail.get("covers") and engine is not None:
+            from .covers import cover_range
+
             lo, hi, _n = cover_range(exercise, expected, engine, rgb)  # the learner's rectangle was another one
         err = max(lo - v, v - hi, 0.0)
         ok = err <= p["tolerance"] + 1e-9
         u = p["unit"]
         verdict = "Right" if ok else "Not within the tolerance"
         if hi > lo:  # an object grayed out: what the answer is depends on the rectangle drawn over it
-            said = (f"{verdict}: graying out the {p['object']} gives {lo:.1f}–{hi:.1f}{u}, depending on the rectangle "
-                    f"drawn over it ({expected.answer:.1f}{u} for its box); you entered {v:g}{u} "
+            said = (f"{verdict}: graying out the {p['object']} gives {lo:.1f}–{hi:.1f}{u}, depending on the "
+                    f"rectangle drawn over it ({expected.answer:.1f}{u} for its box); you entered {v:g}{u} "
                     f"(±{p['tolerance']:g}{u} around that range accepted).")
         else:
             said = (f"{verdict}: the studio computes {expected.answer:.3f}{u}; you entered {v:g}{u} "

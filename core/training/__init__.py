@@ -12,7 +12,8 @@
 The trained model itself (and its safe file format) lives in :mod:`core.models.trained`; the engine pool
 serves it like a zoo model.
 """
-from .data import Dataset, DatasetError, Example, add_files, read_folder, read_zip
+from .data import Dataset, DatasetError, Example, add_files, read_folder
+from .zipdata import read_zip
 from .features import FeatureCache, Stopped, compute_features
 from .run import TrainResult, check_labels, stamp_images, train
 from .shortcut import ShortcutEffect, Stamp, shortcut_effect
