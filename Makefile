@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 
-.PHONY: run dev test test-fast install install-dev browser bench clean soak
+.PHONY: run dev test test-fast install install-dev browser postgres bench clean soak
 
 # (re)create the virtual environment whenever a requirements file changes
 $(VENV)/.runtime: requirements.txt
@@ -35,10 +35,16 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Chromium is missing: sudo apt-get install chromium"; exit 1; fi; }
 
+# Debian's PostgreSQL server binaries: tests/test_store_postgres.py starts its own server from them (tests/pg.py)
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "PostgreSQL is missing: sudo apt-get install postgresql"; exit 1; fi; }
+
 # the library's tests in $(WORKERS) processes (pytest-xdist, a test file per process at a time), then the real-browser
 # and load tests one at a time, alone on the machine (they time what a person waits for); both parts always run
 WORKERS ?= 2
-test: install-dev browser
+test: install-dev browser postgres
 	$(PY) -m pytest -n $(WORKERS) --dist loadfile -m "not e2e"; lib=$$?; \
 	$(PY) -m pytest -m e2e; e2e=$$?; test $$lib = 0 && test $$e2e = 0
 

@@ -7,9 +7,9 @@ fast tier keeps a quick test of every package.
 
 The shared evaluation set (400 ImageNet validation photos with boxes, beside the clone, never shipped) is found
 at ``$GRADCAM_STUDIO_EVAL_DIR`` (default ``../shared/data/imagenet-val-loc`` beside the checkout). A test that
-needs it takes the :func:`eval_set` fixture (or :func:`dog_bird_other`), which skips it in one line where the
-folder is absent, so a clone without ``../shared`` passes; with ``GRADCAM_STUDIO_REQUIRE_EVAL=1`` (``.ci/run``)
-it fails instead, and the run fails if any of those tests was skipped for any reason.
+needs it takes the :func:`eval_set` fixture (or :func:`dog_bird_other`), which fails it in one line naming the
+folder where it is absent (never a skip: a skipped test proves nothing); with ``GRADCAM_STUDIO_REQUIRE_EVAL=1``
+(``.ci/run``) the run also fails if any of those tests was skipped for any other reason.
 """
 import os
 import sys
@@ -175,13 +175,11 @@ def eval_required() -> bool:
 
 @pytest.fixture(scope="session")
 def eval_set() -> Path:
-    """The shared evaluation set's folder (``annotations.csv``, ``images/``); skips the test in one line where it
-    is absent, fails it where ``GRADCAM_STUDIO_REQUIRE_EVAL`` is set."""
+    """The shared evaluation set's folder (``annotations.csv``, ``images/``); fails the test in one line where it
+    is absent."""
     why = eval_set_missing()
     if why is not None:
-        if eval_required():
-            pytest.fail(f"{why} ({REQUIRE_EVAL_ENV} is set)", pytrace=False)
-        pytest.skip(why)
+        pytest.fail(why, pytrace=False)
     return SHARED
 
 
