@@ -260,6 +260,13 @@ def _run_count() -> int | None:
         return None
 
 
+def stream_drawn() -> None:
+    """A run that drew the Live page's streamer: the mark :func:`keep_stream` reads at the next draw."""
+    import streamlit as st
+
+    st.session_state[STREAM_DRAWN] = True
+
+
 def forget_stream() -> None:
     """A run that shows no streamer (another page, or Live without one): the next draw is a fresh one."""
     import streamlit as st

@@ -254,7 +254,7 @@ def page() -> None:
             ctx = webrtc_streamer(key="live", mode=WebRtcMode.SENDRECV, video_frame_callback=frame_callback(live),
                                   rtc_configuration=rtc_configuration(), media_stream_constraints=CAMERA,
                                   async_processing=True)
-            st.session_state[runtime.STREAM_DRAWN] = True
+            runtime.stream_drawn()
         with right:
             if ctx.state.playing:
                 st.fragment(figures, run_every=STATS_EVERY_S)(live)
